@@ -1,0 +1,5 @@
+"""`python -m memopainter` is the `memopainter` command."""
+
+from memopainter.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,30 @@
+"""The `memopainter` command: argparse subcommands that parse, validate and call the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from memopainter import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one sub-parser per command."""
+    parser = argparse.ArgumentParser(prog="memopainter", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"memopainter {__version__}")
+    parser.add_subparsers(dest="command", metavar="COMMAND")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
