@@ -6,13 +6,22 @@ import argparse
 import sys
 
 from memopainter import __version__
+from memopainter.cli import demo, features, weights
+
+# Each command module adds its sub-parser and sets `run` (args -> exit status) as a default.
+COMMANDS = (demo, features, weights)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per command."""
-    parser = argparse.ArgumentParser(prog="memopainter", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="memopainter",
+        description="Few-shot colorization with memory-augmented networks.",
+    )
     parser.add_argument("--version", action="version", version=f"memopainter {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(subparsers)
     return parser
 
 

@@ -43,17 +43,72 @@ def nearest_bin(ab: torch.Tensor) -> torch.Tensor:
     return _squared_distances(ab).argmin(-1)
 
 
+_GRID_STEP = 10.0  # the bin centres lie on a 10-unit ab grid
+_GRID_MIN = -150  # lookup table range in ab units: wider than any sRGB color's ab
+_GRID_SIZE = 31  # -150 .. 150 in steps of 10
+_WINDOW = 2  # candidates: the 5x5 grid points around the grid point nearest to a pixel
+# A pixel lies within 5 units of its nearest grid point along each axis, so every bin outside its 5x5
+# window is at least 25 units away: when the 10th nearest candidate is within 25 units, the window
+# holds the exact 10 nearest bins. Otherwise (near the gamut border) we fall back to all 313 bins.
+_WINDOW_RADIUS2 = 25.0**2
+
+
+@functools.lru_cache(maxsize=1)
+def _grid_lookup() -> torch.Tensor:
+    """(31, 31) int64 table: bin index at each 10-unit ab grid point, -1 where there is no bin."""
+    table = torch.full((_GRID_SIZE, _GRID_SIZE), -1, dtype=torch.int64)
+    cells = ((_bins_float64() - _GRID_MIN) / _GRID_STEP).round().long()
+    table[cells[:, 0], cells[:, 1]] = torch.arange(NUM_BINS)
+    return table
+
+
+def _window_candidates(ab: torch.Tensor) -> torch.Tensor:
+    """(N, 2) ab -> (N, 25) indices of the bins in the 5x5 grid window around each pixel, -1 for none."""
+    centre = ((ab.detach() - _GRID_MIN) / _GRID_STEP).round().long()  # (N, 2)
+    offsets = torch.arange(-_WINDOW, _WINDOW + 1, device=ab.device)
+    rows = (centre[:, :1] + offsets).clamp(0, _GRID_SIZE - 1)  # (N, 5)
+    cols = (centre[:, 1:] + offsets).clamp(0, _GRID_SIZE - 1)  # (N, 5)
+    table = _grid_lookup().to(ab.device)
+    return table[rows.unsqueeze(-1), cols.unsqueeze(-2)].reshape(ab.shape[0], -1)
+
+
+def _nearest_bins(ab: torch.Tensor, neighbours: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 2) ab -> (negated squared distances, indices) of the `neighbours` nearest bins, each (N, n)."""
+    bins = ab_bins(ab.dtype, ab.device)
+    cand = _window_candidates(ab)  # (N, 25)
+    d2 = ((ab.unsqueeze(1) - bins[cand.clamp(min=0)]) ** 2).sum(-1)
+    d2 = d2.masked_fill(cand < 0, float("inf"))
+    neg_d2, pos = torch.topk(-d2, neighbours, dim=-1)
+    idx = cand.gather(1, pos)
+    outside = ~(-neg_d2[:, -1] <= _WINDOW_RADIUS2)
+    if outside.any():
+        far_neg_d2, far_idx = torch.topk(-_squared_distances(ab[outside]), neighbours, dim=-1)
+        neg_d2 = neg_d2.masked_scatter(outside.unsqueeze(1), far_neg_d2)
+        idx = idx.masked_scatter(outside.unsqueeze(1), far_idx)
+    return neg_d2, idx
+
+
 def soft_encode_sparse(
     ab: torch.Tensor, neighbours: int = SOFT_NEIGHBOURS, sigma: float = SOFT_SIGMA
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Soft encoding as (weights, indices), each (..., neighbours); weights sum to 1 per pixel."""
-    d2 = _squared_distances(ab)
-    neg_d2, idx = torch.topk(-d2, neighbours, dim=-1)
+    if ab.shape[-1] != 2:
+        raise ValueError(f"ab values must be shaped (..., 2), got {tuple(ab.shape)}")
+    if not 1 <= neighbours <= NUM_BINS:
+        raise ValueError(f"neighbours must be in 1..{NUM_BINS}, got {neighbours}")
+    flat = ab.reshape(-1, 2)
+    if neighbours > 25:
+        neg_d2, idx = torch.topk(-_squared_distances(flat), neighbours, dim=-1)
+    else:
+        neg_d2, idx = _nearest_bins(flat, neighbours)
     weights = torch.softmax(neg_d2 / (2.0 * sigma**2), dim=-1)  # Gaussian kernel, normalised
-    return weights, idx
+    shape = (*ab.shape[:-1], neighbours)
+    return weights.reshape(shape), idx.reshape(shape)
 
 
-def soft_encode(ab: torch.Tensor, neighbours: int = SOFT_NEIGHBOURS, sigma: float = SOFT_SIGMA) -> torch.Tensor:
+def soft_encode(
+    ab: torch.Tensor, neighbours: int = SOFT_NEIGHBOURS, sigma: float = SOFT_SIGMA
+) -> torch.Tensor:
     """Dense soft encoding: ab values (..., 2) -> (..., 313) distributions over the bins."""
     weights, idx = soft_encode_sparse(ab, neighbours, sigma)
     out = torch.zeros(*ab.shape[:-1], NUM_BINS, dtype=ab.dtype, device=ab.device)
@@ -77,13 +132,22 @@ def ab_distribution(rgb: torch.Tensor, alpha: torch.Tensor | None = None) -> tor
     if alpha is None:
         pixel_weight = torch.ones(b, h * w, dtype=batch.dtype, device=batch.device)
     else:
-        mask = alpha.reshape(b, -1) if alpha.numel() == b * h * w else None
-        if mask is None:
-            raise ValueError(f"alpha of shape {tuple(alpha.shape)} does not match an image of {h}x{w}")
-        pixel_weight = (mask >= 0.5).to(batch.dtype)
+        _check_alpha(alpha, b, h, w)
+        pixel_weight = (alpha.reshape(b, h * w) >= 0.5).to(batch.dtype)
     hist = torch.zeros(b, NUM_BINS, dtype=batch.dtype, device=batch.device)
     hist = hist.scatter_add(1, idx.reshape(b, -1), (weights * pixel_weight.unsqueeze(-1)).reshape(b, -1))
     total = hist.sum(-1, keepdim=True)
     uniform = torch.full_like(hist, 1.0 / NUM_BINS)
     hist = torch.where(total > 0, hist / total.clamp(min=1e-12), uniform)
     return hist[0] if single else hist
+
+
+def _check_alpha(alpha: torch.Tensor, b: int, h: int, w: int) -> None:
+    """Refuse masks that merely hold the right number of values (a transposed (W, H) mask, say)."""
+    leading = tuple(alpha.shape[:-2])
+    allowed = {(b,), (b, 1)} | ({(), (1, 1)} if b == 1 else set())
+    if tuple(alpha.shape[-2:]) != (h, w) or leading not in allowed:
+        raise ValueError(
+            f"alpha must be shaped (H, W), (B, H, W) or (B, 1, H, W) for {b} image(s) of {h}x{w}, "
+            f"got {tuple(alpha.shape)}"
+        )

@@ -1,0 +1,223 @@
+"""One typed configuration for a run: defaults in code, a TOML file, `key=value` overrides, all validated.
+
+The resolved config is saved with every run and every checkpoint as plain values (`to_dict`), so inference
+needs nothing but the checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A configuration value that is missing, of the wrong type or out of range."""
+
+
+@dataclass
+class DataConfig:
+    """What the networks see: image size and the color feature stored in memory."""
+
+    image_size: int = 64  # square side the networks train at; a power of two from 16 to 512
+    feature: str = "dist"  # "dist": 313-bin ab distribution; "rgb": 10 dominant colors
+
+
+@dataclass
+class MemoryConfig:
+    """The key-value-age memory and its query network (paper section 3.1)."""
+
+    enabled: bool = True  # False: the paper's Res-cGAN ablation (no memory, no color condition)
+    supervised: bool = False  # decide matches by class label (the paper's Table 2 upper bound)
+    backbone: str = "mobilenet_v2"
+    size: int = 0  # slots; 0 means 1.2 x the number of training images
+    key_dim: int = 512
+    top_k: int = 0  # 0 means the feature's default (256 for dist, 32 for rgb)
+    threshold: float = 0.0  # 0 means the feature's default
+    margin: float = 0.0  # 0 means the feature's default
+    lr: float = 1e-4
+
+
+@dataclass
+class ModelConfig:
+    """Generator and discriminator sizes."""
+
+    base_channels: int = 32  # channels of the first U-Net level; doubled per level up to 8x
+    mlp_hidden: int = 256  # width of the MLP that turns the color feature into AdaIN parameters
+    dropout: float = 0.5  # in the first three decoder blocks, as pix2pix
+
+
+@dataclass
+class LossConfig:
+    """Weights of the loss terms (paper eqs. 10 to 12)."""
+
+    adversarial: float = 1.0
+    smooth_l1: float = 10.0
+    smooth_l1_delta: float = 1.0 / 110.0  # delta of eq. 10, in units of the network's ab output (ab / 110)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, schedule and bookkeeping."""
+
+    steps: int = 0  # 0: use epochs
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    retrieved_condition: float = 0.0  # share of batches whose G condition is the retrieved top-1 value
+    seed: int = 0
+    device: str = "cpu"
+    sample_every: int = 200  # steps between sample grids
+    checkpoint_every: int = 500  # steps between checkpoints
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs, grouped by part of the system."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        """Plain nested dict of the values (JSON and TOML ready)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> RunConfig:
+        """Build from a nested dict; unknown keys and wrong types are errors naming `source`."""
+        config = cls()
+        for section, entries in values.items():
+            if section not in _sections() or not isinstance(entries, dict):
+                known = ", ".join(sorted(_sections()))
+                raise ConfigError(f"{source}: unknown section [{section}]; expected one of {known}")
+            for key, value in entries.items():
+                _assign(config, f"{section}.{key}", value, source)
+        config.validate()
+        return config
+
+    def override(self, assignments: list[str]) -> RunConfig:
+        """Apply `section.key=value` strings (values parsed as TOML, bare words as strings)."""
+        for text in assignments:
+            if "=" not in text:
+                raise ConfigError(f"--set {text!r}: expected section.key=value")
+            key, raw = text.split("=", 1)
+            _assign(self, key.strip(), _parse_value(raw.strip()), "--set")
+        self.validate()
+        return self
+
+    def validate(self) -> None:
+        """Check ranges and choices; raises ConfigError with the offending key."""
+        checks = [
+            ("data.image_size", _is_power_of_two(self.data.image_size) and 16 <= self.data.image_size <= 512,
+             "a power of two from 16 to 512"),
+            ("data.feature", self.data.feature in ("dist", "rgb"), '"dist" or "rgb"'),
+            ("memory.size", self.memory.size >= 0, ">= 0 (0 means 1.2 x the images)"),
+            ("memory.key_dim", self.memory.key_dim >= 1, ">= 1"),
+            ("memory.top_k", self.memory.top_k >= 0, ">= 0 (0 means the feature's default)"),
+            ("memory.threshold", self.memory.threshold >= 0, ">= 0"),
+            ("memory.margin", self.memory.margin >= 0, ">= 0"),
+            ("memory.lr", self.memory.lr > 0, "> 0"),
+            ("model.base_channels", self.model.base_channels >= 4, ">= 4"),
+            ("model.mlp_hidden", self.model.mlp_hidden >= 8, ">= 8"),
+            ("model.dropout", 0 <= self.model.dropout < 1, "in [0, 1)"),
+            ("loss.adversarial", self.loss.adversarial >= 0, ">= 0"),
+            ("loss.smooth_l1", self.loss.smooth_l1 >= 0, ">= 0"),
+            ("loss.smooth_l1_delta", self.loss.smooth_l1_delta > 0, "> 0"),
+            ("train.steps", self.train.steps >= 0, ">= 0 (0 means use epochs)"),
+            ("train.epochs", self.train.epochs >= 1, ">= 1"),
+            ("train.batch_size", self.train.batch_size >= 1, ">= 1"),
+            ("train.lr", self.train.lr > 0, "> 0"),
+            ("train.beta1", 0 <= self.train.beta1 < 1, "in [0, 1)"),
+            ("train.beta2", 0 <= self.train.beta2 < 1, "in [0, 1)"),
+            ("train.retrieved_condition", 0 <= self.train.retrieved_condition <= 1, "in [0, 1]"),
+            ("train.device", self.train.device == "cpu" or self.train.device.startswith("cuda"),
+             '"cpu" or "cuda[:N]"'),
+            ("train.sample_every", self.train.sample_every >= 1, ">= 1"),
+            ("train.checkpoint_every", self.train.checkpoint_every >= 1, ">= 1"),
+        ]
+        for key, ok, expected in checks:
+            if not ok:
+                raise ConfigError(f"{key} must be {expected}, got {_get(self, key)!r}")
+        if self.memory.supervised and not self.memory.enabled:
+            raise ConfigError("memory.supervised needs memory.enabled: --supervised and --no-memory conflict")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Defaults, then the TOML file at `path` (if any), then `overrides`; validated."""
+    config = RunConfig()
+    if path is not None:
+        path = Path(path)
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from error
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path}: not valid TOML ({error})") from error
+        config = RunConfig.from_dict(values, source=str(path))
+    return config.override(overrides or [])
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: f.type for f in dataclasses.fields(RunConfig)}
+
+
+def _is_power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def _get(config: RunConfig, key: str):
+    section, name = key.split(".", 1)
+    return getattr(getattr(config, section), name)
+
+
+def _assign(config: RunConfig, key: str, value, source: str) -> None:
+    """Set `section.name` to `value`, converting int to float where the field is a float."""
+    section_name, _, name = key.partition(".")
+    section = getattr(config, section_name, None)
+    if not name or section is None or not dataclasses.is_dataclass(section):
+        raise ConfigError(f"{source}: unknown key {key!r}; keys look like train.steps or memory.threshold")
+    hints = typing.get_type_hints(type(section))
+    if name not in hints:
+        known = ", ".join(sorted(hints))
+        raise ConfigError(f"{source}: unknown key {key!r}; [{section_name}] has {known}")
+    expected = hints[name]
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not _matches(value, expected):
+        raise ConfigError(f"{source}: {key} must be {_type_name(expected)}, got {value!r}")
+    setattr(section, name, value)
+
+
+def _matches(value, expected) -> bool:
+    if isinstance(expected, types.UnionType):
+        return any(_matches(value, t) for t in typing.get_args(expected))
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def _type_name(expected) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        expected, str(expected)
+    )
+
+
+def _parse_value(raw: str):
+    """TOML scalar syntax (1, 0.5, true, "x"); a bare word that isn't TOML is taken as a string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw

@@ -1,0 +1,20 @@
+"""The key-value-age color memory (section 3.1 of the paper), its threshold triplet loss and update rules."""
+
+from memopainter.memory.memory import ColorMemory, TripletTerms
+from memopainter.memory.ranking import topk_lowest_index
+from memopainter.memory.settings import (
+    FEATURE_VALUE_DIMS,
+    MemorySettings,
+    default_memory_size,
+    default_settings,
+)
+
+__all__ = [
+    "FEATURE_VALUE_DIMS",
+    "ColorMemory",
+    "MemorySettings",
+    "TripletTerms",
+    "default_memory_size",
+    "default_settings",
+    "topk_lowest_index",
+]
