@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 class DataConfig:
     """What the networks see: image size and the color feature stored in memory."""
 
-    image_size: int = 64  # square side the networks train at; a power of two from 16 to 512
+    image_size: int = 64  # square side the networks train at; a power of two from 32 to 512
     feature: str = "dist"  # "dist": 313-bin ab distribution; "rgb": 10 dominant colors
 
 
@@ -60,8 +60,10 @@ class LossConfig:
     """Weights of the loss terms (paper eqs. 10 to 12)."""
 
     adversarial: float = 1.0
-    smooth_l1: float = 10.0
-    smooth_l1_delta: float = 1.0 / 110.0  # delta of eq. 10, in units of the network's ab output (ab / 110)
+    # pix2pix's L1 weight: the adversarial term alone drifts to plausible but wrong colors, and the
+    # reconstruction term is what ties the output to the condition's colors.
+    smooth_l1: float = 100.0
+    smooth_l1_delta: float = 1.0 / 110.0  # delta of eq. 10 in the network's ab / 110 units: one ab unit
 
 
 @dataclass
@@ -121,8 +123,11 @@ class RunConfig:
     def validate(self) -> None:
         """Check ranges and choices; raises ConfigError with the offending key."""
         checks = [
-            ("data.image_size", _is_power_of_two(self.data.image_size) and 16 <= self.data.image_size <= 512,
-             "a power of two from 16 to 512"),
+            (
+                "data.image_size",
+                _is_power_of_two(self.data.image_size) and 32 <= self.data.image_size <= 512,
+                "a power of two from 32 to 512",
+            ),
             ("data.feature", self.data.feature in ("dist", "rgb"), '"dist" or "rgb"'),
             ("memory.size", self.memory.size >= 0, ">= 0 (0 means 1.2 x the images)"),
             ("memory.key_dim", self.memory.key_dim >= 1, ">= 1"),
@@ -143,8 +148,11 @@ class RunConfig:
             ("train.beta1", 0 <= self.train.beta1 < 1, "in [0, 1)"),
             ("train.beta2", 0 <= self.train.beta2 < 1, "in [0, 1)"),
             ("train.retrieved_condition", 0 <= self.train.retrieved_condition <= 1, "in [0, 1]"),
-            ("train.device", self.train.device == "cpu" or self.train.device.startswith("cuda"),
-             '"cpu" or "cuda[:N]"'),
+            (
+                "train.device",
+                self.train.device == "cpu" or self.train.device.startswith("cuda"),
+                '"cpu" or "cuda[:N]"',
+            ),
             ("train.sample_every", self.train.sample_every >= 1, ">= 1"),
             ("train.checkpoint_every", self.train.checkpoint_every >= 1, ">= 1"),
         ]

@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from memopainter import __version__
-from memopainter.cli import demo, features, weights
+from memopainter.cli import demo, features, train, weights
 
 # Each command module adds its sub-parser and sets `run` (args -> exit status) as a default.
-COMMANDS = (demo, features, weights)
+COMMANDS = (demo, features, train, weights)
 
 
 def build_parser() -> argparse.ArgumentParser:

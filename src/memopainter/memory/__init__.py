@@ -1,6 +1,7 @@
 """The key-value-age color memory (section 3.1 of the paper), its threshold triplet loss and update rules."""
 
 from memopainter.memory.memory import ColorMemory, TripletTerms
+from memopainter.memory.query import QueryHead
 from memopainter.memory.ranking import topk_lowest_index
 from memopainter.memory.settings import (
     FEATURE_VALUE_DIMS,
@@ -13,6 +14,7 @@ __all__ = [
     "FEATURE_VALUE_DIMS",
     "ColorMemory",
     "MemorySettings",
+    "QueryHead",
     "TripletTerms",
     "default_memory_size",
     "default_settings",

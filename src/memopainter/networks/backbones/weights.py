@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from memopainter.networks.backbones.registry import BackboneSpec, get_spec
+from memopainter.paths import cache_root
 
 _CHUNK = 1 << 20
 
@@ -28,11 +29,10 @@ class WeightsError(RuntimeError):
 
 
 def weights_dir() -> Path:
-    """Our weights folder: $MEMOPAINTER_WEIGHTS, else ($XDG_CACHE_HOME or ~/.cache)/memopainter/weights."""
+    """Our weights folder: $MEMOPAINTER_WEIGHTS, else the cache root's weights/ (see memopainter.paths)."""
     if os.environ.get("MEMOPAINTER_WEIGHTS"):
         return Path(os.environ["MEMOPAINTER_WEIGHTS"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache).expanduser() / "memopainter" / "weights"
+    return cache_root() / "weights"
 
 
 def torch_hub_dir() -> Path:

@@ -1,0 +1,144 @@
+"""A folder of color images as training data: network tensors, color features and query features, cached.
+
+DATA_DIR is searched recursively. When it has sub-folders, each top-level sub-folder is a class; labels are
+only used by the supervised memory and by evaluation, never by the unsupervised model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from memopainter.color.features import color_feature
+from memopainter.data.cache import FeatureCache, file_digest
+from memopainter.data.images import ImageLoadError, list_images, load_image
+from memopainter.data.preprocess import backbone_input, network_input
+
+log = logging.getLogger(__name__)
+
+COLOR_FEATURE_MAX_SIDE = 256  # color statistics of a shrunk copy: the same colors at a bounded cost
+FEATURE_VERSION = 1  # bump when a feature's computation changes, so stale caches are not reused
+BACKBONE_BATCH = 16
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One training image: where it is, its class (top-level sub-folder) and its content hash."""
+
+    path: Path
+    class_name: str | None
+    digest: str
+
+
+@dataclass
+class TrainingData:
+    """Everything training needs, one row per image, computed once."""
+
+    records: list[ImageRecord]
+    class_names: list[str]  # sorted; empty for an unlabelled folder
+    labels: torch.Tensor  # (N,) int64 index into class_names, -1 without a class
+    gray: torch.Tensor  # (N, 1, S, S) L / 100
+    ab: torch.Tensor  # (N, 2, S, S) ab / 110
+    color: torch.Tensor  # (N, value_dim) the memory value of each image
+    query_features: torch.Tensor | None  # (N, backbone feature_dim), None without a backbone
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def scan_images(root: str | Path) -> list[ImageRecord]:
+    """Every image under `root`, sorted, with its class (the top-level sub-folder, None at the top level)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: not a folder of images")
+    records = []
+    for path in list_images(root, recursive=True):
+        parts = path.relative_to(root).parts
+        records.append(ImageRecord(path, parts[0] if len(parts) > 1 else None, file_digest(path)))
+    return records
+
+
+def load_training_data(
+    root: str | Path,
+    image_size: int,
+    feature: str,
+    backbone: torch.nn.Module | None = None,
+    cache: FeatureCache | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TrainingData:
+    """Read, resize and featurize every readable image under `root`; unreadable files are logged, skipped."""
+    cache = cache or FeatureCache()
+    say = progress or log.info
+    records, tensors = [], []
+    for record in scan_images(root):
+        try:
+            tensors.append(load_image(record.path))
+        except ImageLoadError as error:
+            log.warning("skipped %s", error)
+            continue
+        records.append(record)
+    if not records:
+        raise ValueError(f"{root}: no readable images found")
+    say(f"{len(records)} images in {root}")
+    class_names = sorted({r.class_name for r in records if r.class_name is not None})
+    index = {name: i for i, name in enumerate(class_names)}
+    labels = torch.tensor([index.get(r.class_name, -1) for r in records], dtype=torch.int64)
+
+    gray, ab = zip(*(network_input(rgb, alpha, image_size) for rgb, alpha in tensors), strict=True)
+    digests = [r.digest for r in records]
+
+    def colors(indices: list[int]) -> torch.Tensor:
+        say(f"computing {feature} color features of {len(indices)} images")
+        return torch.stack(
+            [color_feature(*_shrink(*tensors[i], COLOR_FEATURE_MAX_SIDE), feature) for i in indices]
+        )
+
+    color = cache.get(f"color-{feature}-v{FEATURE_VERSION}", digests, colors)
+    query_features = None
+    if backbone is not None:
+
+        def features(indices: list[int]) -> torch.Tensor:
+            say(f"computing {backbone.name} features of {len(indices)} images (cached for later runs)")
+            return backbone_features(backbone, [tensors[i] for i in indices])
+
+        kind = f"backbone-{backbone.name}-{(backbone.weights_sha256 or 'none')[:16]}-v{FEATURE_VERSION}"
+        query_features = cache.get(kind, digests, features)
+    return TrainingData(
+        records, class_names, labels, torch.stack(gray), torch.stack(ab), color, query_features
+    )
+
+
+@torch.no_grad()
+def backbone_features(
+    backbone: torch.nn.Module, images: list[tuple[torch.Tensor, torch.Tensor | None]]
+) -> torch.Tensor:
+    """Pooled backbone features (N, feature_dim) of images given as (rgb, alpha) pairs."""
+    device = backbone.mean.device
+    out = []
+    for start in range(0, len(images), BACKBONE_BATCH):
+        batch = [
+            backbone_input(rgb, alpha, backbone.input_size)
+            for rgb, alpha in images[start : start + BACKBONE_BATCH]
+        ]
+        out.append(backbone(torch.stack(batch).to(device)).cpu())
+    return torch.cat(out)
+
+
+def _shrink(
+    rgb: torch.Tensor, alpha: torch.Tensor | None, max_side: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Downscale so the longer side is at most `max_side`, keeping the aspect ratio."""
+    h, w = rgb.shape[-2:]
+    scale = max_side / max(h, w)
+    if scale >= 1:
+        return rgb, alpha
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    stacked = rgb if alpha is None else torch.cat([rgb, alpha[None]])
+    small = F.interpolate(stacked[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+    small = small.clamp(0.0, 1.0)
+    return (small, None) if alpha is None else (small[:3], small[3])

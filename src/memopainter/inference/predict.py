@@ -1,0 +1,38 @@
+"""The core of inference on network-sized tensors: retrieve color conditions, run the generator, make RGB."""
+
+from __future__ import annotations
+
+import torch
+
+from memopainter.color import lab_to_rgb
+from memopainter.data.preprocess import AB_SCALE, L_SCALE
+from memopainter.training.model import MemoPainter
+
+
+@torch.no_grad()
+def retrieve_conditions(
+    model: MemoPainter, query_features: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k memory values per image (paper Figs. 4, 5): (B, k, value_dim), and their slots (B, k)."""
+    if model.memory is None:
+        raise ValueError("this model was trained without memory (--no-memory): it has no color conditions")
+    k = min(k, model.memory.num_filled) or 1
+    _, slots = model.memory.retrieve(model.query_head(query_features), k)  # (B, k)
+    return model.memory.values[slots], slots
+
+
+@torch.no_grad()
+def predict_ab(model: MemoPainter, gray: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    """Generator output in Lab units: gray (B, 1, S, S) as L / 100, cond (B, value_dim) -> ab (B, 2, S, S)."""
+    was_training = model.generator.training
+    model.generator.eval()
+    try:
+        return model.generator(gray, cond) * AB_SCALE
+    finally:
+        model.generator.train(was_training)
+
+
+def lab_image(gray: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """L / 100 (B, 1, H, W) and ab in Lab units (B, 2, H, W) -> sRGB (B, 3, H, W) in [0, 1]."""
+    # Clamp ab to the Lab range before converting: unbounded ab gives visible artifacts in saturated areas.
+    return lab_to_rgb(torch.cat([gray * L_SCALE, ab.clamp(-128.0, 127.0)], dim=1))

@@ -1,0 +1,1 @@
+"""Training loop support: checkpoints that describe themselves, resume exactly and never unpickle."""

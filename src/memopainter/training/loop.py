@@ -1,0 +1,314 @@
+"""The training loop: per batch, as the paper, a triplet-loss step on the query head, a memory update, a
+discriminator step and a generator step (sections 3.1 and 3.2).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from memopainter.config import RunConfig
+from memopainter.data.cache import FeatureCache
+from memopainter.data.dataset import TrainingData, load_training_data
+from memopainter.networks.backbones import load_backbone
+from memopainter.networks.losses import discriminator_loss, generator_loss
+from memopainter.training.checkpoint import (
+    load_checkpoint,
+    module_from_tensors,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    rng_from_tensors,
+    rng_to_tensors,
+    save_checkpoint,
+)
+from memopainter.training.model import CHECKPOINT_FILE, MODEL_FILE, MemoPainter, build_model
+from memopainter.training.samples import save_sample_grid
+
+log = logging.getLogger(__name__)
+
+SAMPLE_IMAGES = 8  # fixed training images shown in every sample grid
+
+
+@dataclass
+class Optimizers:
+    """One Adam per part that learns; the query head has its own learning rate (memory.lr)."""
+
+    generator: torch.optim.Adam
+    discriminator: torch.optim.Adam
+    query_head: torch.optim.Adam | None
+
+    def items(self) -> dict[str, torch.optim.Adam]:
+        """The optimizers by checkpoint prefix."""
+        parts = {"generator": self.generator, "discriminator": self.discriminator}
+        if self.query_head is not None:
+            parts["query_head"] = self.query_head
+        return parts
+
+
+def make_optimizers(model: MemoPainter, config: RunConfig) -> Optimizers:
+    """Adam for G and D (pix2pix betas) and for the query head."""
+    betas = (config.train.beta1, config.train.beta2)
+    query = None
+    if model.query_head is not None:
+        query = torch.optim.Adam(model.query_head.parameters(), lr=config.memory.lr)
+    return Optimizers(
+        torch.optim.Adam(model.generator.parameters(), lr=config.train.lr, betas=betas),
+        torch.optim.Adam(model.discriminator.parameters(), lr=config.train.lr, betas=betas),
+        query,
+    )
+
+
+def total_steps(config: RunConfig, num_images: int) -> int:
+    """Steps of the run: train.steps, or train.epochs passes over the data."""
+    if config.train.steps:
+        return config.train.steps
+    return config.train.epochs * math.ceil(num_images / config.train.batch_size)
+
+
+def train_step(
+    model: MemoPainter,
+    optimizers: Optimizers,
+    config: RunConfig,
+    gray: torch.Tensor,
+    ab: torch.Tensor,
+    color: torch.Tensor,
+    query_features: torch.Tensor | None,
+    sources: torch.Tensor,
+    labels: torch.Tensor,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """One batch: triplet step and memory update, then D, then G. Returns the loss terms for the log."""
+    stats: dict[str, float] = {}
+    cond = None
+    if model.memory is not None:
+        q = model.query_head(query_features)  # (B, key_dim)
+        supervised_labels = labels if config.memory.supervised else None
+        terms = model.memory.triplet_terms(q, color, supervised_labels)
+        optimizers.query_head.zero_grad(set_to_none=True)
+        terms.loss.backward()
+        optimizers.query_head.step()
+        matched = model.memory.update(q.detach(), color, sources=sources, labels=supervised_labels)
+        stats.update(
+            triplet=terms.loss.item(),
+            memory_hit_rate=matched.float().mean().item(),
+            no_positive=int((~terms.has_positive).sum()),
+            no_negative=int((~terms.has_negative).sum()),
+        )
+        cond = color
+        # Optionally condition G on what the memory retrieves, as at test time (off by default, as the paper).
+        if config.train.retrieved_condition > 0:
+            use = torch.rand(color.shape[0], generator=generator) < config.train.retrieved_condition
+            _, slots = model.memory.retrieve(q.detach(), 1)
+            cond = torch.where(use[:, None].to(color.device), model.memory.values[slots[:, 0]], color)
+
+    fake = model.generator(gray, cond)  # (B, 2, S, S)
+    d_loss = discriminator_loss(
+        model.discriminator(gray, ab, cond), model.discriminator(gray, fake.detach(), cond)
+    )
+    optimizers.discriminator.zero_grad(set_to_none=True)
+    d_loss.backward()
+    optimizers.discriminator.step()
+
+    g_loss, parts = generator_loss(
+        model.discriminator(gray, fake, cond),
+        fake,
+        ab,
+        config.loss.adversarial,
+        config.loss.smooth_l1,
+        config.loss.smooth_l1_delta,
+    )
+    optimizers.generator.zero_grad(set_to_none=True)
+    g_loss.backward()
+    optimizers.generator.step()
+    stats.update(d=d_loss.item(), g=g_loss.item(), **parts)
+    return stats
+
+
+def train(
+    config: RunConfig,
+    data_dir: str | Path,
+    run_dir: str | Path,
+    resume: bool = False,
+    cache: FeatureCache | None = None,
+    stop_after: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Train on the color images under `data_dir`, writing logs, samples and checkpoints into `run_dir`.
+
+    Returns the path of the final model. With `resume`, continues exactly from run_dir's last checkpoint.
+    `stop_after` ends the process's work after that many steps (tests use it to simulate an interruption).
+    """
+    say = progress or log.info
+    run_dir = Path(run_dir)
+    device = torch.device(config.train.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is cuda but torch sees no CUDA device; use --device cpu")
+    backbone = None
+    if config.memory.enabled:
+        backbone = load_backbone(config.memory.backbone, device=device)
+    data = load_training_data(data_dir, config.data.image_size, config.data.feature, backbone, cache, say)
+    _warn_small(data, config, say)
+    feature_dim = backbone.feature_dim if backbone is not None else 0
+    model = build_model(
+        config,
+        len(data),
+        backbone.name if backbone else None,
+        backbone.weights_sha256 if backbone else None,
+        feature_dim,
+    )
+    model.class_names = data.class_names
+    model.source_classes = data.labels.tolist()
+    model.source_paths = [str(r.path.relative_to(data_dir)) for r in data.records]
+    model.to(device)
+    optimizers = make_optimizers(model, config)
+    steps = total_steps(config, len(data))
+    step = 0
+    checkpoint_path = run_dir / CHECKPOINT_FILE
+    if resume:
+        step = _restore(checkpoint_path, model, optimizers, config)
+        say(f"resumed from {checkpoint_path} at step {step}")
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(run_dir / "config.json", config.to_dict())
+
+    batch = min(config.train.batch_size, len(data))
+    per_epoch = math.ceil(len(data) / batch)
+    samples = torch.linspace(0, len(data) - 1, min(SAMPLE_IMAGES, len(data))).round().long()  # across classes
+    metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+    bar = _progress_bar(steps, step)
+    last = time.perf_counter()
+    try:
+        while step < steps and (stop_after is None or stop_after > 0):
+            epoch, position = divmod(step, per_epoch)
+            # Data order and flips come from generators seeded by (seed, epoch) and (seed, step): stateless,
+            # so a resumed run draws exactly what the interrupted one would have.
+            permutation = torch.randperm(len(data), generator=_seeded(config.train.seed, "epoch", epoch))
+            draws = _seeded(config.train.seed, "step", step)
+            idx = permutation[position * batch : (position + 1) * batch]
+            gray, ab = data.gray[idx], data.ab[idx]
+            flip = torch.rand(len(idx), generator=draws) < 0.5  # horizontal flips: free extra poses
+            gray = torch.where(flip[:, None, None, None], gray.flip(-1), gray)
+            ab = torch.where(flip[:, None, None, None], ab.flip(-1), ab)
+            features = None if data.query_features is None else data.query_features[idx].to(device)
+            model.generator.train()
+            model.discriminator.train()
+            stats = train_step(
+                model,
+                optimizers,
+                config,
+                gray.to(device),
+                ab.to(device),
+                data.color[idx].to(device),
+                features,
+                idx.to(device),
+                data.labels[idx].to(device),
+                draws,
+            )
+            step += 1
+            now = time.perf_counter()
+            stats.update(step=step, epoch=(step - 1) // per_epoch, images_per_s=len(idx) / (now - last))
+            last = now
+            if model.memory is not None:
+                stats["memory_filled"] = model.memory.num_filled
+            metrics.write(json.dumps(stats) + "\n")
+            metrics.flush()
+            _report(bar, stats, step, steps, say)
+            if step % config.train.sample_every == 0 or step == steps:
+                save_sample_grid(model, data, samples, run_dir / "samples" / f"step_{step:06d}.png", device)
+            if step % config.train.checkpoint_every == 0 or step == steps:
+                _save_resumable(checkpoint_path, model, optimizers, step)
+            if stop_after is not None:
+                stop_after -= 1
+    finally:
+        metrics.close()
+        if bar is not None:
+            bar.close()
+    final = run_dir / MODEL_FILE
+    if step == steps:
+        save_checkpoint(final, model.tensors(), {**model.meta(), "step": step})
+        say(f"model saved to {final}")
+    return final
+
+
+def _warn_small(data: TrainingData, config: RunConfig, say: Callable[[str], None]) -> None:
+    """Few-shot data is the point of MemoPainter: say what is unusual, never refuse."""
+    if len(data) < config.train.batch_size:
+        say(f"warning: {len(data)} images, fewer than a batch of {config.train.batch_size}; batches hold all")
+    counts = torch.bincount(data.labels[data.labels >= 0], minlength=len(data.class_names))
+    if len(data.class_names) and int(counts.min()) == 1:
+        say("warning: some classes have a single image; the memory will remember them one-shot")
+
+
+def _seeded(seed: int, purpose: str, index: int) -> torch.Generator:
+    """A CPU generator for one epoch's order or one step's draws, derived from the run seed."""
+    offsets = {"epoch": 0, "step": 1}
+    return torch.Generator().manual_seed((seed * 1_000_003 + index) * 2 + offsets[purpose])
+
+
+def _save_resumable(path: Path, model: MemoPainter, optimizers: Optimizers, step: int) -> None:
+    """Everything needed to continue exactly: weights, memory, optimizers, step and the global RNG states."""
+    tensors = model.tensors()
+    meta = {**model.meta(), "step": step, "optimizers": {}}
+    for prefix, optimizer in optimizers.items().items():
+        opt_tensors, opt_meta = optimizer_to_tensors(optimizer, f"optim.{prefix}")
+        tensors.update(opt_tensors)
+        meta["optimizers"][prefix] = opt_meta
+    rng_tensors, rng_meta = rng_to_tensors()
+    tensors.update(rng_tensors)
+    meta["rng"] = rng_meta
+    save_checkpoint(path, tensors, meta)
+
+
+def _restore(path: Path, model: MemoPainter, optimizers: Optimizers, config: RunConfig) -> int:
+    """Load a resumable checkpoint into fresh objects and restore the global RNG states; returns its step."""
+    tensors, meta = load_checkpoint(path)
+    saved = RunConfig.from_dict(meta["config"], source=str(path))
+    if _resume_key(saved) != _resume_key(config):
+        raise ValueError(f"{path}: written with a different config; resume with the settings in config.json")
+    for prefix, module in model.modules().items():
+        module_from_tensors(module, tensors, prefix)
+    for prefix, optimizer in optimizers.items().items():
+        optimizer_from_tensors(optimizer, tensors, meta["optimizers"][prefix], f"optim.{prefix}")
+    rng_from_tensors(tensors, meta["rng"])
+    return int(meta["step"])
+
+
+def _resume_key(config: RunConfig) -> dict:
+    """The settings a resumed run must share with the interrupted one (length and device may change)."""
+    values = config.to_dict()
+    for key in ("steps", "epochs", "device"):
+        values["train"].pop(key)
+    return values
+
+
+def _write_json(path: Path, value: dict) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+    os.replace(temp, path)
+
+
+def _progress_bar(total: int, initial: int):
+    """A tqdm bar on a terminal; None otherwise (plain log lines instead)."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True)
+
+
+def _report(bar, stats: dict, step: int, steps: int, say: Callable[[str], None]) -> None:
+    shown = {k: stats[k] for k in ("d", "g_adv", "g_l1", "triplet", "images_per_s") if k in stats}
+    if bar is not None:
+        bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
+        bar.update(1)
+    elif step == 1 or step % 10 == 0 or step == steps:
+        say(f"step {step}/{steps} " + " ".join(f"{k}={v:.3g}" for k, v in shown.items()))

@@ -1,0 +1,41 @@
+"""A fixed-input sample grid during training (GAN losses say little): gray | top-1 | top-2 | top-3 | truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from memopainter.data.dataset import TrainingData
+from memopainter.data.images import save_image
+from memopainter.data.preprocess import AB_SCALE
+from memopainter.inference.predict import lab_image, predict_ab, retrieve_conditions
+from memopainter.training.model import MemoPainter
+
+TOP_K = 3
+
+
+@torch.no_grad()
+def sample_grid(
+    model: MemoPainter, data: TrainingData, indices: torch.Tensor, device: torch.device
+) -> torch.Tensor:
+    """One row per image: gray input, the colorings from the top-1..3 memory slots, the ground truth."""
+    gray = data.gray[indices].to(device)  # (N, 1, S, S)
+    columns = [lab_image(gray, torch.zeros_like(gray).repeat(1, 2, 1, 1))]
+    if model.memory is None:
+        columns.append(lab_image(gray, predict_ab(model, gray, None)))
+    else:
+        conds, _ = retrieve_conditions(model, data.query_features[indices].to(device), TOP_K)  # (N, k, V)
+        for j in range(conds.shape[1]):
+            columns.append(lab_image(gray, predict_ab(model, gray, conds[:, j])))
+    columns.append(lab_image(gray, data.ab[indices].to(device) * AB_SCALE))
+    rows = torch.stack(columns, dim=1)  # (N, columns, 3, S, S)
+    n, c, _, s, _ = rows.shape
+    return rows.permute(2, 0, 3, 1, 4).reshape(3, n * s, c * s).cpu()
+
+
+def save_sample_grid(
+    model: MemoPainter, data: TrainingData, indices: torch.Tensor, path: Path, device: torch.device
+) -> None:
+    """Write the sample grid as a PNG (atomically)."""
+    save_image(path, sample_grid(model, data, indices, device))
