@@ -163,3 +163,20 @@ def test_red_palette_is_nearer_to_an_orange_palette_than_to_a_blue_one():
 def test_palette_distance_rejects_a_length_that_is_not_a_multiple_of_3():
     with pytest.raises(ValueError, match=r"a palette must be shaped \(\.\.\., n, 3\) or \(\.\.\., 3n\)"):
         palette_distance(torch.rand(31), torch.rand(30))
+
+
+@pytest.mark.parametrize("distance", ["kl", "palette"])
+def test_large_calls_processed_in_blocks_equal_one_query_at_a_time(distance):
+    # 64 queries x 256 candidates is large enough to be split into cache-sized blocks internally.
+    g = torch.Generator().manual_seed(11)
+    if distance == "kl":
+        fn = symmetric_kl
+        queries = torch.softmax(3 * torch.randn(64, 1, 313, generator=g), -1)
+        candidates = torch.softmax(3 * torch.randn(64, 256, 313, generator=g), -1)
+    else:
+        fn = palette_distance
+        queries, candidates = torch.rand(64, 1, 30, generator=g), torch.rand(64, 256, 30, generator=g)
+    together = fn(queries, candidates)
+    one_by_one = torch.stack([fn(queries[i], candidates[i]) for i in range(64)])
+    assert together.shape == (64, 256)
+    torch.testing.assert_close(together, one_by_one, atol=1e-5, rtol=1e-5)
