@@ -17,12 +17,12 @@ import torch.nn.functional as F
 from memopainter.color.features import color_feature
 from memopainter.data.cache import FeatureCache, file_digest
 from memopainter.data.images import ImageLoadError, list_images, load_image
-from memopainter.data.preprocess import backbone_input, network_input
+from memopainter.data.preprocess import backbone_input, network_input, resize_rgba
 
 log = logging.getLogger(__name__)
 
 COLOR_FEATURE_MAX_SIDE = 256  # color statistics of a shrunk copy: the same colors at a bounded cost
-FEATURE_VERSION = 1  # bump when a feature's computation changes, so stale caches are not reused
+FEATURE_VERSION = 2  # bump when a feature's computation changes, so stale caches are not reused
 BACKBONE_BATCH = 16
 
 
@@ -138,7 +138,7 @@ def _shrink(
     if scale >= 1:
         return rgb, alpha
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
-    stacked = rgb if alpha is None else torch.cat([rgb, alpha[None]])
-    small = F.interpolate(stacked[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
-    small = small.clamp(0.0, 1.0)
-    return (small, None) if alpha is None else (small[:3], small[3])
+    if alpha is not None:
+        return resize_rgba(rgb, alpha, size)
+    small = F.interpolate(rgb[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+    return small.clamp(0.0, 1.0), None

@@ -28,12 +28,26 @@ def fit_square(rgb: torch.Tensor, alpha: torch.Tensor | None, size: int) -> tupl
     padded[:3, top : top + h, left : left + w] = rgb
     padded[3, top : top + h, left : left + w] = alpha
     if side != size:
-        # antialias: sprites are often shrunk several times, and plain bilinear would alias their line art.
-        padded = F.interpolate(
-            padded[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False
-        )[0]
-    padded = padded.clamp(0.0, 1.0)
-    return padded[:3], padded[3]
+        return resize_rgba(padded[:3], padded[3], (size, size))
+    return padded[:3].clamp(0.0, 1.0), padded[3].clamp(0.0, 1.0)
+
+
+def resize_rgba(
+    rgb: torch.Tensor, alpha: torch.Tensor, size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resize rgb (3, H, W) and alpha (H, W) to size (h, w), filtering premultiplied color.
+
+    Premultiplying keeps whatever RGB is stored under alpha 0 (often a leftover color) out of the visible
+    pixels it is blended into; pixels that end up fully transparent are white.
+    """
+    stacked = torch.cat([rgb * alpha, alpha[None]])  # (4, H, W)
+    # antialias: sprites are often shrunk several times, and plain bilinear would alias their line art.
+    small = F.interpolate(stacked[None], size=size, mode="bilinear", antialias=True, align_corners=False)[0]
+    small = small.clamp(0.0, 1.0)
+    out_alpha = small[3]
+    visible = out_alpha > 0
+    out_rgb = torch.where(visible, small[:3] / torch.where(visible, out_alpha, 1.0), 1.0).clamp(0.0, 1.0)
+    return out_rgb, out_alpha
 
 
 def network_input(

@@ -156,6 +156,11 @@ def train(
     if config.memory.enabled:
         backbone = load_backbone(config.memory.backbone, device=device)
     data = load_training_data(data_dir, config.data.image_size, config.data.feature, backbone, cache, say)
+    unlabelled = int((data.labels < 0).sum())
+    if config.memory.supervised and unlabelled:
+        raise ValueError(
+            f"{data_dir}: memory.supervised needs every image in a class sub-folder; {unlabelled} are not"
+        )
     _warn_small(data, config, say)
     feature_dim = backbone.feature_dim if backbone is not None else 0
     model = build_model(
@@ -175,6 +180,7 @@ def train(
     checkpoint_path = run_dir / CHECKPOINT_FILE
     if resume:
         step = _restore(checkpoint_path, model, optimizers, config)
+        _truncate_metrics(run_dir / "metrics.jsonl", step)
         say(f"resumed from {checkpoint_path} at step {step}")
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -288,6 +294,23 @@ def _resume_key(config: RunConfig) -> dict:
     for key in ("steps", "epochs", "device"):
         values["train"].pop(key)
     return values
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop log lines after `step` and any line a kill cut short: the resumed run logs those steps again."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("step"), int) and entry["step"] <= step:
+            kept.append(line + "\n")
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text("".join(kept), encoding="utf-8")
+    os.replace(temp, path)
 
 
 def _write_json(path: Path, value: dict) -> None:
