@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from memopainter.networks.validation import check_int
+
 # Three stride-2 and two stride-1 4x4 convs (padding 1) take S to S/8 - 2; at S = 16 the fourth conv would
 # leave a 1x1 map for instance norm and the fifth nothing, so 32 (2x2 logits) is the smallest size.
 MIN_IMAGE_SIZE = 32
@@ -16,20 +18,14 @@ COND_EMBED_DIM = 16
 LEAKY_SLOPE = 0.2
 
 
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"Discriminator: {name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
 class Discriminator(nn.Module):
     """PatchGAN on (L/100, ab/110, color feature) -> raw logits (B, 1, S/8 - 2, S/8 - 2); no sigmoid."""
 
     def __init__(self, image_size: int, cond_dim: int, base_channels: int = 32) -> None:
         super().__init__()
-        _check_int("image_size", image_size, MIN_IMAGE_SIZE)
-        _check_int("cond_dim", cond_dim, 0)
-        _check_int("base_channels", base_channels, 1)
+        check_int("Discriminator", "image_size", image_size, MIN_IMAGE_SIZE)
+        check_int("Discriminator", "cond_dim", cond_dim, 0)
+        check_int("Discriminator", "base_channels", base_channels, 1)
         self.image_size = image_size
         self.cond_dim = cond_dim
         self.base_channels = base_channels
@@ -76,4 +72,3 @@ class Discriminator(nn.Module):
         elif cond is not None:
             raise ValueError("Discriminator.forward: this discriminator has cond_dim 0 and takes cond=None")
         return self.body(torch.cat(parts, dim=1))
-

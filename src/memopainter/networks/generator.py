@@ -12,17 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from memopainter.networks.validation import check_int
+
 MIN_IMAGE_SIZE = 16
 BOTTLENECK_SIZE = 2
 DROPOUT_BLOCKS = 3  # pix2pix: dropout in the first three decoder blocks
 CHANNEL_CAP = 8  # channels stop doubling at 8 x base_channels, as in pix2pix
 LEAKY_SLOPE = 0.2
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"Generator: {name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 class AdaIN(nn.Module):
@@ -58,14 +54,14 @@ class Generator(nn.Module):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        _check_int("image_size", image_size, MIN_IMAGE_SIZE)
+        check_int("Generator", "image_size", image_size, MIN_IMAGE_SIZE)
         if image_size & (image_size - 1):
             raise ValueError(
                 f"Generator: image_size must be a power of two >= {MIN_IMAGE_SIZE}, got {image_size}"
             )
-        _check_int("cond_dim", cond_dim, 0)
-        _check_int("base_channels", base_channels, 1)
-        _check_int("mlp_hidden", mlp_hidden, 1)
+        check_int("Generator", "cond_dim", cond_dim, 0)
+        check_int("Generator", "base_channels", base_channels, 1)
+        check_int("Generator", "mlp_hidden", mlp_hidden, 1)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"Generator: dropout must be a probability in [0, 1), got {dropout!r}")
         self.image_size = image_size
