@@ -91,9 +91,9 @@ def sprite_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_settings() -> list[str]:
+def tiny_settings() -> tuple[str, ...]:
     """`--set` strings for a run small enough for a test: tiny backbone, 32 px, 8 channels, 4 steps of 4."""
-    return list(TINY_SETTINGS)
+    return TINY_SETTINGS
 
 
 @pytest.fixture

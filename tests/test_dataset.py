@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ def canvas_with_sprite(
 
 
 @pytest.fixture
-def counted(monkeypatch: pytest.MonkeyPatch, backbone: torch.nn.Module):
+def counted(monkeypatch: pytest.MonkeyPatch, backbone: torch.nn.Module) -> Iterator[dict[str, int]]:
     """Call counts of the backbone and of the color feature, for checking that the cache is used."""
     calls = {"backbone": 0, "color": 0}
 
@@ -99,7 +100,10 @@ def test_images_at_the_top_next_to_class_folders_get_label_minus_one(sprite_dir:
 
 
 def test_images_of_any_size_and_aspect_ratio_come_out_square(sprite_dir: Path, backbone) -> None:
-    sizes = {Image.open(p).size for p in sprite_dir.rglob("*.png")}
+    sizes = set()
+    for path in sprite_dir.rglob("*.png"):
+        with Image.open(path) as image:
+            sizes.add(image.size)
     assert {w > h for w, h in sizes} == {True, False}  # both wide and tall sprites are in the data
     data = load_training_data(sprite_dir, SIZE, "dist", backbone)
     assert len(data) == 9
@@ -265,7 +269,7 @@ def test_each_feature_kind_has_its_own_cache(sprite_dir: Path, counted) -> None:
     assert counted["color"] == 9
 
 
-def test_duplicate_files_are_computed_once(tmp_path: Path, sprite_dir: Path, counted) -> None:
+def test_duplicate_files_are_computed_once(sprite_dir: Path, counted) -> None:
     shutil.copy(sprite_dir / "knight" / "knight_0.png", sprite_dir / "knight" / "copy.png")
     data = load_training_data(sprite_dir, SIZE, "rgb")
     assert len(data) == 10
