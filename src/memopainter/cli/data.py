@@ -1,0 +1,177 @@
+"""`memopainter data kenney | wesnoth | folder | split`: build class-folder datasets and few-shot splits."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from memopainter.data.builders import (
+    BuildError,
+    Manifest,
+    build_folder,
+    build_kenney,
+    build_split,
+    build_wesnoth,
+)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def _report(action: str, dest: Path, build: Callable[[], Manifest]) -> int:
+    """Run one builder; print its summary, or its error as one line on stderr."""
+    start = time.perf_counter()
+    try:
+        body = build()
+    except BuildError as err:
+        print(f"memopainter data {action}: error: {err}", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - start
+    for entry in body.get("unreadable", []):
+        print(f"skipped unreadable {entry['path']}: {entry['problem']}", file=sys.stderr)
+    if action == "split":
+        print(
+            f"split: {body['num_train']} train + {body['num_test']} test images of {body['num_classes']} "
+            f"classes (shots {body['protocol']['shots']}, seed {body['protocol']['seed']}) to {dest} "
+            f"in {seconds:.1f} s"
+        )
+    else:
+        classes = f" in {body['num_classes']} classes" if body["num_classes"] else " (flat, no classes)"
+        if body["num_classes"] and body.get("unlabelled_images"):
+            classes += f" and {body['unlabelled_images']} at the top level without a class"
+        print(f"{action}: wrote {body['num_images']} images{classes} to {dest} in {seconds:.1f} s")
+    return 0
+
+
+def run_kenney(args: argparse.Namespace) -> int:
+    """Build the Kenney sprite dataset."""
+    return _report("kenney", args.dest, lambda: build_kenney(args.dest, args.source, args.force, log=_log))
+
+
+def run_wesnoth(args: argparse.Namespace) -> int:
+    """Build the Wesnoth unit sprite dataset."""
+    return _report(
+        "wesnoth",
+        args.dest,
+        lambda: build_wesnoth(
+            args.dest,
+            args.source,
+            min_frames=args.min_frames,
+            max_units=args.max_units,
+            seed=args.seed,
+            force=args.force,
+            log=_log,
+            progress=sys.stderr.isatty(),
+        ),
+    )
+
+
+def run_folder(args: argparse.Namespace) -> int:
+    """Normalise a folder of images into a dataset."""
+    return _report("folder", args.dest, lambda: build_folder(args.src, args.dest, args.force))
+
+
+def run_split(args: argparse.Namespace) -> int:
+    """Write a few-shot split of a class-folder dataset."""
+    return _report(
+        "split",
+        args.dest,
+        lambda: build_split(
+            args.src, args.dest, args.shots, args.ways, args.test_per_class, args.seed, args.force
+        ),
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `data` command and its `kenney`, `wesnoth`, `folder` and `split` actions."""
+    parser = subparsers.add_parser(
+        "data",
+        help="build datasets (Kenney, Wesnoth, any folder) and few-shot splits",
+        description="Build datasets as a folder of PNGs, one sub-folder per class, plus dataset.json. "
+        "DEST is written atomically; an existing non-empty DEST is refused unless --force.",
+    )
+    actions = parser.add_subparsers(dest="data_action", metavar="ACTION", required=True)
+    force_help = "replace an existing non-empty DEST"
+
+    kenney = actions.add_parser(
+        "kenney",
+        help="Kenney's CC0 sprites from the arcade 3.3.3 wheel (pip download, cached)",
+        epilog="example: memopainter data kenney data/kenney",
+    )
+    kenney.add_argument("dest", type=Path, metavar="DEST", help="dataset folder to write")
+    kenney.add_argument(
+        "--source", type=Path, metavar="WHEEL_OR_DIR", help="the arcade 3.3.3 wheel or its extracted folder"
+    )
+    kenney.add_argument("--force", action="store_true", help=force_help)
+    kenney.set_defaults(run=run_kenney)
+
+    wesnoth = actions.add_parser(
+        "wesnoth",
+        help="Battle for Wesnoth's GPL unit sprites, one class per unit (apt-get download, cached)",
+        epilog="example: memopainter data wesnoth data/wesnoth --max-units 40",
+    )
+    wesnoth.add_argument("dest", type=Path, metavar="DEST", help="dataset folder to write")
+    wesnoth.add_argument(
+        "--source",
+        type=Path,
+        metavar="DIR_OR_DEB",
+        help="wesnoth-1.16-data: its .deb, an extracted or installed root (e.g. /), or its units folder",
+    )
+    wesnoth.add_argument(
+        "--min-frames",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="skip units with fewer sprites (default 8)",
+    )
+    wesnoth.add_argument(
+        "--max-units", type=_positive_int, default=None, metavar="N", help="keep N units, drawn with --seed"
+    )
+    wesnoth.add_argument("--seed", type=int, default=0, help="seed of the --max-units draw (default 0)")
+    wesnoth.add_argument("--force", action="store_true", help=force_help)
+    wesnoth.set_defaults(run=run_wesnoth)
+
+    folder = actions.add_parser(
+        "folder",
+        help="normalise any folder of images (class sub-folders kept) into PNGs",
+        epilog="example: memopainter data folder ~/Pictures/sprites data/sprites",
+    )
+    folder.add_argument("src", type=Path, metavar="SRC", help="folder of images, class sub-folders or flat")
+    folder.add_argument("dest", type=Path, metavar="DEST", help="dataset folder to write")
+    folder.add_argument("--force", action="store_true", help=force_help)
+    folder.set_defaults(run=run_folder)
+
+    split = actions.add_parser(
+        "split",
+        help="few-shot split: K train images per class, the rest (or T) to test",
+        epilog="example: memopainter data split data/kenney data/kenney-1shot --shots 1 --ways 5 --seed 0",
+    )
+    split.add_argument("src", type=Path, metavar="SRC", help="class-folder dataset")
+    split.add_argument("dest", type=Path, metavar="DEST", help="split folder to write (train/ and test/)")
+    split.add_argument(
+        "--shots", type=_positive_int, required=True, metavar="K", help="training images per class"
+    )
+    split.add_argument(
+        "--ways", type=_positive_int, default=None, metavar="N", help="classes drawn (default: all)"
+    )
+    split.add_argument(
+        "--test-per-class",
+        type=_positive_int,
+        default=None,
+        metavar="T",
+        help="test images per class (default: all others)",
+    )
+    split.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
+    split.add_argument("--force", action="store_true", help=force_help)
+    split.set_defaults(run=run_split)

@@ -1,0 +1,135 @@
+"""Few-shot splits of a class-folder dataset: K training images per class, the others held out for testing.
+
+DEST/train/<class>/ gets `shots` images of each of `ways` classes (all classes when `ways` is None, else
+`ways` of them drawn with `seed`); DEST/test/<class>/ gets up to `test_per_class` of the remaining images of
+the same classes (all of them when None). Files are copied, never moved or re-encoded. The draw of each
+class depends only on the seed and the class name, so a class gets the same shots whichever others are drawn.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+from memopainter.data.builders.common import (
+    BuildError,
+    Manifest,
+    atomic_dest,
+    check_separate,
+    manifest,
+    read_manifest,
+    write_manifest,
+)
+from memopainter.data.images import list_images
+
+
+def list_classes(src: Path) -> dict[str, list[Path]]:
+    """The images of each class sub-folder of `src` (at any depth below it), sorted by class and path."""
+    if not src.is_dir():
+        raise BuildError(f"{src}: SRC is not a folder")
+    classes: dict[str, list[Path]] = {}
+    for image in list_images(src):
+        relative = image.relative_to(src)
+        if len(relative.parts) == 1:
+            raise BuildError(
+                f"{src}: SRC has images at its top level ({relative}); a split needs one sub-folder per class"
+            )
+        classes.setdefault(relative.parts[0], []).append(image)
+    if not classes:
+        raise BuildError(f"{src}: SRC holds no class sub-folders with images")
+    return dict(sorted(classes.items()))
+
+
+def draw_split(
+    classes: dict[str, list[Path]],
+    shots: int,
+    ways: int | None = None,
+    test_per_class: int | None = None,
+    seed: int = 0,
+) -> dict[str, tuple[list[Path], list[Path]]]:
+    """(train, test) files of each drawn class, both sorted; refuses classes too small for `shots` + 1."""
+    if shots < 1:
+        raise BuildError(f"--shots must be at least 1, got {shots}")
+    if ways is not None and ways < 1:
+        raise BuildError(f"--ways must be at least 1, got {ways}")
+    if test_per_class is not None and test_per_class < 1:
+        raise BuildError(f"--test-per-class must be at least 1, got {test_per_class}")
+    if ways is not None and ways > len(classes):
+        raise BuildError(f"--ways {ways} exceeds the {len(classes)} classes of SRC")
+    short = [name for name, files in classes.items() if len(files) < shots + 1]
+    if short:
+        others = f" (and {len(short) - 1} more classes)" if len(short) > 1 else ""
+        count = len(classes[short[0]])
+        raise BuildError(
+            f"class {short[0]!r} has {count} image{'' if count == 1 else 's'}, fewer than --shots {shots} "
+            f"+ 1 (K to train and at least one to test){others}"
+        )
+    names = sorted(classes)
+    if ways is not None:
+        names = sorted(random.Random(seed).sample(names, ways))
+    drawn = {}
+    for name in names:
+        # A string seed is hashed with SHA-512, so the draw does not depend on PYTHONHASHSEED.
+        order = random.Random(f"{seed}/{name}").sample(classes[name], len(classes[name]))
+        rest = order[shots:]
+        test = rest if test_per_class is None else rest[:test_per_class]
+        drawn[name] = (sorted(order[:shots]), sorted(test))
+    return drawn
+
+
+def build_split(
+    src: Path,
+    dest: Path,
+    shots: int,
+    ways: int | None = None,
+    test_per_class: int | None = None,
+    seed: int = 0,
+    force: bool = False,
+) -> Manifest:
+    """Copy a few-shot split of SRC's classes into DEST/train and DEST/test; return the dataset.json body."""
+    src, dest = Path(src), Path(dest)
+    check_separate(src, dest)
+    classes = list_classes(src)
+    try:
+        drawn = draw_split(classes, shots, ways, test_per_class, seed)
+    except BuildError as err:
+        raise BuildError(f"{src}: {err}") from err
+    lists: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
+    with atomic_dest(dest, force) as temp:
+        for name, parts in drawn.items():
+            for part, files in zip(("train", "test"), parts, strict=True):
+                lists[part][name] = []
+                for file in files:
+                    relative = file.relative_to(src / name)
+                    target = temp / part / name / relative
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(file, target)
+                    lists[part][name].append(relative.as_posix())
+        parent = read_manifest(src)
+        origin = {k: parent.get(k) for k in ("dataset", "source", "version", "license")} if parent else None
+        body = manifest(
+            "split",
+            {"src": str(src), "shots": shots, "ways": ways, "test_per_class": test_per_class, "seed": seed},
+            {name: len(train) + len(test) for name, (train, test) in drawn.items()},
+            source=str(src.resolve()),
+            origin=origin,
+            license=origin["license"] if origin and origin.get("license") else "unknown (that of SRC)",
+            protocol={
+                "shots": shots,
+                "ways": len(drawn),
+                "ways_option": ways,
+                "test_per_class": test_per_class,
+                "seed": seed,
+                "classes_in_src": len(classes),
+            },
+            how="each class's images shuffled with random.Random(f'{seed}/{class}'); the first `shots` "
+            "to train/, the next `test_per_class` (default: all) to test/; classes drawn with "
+            "random.Random(seed) when `ways` is given; files copied unchanged",
+            num_train=sum(len(v) for v in lists["train"].values()),
+            num_test=sum(len(v) for v in lists["test"].values()),
+            train=lists["train"],
+            test=lists["test"],
+        )
+        write_manifest(temp, body)
+    return body
