@@ -1,0 +1,1 @@
+"""Evaluation against ground truth: colour and image-quality metrics (CIEDE2000, PSNR, SSIM, LPIPS, ...)."""
