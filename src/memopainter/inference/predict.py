@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from memopainter.color import lab_to_rgb
+from memopainter.color import ab_distribution, lab_to_rgb
 from memopainter.data.preprocess import AB_SCALE, L_SCALE
 from memopainter.training.model import MemoPainter
 
@@ -19,6 +19,23 @@ def retrieve_conditions(
     k = min(k, model.memory.num_filled) or 1
     _, slots = model.memory.retrieve(model.query_head(query_features), k)  # (B, k)
     return model.memory.values[slots], slots
+
+
+def palette_condition(colors: torch.Tensor, feature: str) -> torch.Tensor:
+    """User colors (n, 3) in [0, 1], 1 <= n <= 10 -> the generator's condition (value_dim,) for `feature`.
+
+    "rgb": the colors in the given order, repeated to 10 (as dominant palettes are topped up), flattened.
+    "dist": the ab distribution of an image made of the colors in equal areas.
+    """
+    if colors.dim() != 2 or colors.shape[1] != 3 or not 1 <= colors.shape[0] <= 10:
+        raise ValueError(f"palette colors must be shaped (n, 3) with 1 <= n <= 10, got {tuple(colors.shape)}")
+    if not colors.is_floating_point() or not bool(((colors >= 0) & (colors <= 1)).all()):
+        raise ValueError("palette colors must be floats in [0, 1]")
+    if feature == "rgb":
+        return colors[torch.arange(10) % colors.shape[0]].reshape(30)
+    if feature == "dist":
+        return ab_distribution(colors.T[:, None, :])  # one pixel per color: (3, 1, n)
+    raise ValueError(f"unknown color feature {feature!r}; expected 'dist' or 'rgb'")
 
 
 @torch.no_grad()

@@ -1,0 +1,308 @@
+"""`memopainter colorize`: colorize image files, folders and globs with a trained model (paper Figs. 4, 5)."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from memopainter.data.images import IMAGE_EXTENSIONS, ImageLoadError, list_images, load_image
+from memopainter.inference.api import (
+    Colorizer,
+    check_request,
+    load_model,
+    parse_palette,
+    predict,
+    prepare,
+    save_png,
+)
+from memopainter.inference.fullres import PreparedImage, recombine
+from memopainter.networks.backbones import WeightsError
+from memopainter.training.checkpoint import CheckpointError
+
+EXIT_FAILED = 1  # some input could not be colorized, or the model could not be loaded
+EXIT_USAGE = 2  # refused before any work: bad arguments, outputs that would clobber files
+_SHOWN = 3  # example paths quoted in an error about many files
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and where its results go, relative to OUT_DIR."""
+
+    source: Path
+    relative: Path  # the input's path relative to its folder or glob root (a file: its name)
+
+    def outputs(self, out_dir: Path, top_k: int) -> list[Path]:
+        """OUT_DIR/<relative>.png for the top-1 result, then .k2.png ... .kK.png for the alternatives."""
+        stem = out_dir / self.relative.with_suffix("")
+        return [Path(f"{stem}.png")] + [Path(f"{stem}.k{k}.png") for k in range(2, top_k + 1)]
+
+
+@dataclass(frozen=True)
+class Root:
+    """A folder that inputs were listed from, and whether its sub-folders were searched."""
+
+    path: Path
+    recursive: bool
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `colorize` command."""
+    parser = subparsers.add_parser(
+        "colorize",
+        help="colorize images with a trained model",
+        description="Colorize images with a trained model. Only the lightness of each input is used, so "
+        "color frames are colorized afresh. Each output is a PNG of the input's size with its alpha channel; "
+        "outputs mirror the inputs' paths under OUT_DIR (a folder input: paths relative to it; a glob: "
+        "relative to its folder part; a file: its name). With --top-k K, NAME.k2.png ... NAME.kK.png are the "
+        "colorings from the 2nd to Kth memory slots. OUT_DIR may not be an input folder, nor lie inside one "
+        "that is searched recursively; existing outputs are refused unless --overwrite or --skip-existing. "
+        "Exit status: 0 all colorized, 1 some input failed or the model could not be loaded, 2 refused "
+        "before any work.",
+        epilog="example: memopainter colorize runs/first frames/ 'extra/*.png' -o colored/ --top-k 3",
+    )
+    parser.add_argument("model", type=Path, metavar="MODEL", help="a run folder or a checkpoint file")
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image files, folders or quoted globs (sorted order)"
+    )
+    parser.add_argument("-o", "--out", type=Path, required=True, metavar="OUT_DIR", help="output folder")
+    parser.add_argument(
+        "--top-k", type=_positive_int, default=1, metavar="K", help="also write the 2nd..Kth slots' colorings"
+    )
+    parser.add_argument(
+        "--palette",
+        metavar="COLORS",
+        help='condition on these colors instead of the memory, e.g. "#d02030,#f0c020" (1 to 10 colors)',
+    )
+    parser.add_argument("--recursive", action="store_true", help="search folder inputs' sub-folders too")
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    existing.add_argument(
+        "--skip-existing", action="store_true", help="skip inputs whose outputs all exist already"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=8,
+        metavar="B",
+        help="images per network batch (default 8)",
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the networks run")
+    parser.add_argument(
+        "--weights", type=Path, metavar="FILE", help="the backbone's weights file, if not found"
+    )
+    parser.set_defaults(run=run)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Plan every output, refuse clobbering before any work, then colorize batch by batch."""
+    try:
+        palette = parse_palette(args.palette) if args.palette is not None else None
+    except ValueError as error:
+        _error(f"--palette: {error}")
+        return EXIT_USAGE
+    jobs, roots, problems = collect_jobs(args.inputs, args.recursive)
+    for problem in problems:
+        _error(problem)
+    refusal = check_outputs(jobs, roots, args.out, args.top_k, args.overwrite or args.skip_existing)
+    if refusal is not None:
+        _error(refusal)
+        return EXIT_USAGE
+    skipped = 0
+    if args.skip_existing:
+        todo = [job for job in jobs if not all(p.exists() for p in job.outputs(args.out, args.top_k))]
+        skipped, jobs = len(jobs) - len(todo), todo
+    if not jobs and not skipped and not problems:
+        _error("no images found in the inputs")
+        return EXIT_FAILED
+    colorized, failed = 0, len(problems)
+    if jobs:
+        try:
+            model = load_model(args.model, device=args.device, weights=args.weights)
+        except (CheckpointError, WeightsError, ValueError, OSError) as error:
+            _error(str(error))
+            return EXIT_FAILED
+        try:
+            check_request(model, args.top_k, palette)
+        except ValueError as error:
+            _error(str(error))
+            return EXIT_USAGE
+        colorized, batch_failed = colorize_jobs(model, jobs, args.out, args.top_k, palette, args.batch_size)
+        failed += batch_failed
+    summary = f"{colorized} colorized, {failed} failed"
+    print(summary + (f", {skipped} skipped (outputs exist)" if skipped else ""))
+    return EXIT_FAILED if failed else 0
+
+
+def collect_jobs(inputs: list[str], recursive: bool) -> tuple[list[Job], list[Root], list[str]]:
+    """Expand files, folders and globs into jobs (sorted within each input, duplicates dropped).
+
+    Returns the jobs, the folders they were listed from, and one message per input that named nothing.
+    """
+    jobs: dict[Path, Job] = {}
+    roots: list[Root] = []
+    problems: list[str] = []
+    for text in inputs:
+        path = Path(text)
+        if path.is_dir():
+            roots.append(Root(path, recursive))
+            found = [Job(p, p.relative_to(path)) for p in list_images(path, recursive=recursive)]
+        elif path.is_file():
+            found = [Job(path, Path(path.name))]
+        elif glob.has_magic(text):
+            root = _glob_root(text)
+            roots.append(Root(root, "**" in text))
+            matches = sorted(Path(p) for p in glob.glob(_any_case_extension(text), recursive=True))
+            found = [
+                Job(p, p.relative_to(root))
+                for p in matches
+                if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            ]
+            if not found:
+                problems.append(f"{text}: the pattern matches no image files")
+        else:
+            problems.append(f"{text}: no such file or folder")
+            continue
+        for job in found:
+            jobs.setdefault(job.source.resolve(), job)
+    return list(jobs.values()), roots, problems
+
+
+def check_outputs(
+    jobs: list[Job], roots: list[Root], out_dir: Path, top_k: int, existing_allowed: bool
+) -> str | None:
+    """Why the planned outputs must not be written (one line), or None when they may.
+
+    OUT_DIR may not be an input folder, nor lie inside one that is searched recursively (a later run
+    would take the outputs for inputs); no output may be an input file or be planned twice; outputs that
+    exist already need --overwrite or --skip-existing.
+    """
+    out = out_dir.resolve()
+    if out.exists() and not out.is_dir():
+        return f"-o {out_dir}: exists and is not a folder"
+    for root in roots:
+        folder = root.path.resolve()
+        if out == folder or (root.recursive and out.is_relative_to(folder)):
+            where = "is" if out == folder else "is inside"
+            return f"-o {out_dir}: {where} the input folder {root.path}; choose a folder outside it"
+    sources = {job.source.resolve(): job for job in jobs}
+    planned: dict[Path, Job] = {}
+    existing = []
+    for job in jobs:
+        for path in job.outputs(out_dir, top_k):
+            key = path.resolve()
+            if key in sources:
+                return f"{path}: is an input file; refusing to overwrite inputs (choose another -o)"
+            if key in planned:
+                return f"{planned[key].source} and {job.source} would both be written to {path}"
+            planned[key] = job
+            if path.exists():
+                existing.append(path)
+    if existing and not existing_allowed:
+        shown = ", ".join(str(p) for p in existing[:_SHOWN])
+        more = f" and {len(existing) - _SHOWN} more" if len(existing) > _SHOWN else ""
+        return f"{len(existing)} outputs exist already ({shown}{more}); pass --overwrite or --skip-existing"
+    return None
+
+
+def colorize_jobs(
+    model: Colorizer,
+    jobs: list[Job],
+    out_dir: Path,
+    top_k: int,
+    palette: torch.Tensor | None,
+    batch_size: int,
+    report: Callable[[str], None] = _error,
+) -> tuple[int, int]:
+    """Colorize jobs in batches (backbone and generator batched, full-size work per image): (done, failed)."""
+    done = failed = 0
+    bar = _progress_bar(len(jobs))
+
+    def say(message: str) -> None:
+        if bar is None:
+            report(message)
+        else:
+            bar.write(f"error: {message}", file=sys.stderr)  # through the bar, which it would tear otherwise
+
+    try:
+        for start in range(0, len(jobs), batch_size):
+            batch: list[tuple[Job, PreparedImage]] = []
+            for job in jobs[start : start + batch_size]:
+                try:
+                    batch.append((job, _prepare_file(model, job.source)))
+                except (ImageLoadError, MemoryError, RuntimeError, ValueError) as error:
+                    say(_one_line(job.source, error))
+                    failed += 1
+            if batch:
+                prediction = predict(model, [prepared for _, prepared in batch], top_k, palette)
+                for (job, prepared), results in zip(batch, prediction.ab, strict=True):
+                    try:
+                        for path, ab in zip(job.outputs(out_dir, top_k), results, strict=True):
+                            save_png(path, recombine(prepared, ab))
+                        done += 1
+                    except (OSError, MemoryError, RuntimeError, ValueError) as error:
+                        say(_one_line(job.source, error))
+                        failed += 1
+            if bar is not None:
+                bar.update(len(jobs[start : start + batch_size]))
+    finally:
+        if bar is not None:
+            bar.close()
+    return done, failed
+
+
+def _prepare_file(model: Colorizer, path: Path) -> PreparedImage:
+    """Load and reduce one file; the full-size color tensors are freed on return."""
+    rgb, alpha = load_image(path)
+    return prepare(model, rgb, alpha)
+
+
+def _one_line(path: Path, error: BaseException) -> str:
+    """'<path>: <problem>' on one line; ImageLoadError messages already name the file."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if isinstance(error, ImageLoadError) else f"{path}: {text}"
+
+
+def _glob_root(pattern: str) -> Path:
+    """The folder part of a glob before its first wildcard: outputs are relative to it."""
+    parts = Path(pattern).parts
+    fixed = []
+    for part in parts[:-1]:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
+
+
+def _any_case_extension(pattern: str) -> str:
+    """'frames/*.png' -> 'frames/*.[pP][nN][gG]': extensions match in any case, as folder listing does."""
+    match = re.search(r"\.([A-Za-z0-9]+)$", pattern)
+    if match is None:
+        return pattern
+    letters = "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in match.group(1))
+    return f"{pattern[: match.start()]}.{letters}"
+
+
+def _progress_bar(total: int) -> tqdm | None:
+    """A tqdm bar on a terminal, None otherwise."""
+    if not sys.stderr.isatty():
+        return None
+    return tqdm(total=total, unit="image", dynamic_ncols=True)

@@ -1,0 +1,112 @@
+"""One-shot teaching without retraining: write colored reference images into a trained model's memory.
+
+Each reference is queried as at test time, from its gray version (backbone, then query head), and its color
+feature is computed as in training; the pair goes through the paper's memory update (eqs. 8, 9). So a
+reference whose colors already match its top-1 slot refreshes that slot's key instead of taking a slot of its
+own: that is the paper's rule, and `Remembered.action` says which happened.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from memopainter.color.features import color_feature
+from memopainter.data.dataset import COLOR_FEATURE_MAX_SIDE
+from memopainter.data.preprocess import resize_rgba
+from memopainter.inference.api import Colorizer, ImageLike, image_tensors, prepare, query_keys
+from memopainter.training.checkpoint import save_checkpoint
+
+WROTE, REFRESHED = "wrote", "refreshed"
+
+
+@dataclass(frozen=True)
+class Remembered:
+    """What the memory update did with one reference image."""
+
+    source: str  # the name recorded for the image (its path, for the CLI)
+    index: int  # its entry in the model's source_paths / source_classes
+    slot: int
+    action: str  # WROTE: a new slot; REFRESHED: its top-1 slot already held these colors, its key moved
+    replaced: str | None  # for WROTE, the source of the slot's previous content (None: empty or unknown)
+
+
+def remember(
+    model: Colorizer,
+    images: Sequence[ImageLike],
+    sources: Sequence[str] | None = None,
+    class_name: str | None = None,
+) -> list[Remembered]:
+    """Write colored reference images into `model`'s memory in place, one after the other, by eqs. 8 and 9.
+
+    Each image's source name (default "image <n>") is appended to the model's source_paths, with its class
+    (`class_name`, added to class_names if new; -1 without one). A supervised memory matches by class, so
+    it needs `class_name`. Save the result with `save_model`.
+    """
+    memo = model.model
+    if memo.memory is None:
+        raise ValueError(f"{model.path}: trained without memory (--no-memory); there is nothing to teach")
+    if sources is not None and len(sources) != len(images):
+        raise ValueError(f"got {len(images)} images but {len(sources)} source names")
+    if memo.memory.supervised and class_name is None:
+        raise ValueError(f"{model.path}: its memory is supervised (matches by class); name the class")
+    label = -1
+    if class_name is not None:
+        if class_name not in memo.class_names:
+            memo.class_names.append(class_name)
+        label = memo.class_names.index(class_name)
+    device = model.device
+    results = []
+    for i, image in enumerate(images):
+        rgb, alpha = image_tensors(image)
+        key = query_keys(model, [prepare(model, rgb, alpha)])  # (1, key_dim)
+        value = color_value(rgb, alpha, model.feature).to(device)[None]  # (1, value_dim)
+        source = sources[i] if sources is not None else f"image {len(memo.source_paths)}"
+        index = len(memo.source_paths)
+        memo.source_paths.append(str(source))
+        memo.source_classes.append(label)
+        results.append(_update(model, key, value, source, index, label))
+    return results
+
+
+@torch.no_grad()
+def _update(
+    model: Colorizer, key: torch.Tensor, value: torch.Tensor, source: str, index: int, label: int
+) -> Remembered:
+    """One memory update (eqs. 8, 9) for one reference, reporting the slot it wrote or refreshed."""
+    memory = model.model.memory
+    top = int(memory.retrieve(key, 1)[1][0, 0]) if memory.num_filled else -1
+    before = memory.sources.clone()
+    filled_before = memory.filled.clone()
+    labels = torch.tensor([label], device=key.device) if memory.supervised else None
+    sources = torch.tensor([index], device=key.device)
+    matched = bool(memory.update(key, value, sources=sources, labels=labels)[0])
+    if matched:
+        return Remembered(source, index, top, REFRESHED, None)
+    slot = int((memory.sources == index).nonzero()[0, 0])
+    previous = int(before[slot])
+    known = bool(filled_before[slot]) and 0 <= previous < len(model.model.source_paths)
+    return Remembered(source, index, slot, WROTE, model.model.source_paths[previous] if known else None)
+
+
+def color_value(rgb: torch.Tensor, alpha: torch.Tensor | None, feature: str) -> torch.Tensor:
+    """The memory value of a colored image, computed as training computes it (on a copy of bounded size)."""
+    h, w = rgb.shape[-2:]
+    scale = COLOR_FEATURE_MAX_SIDE / max(h, w)
+    if scale < 1:
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        if alpha is not None:
+            rgb, alpha = resize_rgba(rgb, alpha, size)
+        else:
+            rgb = F.interpolate(rgb[None], size=size, mode="bilinear", antialias=True)[0].clamp(0.0, 1.0)
+    return color_feature(rgb, alpha, feature)
+
+
+def save_model(model: Colorizer, path: str | os.PathLike) -> None:
+    """Save the model, memory included, as a new final checkpoint (atomically); optimizer state is dropped."""
+    step = {"step": model.meta["step"]} if "step" in model.meta else {}
+    save_checkpoint(path, model.model.tensors(), {**model.model.meta(), **step})
