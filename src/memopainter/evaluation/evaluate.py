@@ -1,0 +1,328 @@
+"""Evaluation against ground truth: colorize every image of a test folder from its lightness, exactly as
+`colorize` does, and score the result against the original (paper section 4).
+
+Per image, over its opaque pixels (alpha >= 0.5) at full resolution:
+- `delta_e2000` of the top-1 coloring (the primary metric, lower is better), `delta_e2000_per_k` of every
+  top-k alternative and `delta_e2000_best_of_k`, their minimum (with top_k = 1 it equals `delta_e2000`);
+- `psnr` of the RGB values, capped at PSNR_CAP dB so that identical images (infinite PSNR, which JSON
+  cannot hold) still average to a number; `ssim`, null where no SSIM window fits (a side under 11 px, or no
+  opaque pixel 5 px from the border); `colorfulness` of the output and `colorfulness_gt` of the truth;
+- `lpips` of the top-1 coloring, only where LPIPS's weights exist. LPIPS cannot mask pixels, so both images
+  are composited onto white first, and an image with a side under 31 px is bilinearly upscaled (both images
+  alike) until its shorter side is 31 px, AlexNet's smallest input;
+- `retrieved_class`: the class of the training image that wrote the top-1 memory slot.
+
+`retrieval_top1_accuracy` (paper 4.1.3) is the share of test images whose top-1 slot was written by an image
+of their own class, counted over the test images whose class folder names one of the model's classes; it
+is null for a model without memory, a model trained without classes, or test images with no such class.
+Averages are taken over the images where a metric is defined, and are null where it is nowhere defined.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from memopainter.data.images import (
+    ImageLoadError,
+    composite_on_white,
+    list_images,
+    load_image,
+    pil_to_tensors,
+    tensors_to_pil,
+)
+from memopainter.evaluation.lpips import LPIPS, MIN_SIDE, lpips_distance, lpips_status
+from memopainter.evaluation.metrics import colorfulness, delta_e2000, psnr, ssim
+from memopainter.inference.api import Colorizer, check_request, predict, prepare
+from memopainter.inference.fullres import PreparedImage, recombine
+
+PSNR_CAP = 100.0  # dB; an 8-bit coloring 1 level off in one channel of a 1 Mpx image still scores 113 dB
+AVERAGED = (
+    "delta_e2000",
+    "delta_e2000_best_of_k",
+    "psnr",
+    "ssim",
+    "colorfulness",
+    "colorfulness_gt",
+    "lpips",
+)
+# What one image can raise between loading and scoring that should skip it rather than stop the run.
+IMAGE_ERRORS = (ImageLoadError, MemoryError, RuntimeError, ValueError)
+
+
+@dataclass(frozen=True)
+class ImageMetrics:
+    """The scores of one image's colorings against its ground truth."""
+
+    delta_e2000_per_k: list[float]  # top-1 first
+    psnr: float  # capped at PSNR_CAP
+    ssim: float | None  # None where no SSIM window fits
+    colorfulness: float
+    colorfulness_gt: float
+    lpips: float | None  # None without LPIPS weights
+
+    @property
+    def delta_e2000(self) -> float:
+        """Mean CIEDE2000 of the top-1 coloring."""
+        return self.delta_e2000_per_k[0]
+
+    @property
+    def delta_e2000_best_of_k(self) -> float:
+        """Mean CIEDE2000 of the best of the top-k colorings."""
+        return min(self.delta_e2000_per_k)
+
+
+@dataclass(frozen=True)
+class ImageScore:
+    """One evaluated test image: where it is, its class, its metrics and what the memory retrieved for it."""
+
+    path: str  # relative to the test folder, with '/' separators
+    class_name: str | None  # its top-level sub-folder; None at the top level
+    metrics: ImageMetrics
+    slots: list[int] | None  # the top-k memory slots, best first; None without memory
+    retrieved_class: str | None  # class of the image that wrote the top-1 slot, None if it had none
+    retrieved_source: str | None  # that image's path relative to the training folder
+
+    def to_json(self) -> dict:
+        """The per_image entry of the JSON result."""
+        m = self.metrics
+        return {
+            "path": self.path,
+            "class": self.class_name,
+            "delta_e2000": m.delta_e2000,
+            "delta_e2000_best_of_k": m.delta_e2000_best_of_k,
+            "delta_e2000_per_k": list(m.delta_e2000_per_k),
+            "psnr": m.psnr,
+            "ssim": m.ssim,
+            "colorfulness": m.colorfulness,
+            "colorfulness_gt": m.colorfulness_gt,
+            "lpips": m.lpips,
+            "retrieved_class": self.retrieved_class,
+            "retrieved_source": self.retrieved_source,
+            "slots": self.slots,
+        }
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A test image that could not be evaluated, and why (one line)."""
+
+    path: str  # relative to the test folder
+    error: str
+
+
+@dataclass(frozen=True)
+class EvaluatedImages:
+    """What a report shows of one test image, each at the image's own size."""
+
+    gray: Image.Image  # the lightness the model was given
+    colorings: list[Image.Image]  # top-1 first
+    truth: Image.Image
+
+
+@dataclass
+class Evaluation:
+    """The result of evaluating a model on a test folder."""
+
+    model: str  # the checkpoint file
+    test_dir: str
+    top_k: int
+    per_image: list[ImageScore]
+    failures: list[Failure]
+    model_classes: list[str]  # classes retrieval can be checked against; empty when it cannot
+    lpips_unavailable: str | None  # why LPIPS did not run, None when it did
+
+    def retrieval_scored(self) -> list[ImageScore]:
+        """The images that count towards retrieval accuracy: those of a class the model knows."""
+        known = set(self.model_classes)
+        return [s for s in self.per_image if s.class_name is not None and s.class_name in known]
+
+    def retrieval_top1_accuracy(self) -> float | None:
+        """Share of scored images whose top-1 slot was written by an image of their class; None if none."""
+        scored = self.retrieval_scored()
+        if not scored:
+            return None
+        return sum(s.retrieved_class == s.class_name for s in scored) / len(scored)
+
+    def average(self, name: str) -> float | None:
+        """Mean of a per-image metric over the images where it is defined; None where it is nowhere."""
+        values = [getattr(s.metrics, name) for s in self.per_image]
+        values = [v for v in values if v is not None]
+        return math.fsum(values) / len(values) if values else None
+
+    def summary(self) -> dict:
+        """Every field of the JSON result except per_image."""
+        out: dict = {"images": len(self.per_image), "failed": len(self.failures)}
+        out.update({name: self.average(name) for name in AVERAGED})
+        out["lpips_unavailable"] = self.lpips_unavailable
+        out["retrieval_top1_accuracy"] = self.retrieval_top1_accuracy()
+        out["retrieval_images"] = len(self.retrieval_scored())
+        out["top_k"] = self.top_k
+        out["psnr_cap"] = PSNR_CAP
+        out["model"] = self.model
+        out["test_dir"] = self.test_dir
+        out["failures"] = [{"path": f.path, "error": f.error} for f in self.failures]
+        return out
+
+    def to_json(self) -> dict:
+        """The whole JSON result: the summary and per_image."""
+        return {**self.summary(), "per_image": [s.to_json() for s in self.per_image]}
+
+
+def list_test_images(test_dir: str | os.PathLike) -> list[Path]:
+    """Every image file under `test_dir`, sorted; FileNotFoundError or ValueError when there is none."""
+    test_dir = Path(test_dir)
+    if not test_dir.exists():
+        raise FileNotFoundError(f"{test_dir}: no such folder")
+    if not test_dir.is_dir():
+        raise NotADirectoryError(f"{test_dir}: not a folder")
+    files = list_images(test_dir, recursive=True)
+    if not files:
+        raise ValueError(f"{test_dir}: holds no image files")
+    return files
+
+
+def evaluate(
+    model: Colorizer,
+    test_dir: str | os.PathLike,
+    top_k: int = 1,
+    *,
+    lpips_alexnet: str | os.PathLike | None = None,
+    lpips_heads: str | os.PathLike | None = None,
+    batch_size: int = 8,
+    on_image: Callable[[int, ImageScore, EvaluatedImages], None] | None = None,
+    on_failure: Callable[[Failure], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Evaluation:
+    """Colorize every image under `test_dir` from its lightness, as `colorize` does, and score it.
+
+    Unreadable images (and ones without an opaque pixel) are skipped and listed in `failures`.
+    `on_image(index, score, images)` receives each evaluated image, index into per_image, for a report;
+    `on_failure` each failure as it happens; `progress` the number of files done after each batch.
+    LPIPS weights are looked up as `lpips_status` does, unless given as paths.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_request(model, top_k, None)
+    test_dir = Path(test_dir)
+    files = list_test_images(test_dir)
+    lpips_model, lpips_unavailable = lpips_status(lpips_alexnet, lpips_heads, model.device)
+    result = Evaluation(
+        str(model.path), str(test_dir), top_k, [], [], _model_classes(model), lpips_unavailable
+    )
+
+    def fail(path: Path, error: BaseException) -> None:
+        text = " ".join(str(error).split()) or type(error).__name__
+        failure = Failure(_relative(path, test_dir), text)
+        result.failures.append(failure)
+        if on_failure is not None:
+            on_failure(failure)
+
+    for start in range(0, len(files), batch_size):
+        chunk = files[start : start + batch_size]
+        batch: list[tuple[Path, torch.Tensor, torch.Tensor | None, PreparedImage]] = []
+        for path in chunk:
+            try:
+                rgb, alpha = load_image(path)
+                if alpha is not None and not bool((alpha >= 0.5).any()):
+                    raise ValueError("no opaque pixel (alpha >= 0.5): nothing to compare")
+                batch.append((path, rgb, alpha, prepare(model, rgb, alpha)))
+            except IMAGE_ERRORS as error:
+                fail(path, error)
+        if batch:
+            prediction = predict(model, [prepared for *_, prepared in batch], top_k)
+            for i, (path, rgb, alpha, prepared) in enumerate(batch):
+                try:
+                    colorings = [recombine(prepared, ab) for ab in prediction.ab[i]]
+                    metrics = measure(rgb, alpha, [pil_to_tensors(c)[0] for c in colorings], lpips_model)
+                except IMAGE_ERRORS as error:
+                    fail(path, error)
+                    continue
+                slots = None if prediction.slots is None else prediction.slots[i].tolist()
+                where = _relative(path, test_dir), _class_of(path, test_dir)
+                score = ImageScore(*where, metrics, slots, *_source(model, slots))
+                result.per_image.append(score)
+                if on_image is not None:
+                    gray = recombine(prepared, torch.zeros_like(prediction.ab[i, 0]))
+                    images = EvaluatedImages(gray, colorings, tensors_to_pil(rgb, alpha))
+                    on_image(len(result.per_image) - 1, score, images)
+        if progress is not None:
+            progress(len(chunk))
+    return result
+
+
+def measure(
+    truth: torch.Tensor, alpha: torch.Tensor | None, colorings: list[torch.Tensor], lpips_model: LPIPS | None
+) -> ImageMetrics:
+    """Score colorings (each (3, H, W) in [0, 1], top-1 first) against the truth over alpha >= 0.5."""
+    if not colorings:
+        raise ValueError("measure: no colorings given")
+    top1 = colorings[0]
+    per_k = [delta_e2000(c, truth, alpha) for c in colorings]
+    try:
+        structural = ssim(top1, truth, alpha)
+    except ValueError:  # too small, or no opaque window centre: SSIM is undefined, not an error
+        structural = None
+    lpips = None
+    if lpips_model is not None:
+        lpips = lpips_distance(lpips_model, *lpips_inputs(top1, truth, alpha))
+    return ImageMetrics(
+        per_k,
+        min(psnr(top1, truth, alpha), PSNR_CAP),
+        structural,
+        colorfulness(top1, alpha),
+        colorfulness(truth, alpha),
+        lpips,
+    )
+
+
+def lpips_inputs(
+    pred: torch.Tensor, truth: torch.Tensor, alpha: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both (3, H, W) images composited onto white, upscaled alike when a side is under MIN_SIDE px."""
+    pred, truth = composite_on_white(pred, alpha), composite_on_white(truth, alpha)
+    height, width = truth.shape[1:]
+    if min(height, width) >= MIN_SIDE:
+        return pred, truth
+    scale = MIN_SIDE / min(height, width)
+    size = (max(MIN_SIDE, math.ceil(height * scale)), max(MIN_SIDE, math.ceil(width * scale)))
+    both = F.interpolate(torch.stack((pred, truth)), size=size, mode="bilinear", align_corners=False)
+    return both[0].clamp(0.0, 1.0), both[1].clamp(0.0, 1.0)  # (3, h, w) each
+
+
+def _model_classes(model: Colorizer) -> list[str]:
+    """The model's class names when its memory slots can be traced to classed training images, else []."""
+    memo = model.model
+    if memo.memory is None or not any(label >= 0 for label in memo.source_classes):
+        return []
+    return list(memo.class_names)
+
+
+def _source(model: Colorizer, slots: list[int] | None) -> tuple[str | None, str | None]:
+    """(class, path) of the image that wrote the top-1 slot; None for what is unknown."""
+    memo = model.model
+    if not slots or memo.memory is None:
+        return None, None
+    index = int(memo.memory.sources[slots[0]])
+    if not 0 <= index < len(memo.source_paths):
+        return None, None
+    label = memo.source_classes[index] if index < len(memo.source_classes) else -1
+    name = memo.class_names[label] if 0 <= label < len(memo.class_names) else None
+    return name, memo.source_paths[index]
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _class_of(path: Path, root: Path) -> str | None:
+    """The top-level sub-folder of `root` that holds `path`, as training labels its images."""
+    parts = path.relative_to(root).parts
+    return parts[0] if len(parts) > 1 else None
