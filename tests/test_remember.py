@@ -26,10 +26,11 @@ from memopainter.cli import memory as memory_cli
 from memopainter.cli import remember as remember_cli
 from memopainter.color import ciede2000, rgb_to_lab
 from memopainter.config import RunConfig
+from memopainter.data.dataset import image_color_feature
 from memopainter.data.images import pil_to_tensors
 from memopainter.inference.api import colorize, image_tensors, load_model, prepare, query_keys
 from memopainter.inference.inspect import memory_stats, slot_swatch
-from memopainter.inference.remember import REFRESHED, WROTE, color_value, remember
+from memopainter.inference.remember import REFRESHED, WROTE, remember
 from memopainter.training.checkpoint import load_checkpoint
 from memopainter.training.loop import train
 
@@ -180,7 +181,7 @@ def test_the_written_slot_holds_the_references_key_color_and_source(taught) -> N
     assert result.action == WROTE
     assert result.index == len(model.model.source_paths) - 1 == 8
     assert torch.allclose(memory.keys[result.slot], key)
-    assert torch.equal(memory.values[result.slot], color_value(*image_tensors(reference), "rgb"))
+    assert torch.equal(memory.values[result.slot], image_color_feature(*image_tensors(reference), "rgb"))
     assert int(memory.sources[result.slot]) == 8
     assert int(memory.ages[result.slot]) == 0
 
@@ -190,7 +191,7 @@ def test_a_reference_whose_colors_its_top1_slot_already_holds_refreshes_that_slo
     memory = model.model.memory
     frame = taught.root / "data" / "a" / "a_2.png"
     top = top_slots(model, frame)[0]
-    value = color_value(*image_tensors(frame), "rgb")
+    value = image_color_feature(*image_tensors(frame), "rgb")
     assert float(memory.distance(memory.values[top], value)) < memory.threshold  # precondition: a match
     keys, values, filled = memory.keys.clone(), memory.values.clone(), memory.num_filled
     (result,) = remember(model, [frame], ["a_2 again"])

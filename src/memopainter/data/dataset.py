@@ -94,9 +94,7 @@ def load_training_data(
 
     def colors(indices: list[int]) -> torch.Tensor:
         say(f"computing {feature} color features of {len(indices)} images")
-        return torch.stack(
-            [color_feature(*_shrink(*tensors[i], COLOR_FEATURE_MAX_SIDE), feature) for i in indices]
-        )
+        return torch.stack([image_color_feature(*tensors[i], feature) for i in indices])
 
     color = cache.get(f"color-{feature}-v{FEATURE_VERSION}", digests, colors)
     query_features = None
@@ -127,6 +125,11 @@ def backbone_features(
         ]
         out.append(backbone(torch.stack(batch).to(device)).cpu())
     return torch.cat(out)
+
+
+def image_color_feature(rgb: torch.Tensor, alpha: torch.Tensor | None, feature: str) -> torch.Tensor:
+    """The memory value of one image as training computes it: the color feature of a bounded-size copy."""
+    return color_feature(*_shrink(rgb, alpha, COLOR_FEATURE_MAX_SIDE), feature)
 
 
 def _shrink(

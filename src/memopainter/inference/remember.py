@@ -13,11 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-from memopainter.color.features import color_feature
-from memopainter.data.dataset import COLOR_FEATURE_MAX_SIDE
-from memopainter.data.preprocess import resize_rgba
+from memopainter.data.dataset import image_color_feature
 from memopainter.inference.api import Colorizer, ImageLike, image_tensors, prepare, query_keys
 from memopainter.training.checkpoint import save_checkpoint
 
@@ -64,7 +61,7 @@ def remember(
     for i, image in enumerate(images):
         rgb, alpha = image_tensors(image)
         key = query_keys(model, [prepare(model, rgb, alpha)])  # (1, key_dim)
-        value = color_value(rgb, alpha, model.feature).to(device)[None]  # (1, value_dim)
+        value = image_color_feature(rgb, alpha, model.feature).to(device)[None]  # (1, value_dim)
         source = sources[i] if sources is not None else f"image {len(memo.source_paths)}"
         index = len(memo.source_paths)
         memo.source_paths.append(str(source))
@@ -91,19 +88,6 @@ def _update(
     previous = int(before[slot])
     known = bool(filled_before[slot]) and 0 <= previous < len(model.model.source_paths)
     return Remembered(source, index, slot, WROTE, model.model.source_paths[previous] if known else None)
-
-
-def color_value(rgb: torch.Tensor, alpha: torch.Tensor | None, feature: str) -> torch.Tensor:
-    """The memory value of a colored image, computed as training computes it (on a copy of bounded size)."""
-    h, w = rgb.shape[-2:]
-    scale = COLOR_FEATURE_MAX_SIDE / max(h, w)
-    if scale < 1:
-        size = (max(1, round(h * scale)), max(1, round(w * scale)))
-        if alpha is not None:
-            rgb, alpha = resize_rgba(rgb, alpha, size)
-        else:
-            rgb = F.interpolate(rgb[None], size=size, mode="bilinear", antialias=True)[0].clamp(0.0, 1.0)
-    return color_feature(rgb, alpha, feature)
 
 
 def save_model(model: Colorizer, path: str | os.PathLike) -> None:
