@@ -20,8 +20,10 @@ Averages are taken over the images where a metric is defined, and are null where
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +45,9 @@ from memopainter.evaluation.metrics import colorfulness, delta_e2000, psnr, ssim
 from memopainter.inference.api import Colorizer, check_request, predict, prepare
 from memopainter.inference.fullres import PreparedImage, recombine
 
-PSNR_CAP = 100.0  # dB; an 8-bit coloring 1 level off in one channel of a 1 Mpx image still scores 113 dB
+# dB, what identical images score instead of infinity. Colorings are far below it: even a single 8-bit level
+# off in one channel of one pixel only reaches it in images of about 51,000 pixels or more.
+PSNR_CAP = 100.0
 AVERAGED = (
     "delta_e2000",
     "delta_e2000_best_of_k",
@@ -219,7 +223,9 @@ def evaluate(
     )
 
     def fail(path: Path, error: BaseException) -> None:
-        text = " ".join(str(error).split()) or type(error).__name__
+        # ImageLoadError's message repeats the path that Failure already holds: keep its problem only.
+        text = error.problem if isinstance(error, ImageLoadError) else " ".join(str(error).split())
+        text = text or type(error).__name__
         failure = Failure(_relative(path, test_dir), text)
         result.failures.append(failure)
         if on_failure is not None:
@@ -256,6 +262,20 @@ def evaluate(
         if progress is not None:
             progress(len(chunk))
     return result
+
+
+def write_json(path: str | os.PathLike, evaluation: Evaluation) -> None:
+    """Write the whole result as strict JSON (no NaN or Infinity) atomically, creating parent folders."""
+    path = Path(path)
+    text = json.dumps(evaluation.to_json(), indent=2, allow_nan=False) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        temp.write_text(text, encoding="utf-8")
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
 
 
 def measure(

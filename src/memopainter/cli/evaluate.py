@@ -1,0 +1,145 @@
+"""`memopainter evaluate`: colorize a folder of color images from their lightness and score the results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from memopainter.evaluation.evaluate import PSNR_CAP, Failure, evaluate, list_test_images, write_json
+from memopainter.evaluation.report import (
+    ReportImages,
+    ReportUnavailable,
+    check_report_dir,
+    require_matplotlib,
+    write_report,
+)
+from memopainter.inference.api import check_request, load_model
+from memopainter.networks.backbones import WeightsError
+from memopainter.training.checkpoint import CheckpointError
+
+EXIT_FAILED = 1  # some image could not be evaluated, TEST_DIR has no images, or the model did not load
+EXIT_USAGE = 2  # refused before any work: bad arguments, a report folder in use, no matplotlib
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `evaluate` command."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score a model against color ground truth",
+        description="Evaluate MODEL on TEST_DIR, a folder of color images (top-level sub-folders are "
+        "classes, optional). Each image is colorized from its lightness exactly as `colorize` does and "
+        "compared with its original at full resolution over its opaque pixels (alpha >= 0.5): mean "
+        "CIEDE2000 (primary, lower is better; with --top-k K also the best of the K alternatives, equal "
+        f"to the top-1 value when K = 1), PSNR (capped at {PSNR_CAP:g} dB, so identical images average to "
+        "a number), SSIM (null for images under 11 px a side), the colorfulness of output and truth, and "
+        "LPIPS where its weights are found (both images composited onto white; images under 31 px a side "
+        "upscaled). When the model was trained on classes and TEST_DIR has class folders, "
+        "retrieval_top1_accuracy is the share of test images whose top-1 memory slot was written by an "
+        "image of their class. The summary is printed as JSON; --json writes it with per-image results. "
+        "Unreadable images are reported and skipped. Exit status: 0 all evaluated, 1 some image failed, "
+        "TEST_DIR is missing or holds no images, or the model could not be loaded, 2 refused before any "
+        "work.",
+        epilog="example: memopainter evaluate runs/first data/test --top-k 3 --json eval.json --report eval/",
+    )
+    parser.add_argument("model", type=Path, metavar="MODEL", help="a run folder or a checkpoint file")
+    parser.add_argument("test_dir", type=Path, metavar="TEST_DIR", help="folder of color ground-truth images")
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="write the full result with per-image scores"
+    )
+    parser.add_argument(
+        "--report", type=Path, metavar="DIR", help="write an HTML report into DIR (new or empty folder)"
+    )
+    parser.add_argument(
+        "--top-k", type=_positive_int, default=1, metavar="K", help="also score the 2nd..Kth slots' colorings"
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the networks run")
+    parser.add_argument("--lpips-alexnet", type=Path, metavar="FILE", help="torchvision's AlexNet weights")
+    parser.add_argument("--lpips-heads", type=Path, metavar="FILE", help="LPIPS v0.1 alex linear heads")
+    parser.add_argument(
+        "--weights", type=Path, metavar="FILE", help="the backbone's weights file, if not found"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=8,
+        metavar="B",
+        help="images per network batch (default 8)",
+    )
+    parser.set_defaults(run=run)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Refuse what cannot work before loading anything, evaluate, then write the JSON and the report."""
+    if args.json is not None and args.json.is_dir():
+        _error(f"--json {args.json}: is a folder; name the file to write")
+        return EXIT_USAGE
+    if args.report is not None:
+        try:
+            check_report_dir(args.report)
+            require_matplotlib()
+        except (ValueError, ReportUnavailable) as error:
+            _error(f"--report: {error}")
+            return EXIT_USAGE
+    try:
+        files = list_test_images(args.test_dir)
+    except (OSError, ValueError) as error:
+        _error(str(error))
+        return EXIT_FAILED
+    try:
+        model = load_model(args.model, device=args.device, weights=args.weights)
+    except (CheckpointError, WeightsError, ValueError, OSError) as error:
+        _error(str(error))
+        return EXIT_FAILED
+    try:
+        check_request(model, args.top_k, None)
+    except ValueError as error:
+        _error(str(error))
+        return EXIT_USAGE
+
+    bar = tqdm(total=len(files), unit="image", dynamic_ncols=True) if sys.stderr.isatty() else None
+
+    def report_failure(failure: Failure) -> None:
+        message = f"error: {args.test_dir / failure.path}: {failure.error}"
+        if bar is None:
+            print(message, file=sys.stderr)
+        else:
+            bar.write(message, file=sys.stderr)  # through the bar, which it would tear otherwise
+
+    images = ReportImages(args.report) if args.report is not None else None
+    try:
+        result = evaluate(
+            model,
+            args.test_dir,
+            args.top_k,
+            lpips_alexnet=args.lpips_alexnet,
+            lpips_heads=args.lpips_heads,
+            batch_size=args.batch_size,
+            on_image=images.add if images is not None else None,
+            on_failure=report_failure,
+            progress=bar.update if bar is not None else None,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json is not None:
+        write_json(args.json, result)
+    if args.report is not None:
+        index = write_report(args.report, result, model, images)
+        print(f"report: {index}", file=sys.stderr)
+    print(json.dumps(result.summary(), indent=2, allow_nan=False))
+    return EXIT_FAILED if result.failures else 0
