@@ -1,0 +1,35 @@
+"""The demo pipeline end to end on a tiny synthetic set: split, train, colorize top-3, evaluate, report."""
+
+import json
+
+from memopainter.cli.main import main
+from memopainter.demo import run_demo
+from memopainter.training.model import MODEL_FILE
+
+
+def test_demo_runs_end_to_end_and_reuses_its_model(tmp_path, sprite_dir, cache_dir, tiny_settings):
+    out = tmp_path / "demo"
+    messages = []
+    result = run_demo(out, sprite_dir, list(tiny_settings), say=messages.append, shots=1)
+
+    assert result.report == out / "report" / "index.html"
+    html = result.report.read_text(encoding="utf-8")
+    assert "ground truth" in html and "top-3" in html
+    metrics = json.loads((out / "report" / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["images"] == 6  # 3 classes x (3 images - 1 shot)
+    assert metrics["top_k"] == 3
+    assert 0 <= metrics["delta_e2000_best_of_k"] <= metrics["delta_e2000"]
+    assert (out / "split-1shot" / "train").is_dir() and (out / "run" / MODEL_FILE).is_file()
+
+    model_time = (out / "run" / MODEL_FILE).stat().st_mtime_ns
+    messages.clear()
+    run_demo(out, sprite_dir, list(tiny_settings), say=messages.append, shots=1)
+    assert any("reusing the model" in m for m in messages)
+    assert (out / "run" / MODEL_FILE).stat().st_mtime_ns == model_time
+
+
+def test_demo_command_reports_a_missing_dataset_in_one_line(tmp_path, cache_dir, capsys):
+    status = main(["demo", "--out", str(tmp_path / "demo"), "--data", str(tmp_path / "nowhere")])
+    assert status == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "nowhere" in errors[0]
