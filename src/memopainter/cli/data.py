@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from memopainter.cli.common import positive_int
 from memopainter.data.builders import (
     BuildError,
     Manifest,
@@ -16,13 +17,6 @@ from memopainter.data.builders import (
     build_split,
     build_wesnoth,
 )
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _log(message: str) -> None:
@@ -130,13 +124,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     wesnoth.add_argument(
         "--min-frames",
-        type=_positive_int,
+        type=positive_int,
         default=8,
         metavar="N",
         help="skip units with fewer sprites (default 8)",
     )
     wesnoth.add_argument(
-        "--max-units", type=_positive_int, default=None, metavar="N", help="keep N units, drawn with --seed"
+        "--max-units", type=positive_int, default=None, metavar="N", help="keep N units, drawn with --seed"
     )
     wesnoth.add_argument("--seed", type=int, default=0, help="seed of the --max-units draw (default 0)")
     wesnoth.add_argument("--force", action="store_true", help=force_help)
@@ -160,14 +154,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     split.add_argument("src", type=Path, metavar="SRC", help="class-folder dataset")
     split.add_argument("dest", type=Path, metavar="DEST", help="split folder to write (train/ and test/)")
     split.add_argument(
-        "--shots", type=_positive_int, required=True, metavar="K", help="training images per class"
+        "--shots", type=positive_int, required=True, metavar="K", help="training images per class"
     )
     split.add_argument(
-        "--ways", type=_positive_int, default=None, metavar="N", help="classes drawn (default: all)"
+        "--ways", type=positive_int, default=None, metavar="N", help="classes drawn (default: all)"
     )
     split.add_argument(
         "--test-per-class",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="T",
         help="test images per class (default: all others)",

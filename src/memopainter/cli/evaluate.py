@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from memopainter.cli.common import positive_int, print_error
 from memopainter.evaluation.evaluate import PSNR_CAP, Failure, evaluate, list_test_images, write_json
 from memopainter.evaluation.report import (
     ReportImages,
@@ -54,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--report", type=Path, metavar="DIR", help="write an HTML report into DIR (new or empty folder)"
     )
     parser.add_argument(
-        "--top-k", type=_positive_int, default=1, metavar="K", help="also score the 2nd..Kth slots' colorings"
+        "--top-k", type=positive_int, default=1, metavar="K", help="also score the 2nd..Kth slots' colorings"
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the networks run")
     parser.add_argument("--lpips-alexnet", type=Path, metavar="FILE", help="torchvision's AlexNet weights")
@@ -64,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=8,
         metavar="B",
         help="images per network batch (default 8)",
@@ -72,43 +73,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
     """Refuse what cannot work before loading anything, evaluate, then write the JSON and the report."""
     if args.json is not None and args.json.is_dir():
-        _error(f"--json {args.json}: is a folder; name the file to write")
+        print_error(f"--json {args.json}: is a folder; name the file to write")
         return EXIT_USAGE
     if args.report is not None:
         try:
             check_report_dir(args.report)
             require_matplotlib()
         except (ValueError, ReportUnavailable) as error:
-            _error(f"--report: {error}")
+            print_error(f"--report: {error}")
             return EXIT_USAGE
     try:
         files = list_test_images(args.test_dir)
     except (OSError, ValueError) as error:
-        _error(str(error))
+        print_error(str(error))
         return EXIT_FAILED
     try:
         model = load_model(args.model, device=args.device, weights=args.weights)
     except (CheckpointError, WeightsError, ValueError, OSError) as error:
-        _error(str(error))
+        print_error(str(error))
         return EXIT_FAILED
     try:
         check_request(model, args.top_k, None)
     except ValueError as error:
-        _error(str(error))
+        print_error(str(error))
         return EXIT_USAGE
 
     bar = tqdm(total=len(files), unit="image", dynamic_ncols=True) if sys.stderr.isatty() else None

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from memopainter.cli.common import positive_int
 from memopainter.color.features import describe_features
 from memopainter.data.images import ImageLoadError, load_image
 
@@ -21,17 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="example: memopainter features frame_001.png frame_002.png --json",
     )
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files to describe")
-    parser.add_argument("--colors", type=_positive_int, default=10, help="palette size (default 10)")
-    parser.add_argument("--bins", type=_positive_int, default=5, help="how many ab bins to list (default 5)")
+    parser.add_argument("--colors", type=positive_int, default=10, help="palette size (default 10)")
+    parser.add_argument("--bins", type=positive_int, default=5, help="how many ab bins to list (default 5)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     parser.set_defaults(run=run)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from memopainter.cli.common import print_error
 from memopainter.data.images import ImageLoadError
 from memopainter.inference.api import load_model, save_png
 from memopainter.inference.inspect import (
@@ -41,14 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
     """Print the statistics (and queries), then write the sheet; the backbone is loaded only for --query."""
     if args.out is not None and args.out.suffix.lower() != ".png":
-        _error(f"-o {args.out}: the contact sheet is a PNG; name it SOMETHING.png")
+        print_error(f"-o {args.out}: the contact sheet is a PNG; name it SOMETHING.png")
         return 2
     try:
         path = resolve_model_path(args.model)
@@ -59,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
             model = load_memopainter(path)[0]
         stats = memory_stats(model)
     except (CheckpointError, WeightsError, ValueError, OSError) as error:
-        _error(str(error))
+        print_error(str(error))
         return 1
     print(
         f"{path}: {stats.size} memory slots, {stats.used} written ({100 * stats.used / stats.size:.0f}%), "
@@ -75,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             queries += query_memory(colorizer, [image_path], [str(image_path)])
         except (ImageLoadError, ValueError) as error:
-            _error(str(error))
+            print_error(str(error))
             failed += 1
     for query in queries:
         print(f"query {query.name}")
@@ -85,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             save_png(args.out, contact_sheet(model, str(path), queries))
         except OSError as error:
-            _error(f"{args.out}: cannot write the contact sheet ({error.strerror or error})")
+            print_error(f"{args.out}: cannot write the contact sheet ({error.strerror or error})")
             return 1
         print(f"contact sheet written to {args.out}")
     return 1 if failed else 0

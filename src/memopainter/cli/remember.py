@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from memopainter.cli.common import print_error
 from memopainter.data.images import ImageLoadError, load_image
 from memopainter.inference.api import load_model
 from memopainter.inference.remember import WROTE, remember, save_model
@@ -41,31 +41,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def _error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
     """Load everything first, so a bad image leaves no half-taught checkpoint behind; then teach and save."""
     if args.out.is_dir() or args.out.suffix != CHECKPOINT_SUFFIX:
-        _error(f"--out {args.out}: name the new checkpoint file, ending in {CHECKPOINT_SUFFIX}")
+        print_error(f"--out {args.out}: name the new checkpoint file, ending in {CHECKPOINT_SUFFIX}")
         return 2
     images, failed = [], 0
     for path in args.images:
         try:
             images.append(load_image(path))
         except ImageLoadError as error:
-            _error(str(error))
+            print_error(str(error))
             failed += 1
     if failed:
-        _error(f"{failed} of {len(args.images)} images failed to load; nothing was written")
+        print_error(f"{failed} of {len(args.images)} images failed to load; nothing was written")
         return 1
     try:
         model = load_model(args.model, device=args.device, weights=args.weights)
         results = remember(model, images, [str(p) for p in args.images], args.class_name)
         save_model(model, args.out)
     except (CheckpointError, WeightsError, ValueError, OSError) as error:
-        _error(str(error))
+        print_error(str(error))
         return 1
     label = f" (class {args.class_name})" if args.class_name else ""
     for result in results:

