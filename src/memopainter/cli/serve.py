@@ -1,0 +1,77 @@
+"""`memopainter serve`: the web page for artists (upload, colorize, compare, recolor, remember)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from memopainter.cli.common import positive_int, print_error
+from memopainter.networks.backbones import WeightsError
+from memopainter.training.checkpoint import CheckpointError
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `serve` command."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a web page to colorize, compare, recolor and teach a model (needs the web extra)",
+        description="Serve MODEL on a local web page: upload images (or drop them), see the top-k "
+        "colorings side by side with a before/after slider, recolor with a palette you edit, download PNGs "
+        "or a zip, and teach the memory a colored reference. A taught model is saved as a new checkpoint "
+        "beside MODEL, which is only replaced when the page's confirmation box is ticked. Everything is "
+        "served locally; nothing is fetched from the network. Needs: pip install 'memopainter[web]'.",
+        epilog="example: memopainter serve runs/first --port 8000, then open http://127.0.0.1:8000",
+    )
+    parser.add_argument("model", type=Path, metavar="MODEL", help="a run folder or a checkpoint file")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    parser.add_argument("--port", type=positive_int, default=8000, help="port to listen on (default 8000)")
+    parser.add_argument(
+        "--max-upload-mb",
+        type=positive_int,
+        default=20,
+        metavar="MB",
+        help="largest file accepted (default 20)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=positive_int,
+        default=16_000_000,
+        metavar="N",
+        help="largest image accepted, in pixels (default 16000000)",
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the networks run")
+    parser.add_argument(
+        "--weights", type=Path, metavar="FILE", help="the backbone's weights file, if not found"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the model, then serve until interrupted."""
+    if args.port > 65535:
+        print_error(f"--port {args.port}: must be at most 65535")
+        return 2
+    try:
+        import uvicorn
+
+        from memopainter.web.app import create_app
+        from memopainter.web.uploads import MIB, Limits
+    except ImportError as error:
+        print_error(f"serve needs the web extra ({error.name} is missing): pip install 'memopainter[web]'")
+        return 1
+    limits = Limits(max_upload_bytes=args.max_upload_mb * MIB, max_pixels=args.max_pixels)
+    try:
+        app = create_app(args.model, limits=limits, device=args.device, weights=args.weights)
+    except (CheckpointError, WeightsError, ValueError, OSError) as error:
+        print_error(str(error))
+        return 1
+    if args.host not in LOOPBACK:
+        print_error(f"--host {args.host}: the page is reachable from other machines, and it has no login")
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"serving {args.model} at http://{shown}:{args.port} (Ctrl+C to stop)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0

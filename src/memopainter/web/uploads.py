@@ -1,0 +1,93 @@
+"""Uploaded image bytes -> image tensors, under size and pixel caps, with errors that carry an HTTP status."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import torch
+
+from memopainter.data.images import ImageLoadError, load_image
+
+MIB = 1024 * 1024
+DEFAULT_MAX_UPLOAD_BYTES = 20 * MIB
+DEFAULT_MAX_PIXELS = 16_000_000  # a 4000 x 4000 image; the JSON answer holds k + 1 PNGs of that size
+_CHUNK = 1 * MIB
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+class UploadError(ValueError):
+    """A refused request: `status` is the HTTP status to answer with, the message says why on one line."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the server accepts: bytes per uploaded file and pixels per decoded image."""
+
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        if self.max_upload_bytes < 1:
+            raise ValueError(f"max_upload_bytes must be at least 1, got {self.max_upload_bytes}")
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be at least 1, got {self.max_pixels}")
+
+
+def display_name(filename: str | None) -> str:
+    """A client's file name reduced to a safe label: its last path part, odd characters dropped.
+
+    It is only ever shown and used to name downloads; no server path is built from it.
+    """
+    last = re.split(r"[\\/]", filename or "")[-1]
+    name = _UNSAFE.sub("", last).strip(" .")[:100]
+    return name or "image"
+
+
+def read_upload(stream: BinaryIO, name: str, max_bytes: int) -> bytes:
+    """All of an uploaded file's bytes, refused (413) past max_bytes and (400) when empty."""
+    data = bytearray()
+    while chunk := stream.read(_CHUNK):
+        data += chunk
+        if len(data) > max_bytes:
+            raise UploadError(413, f"{name}: file is larger than the server's limit of {_size(max_bytes)}")
+    if not data:
+        raise UploadError(400, f"{name}: empty file (0 bytes)")
+    return bytes(data)
+
+
+def decode_image(data: bytes, name: str, max_pixels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Image bytes -> rgb (3, H, W), alpha (H, W) or None, by the same loader as `memopainter colorize`.
+
+    The format is sniffed from the content, never taken from the name or the Content-Type. Non-images are
+    refused with 415, images over max_pixels (decompression bombs) with 413, damaged files with 400.
+    """
+    # load_image works on files: a private temporary folder gives it one under a name of our own.
+    with tempfile.TemporaryDirectory(prefix="memopainter-upload-") as folder:
+        path = Path(folder) / "upload"
+        path.write_bytes(data)
+        try:
+            return load_image(path, max_pixels=max_pixels)
+        except ImageLoadError as error:
+            raise UploadError(_status(error.problem), f"{name}: {error.problem}") from None
+
+
+def _status(problem: str) -> int:
+    """The HTTP status for a load_image problem."""
+    if problem.startswith("too many pixels"):
+        return 413
+    if problem.startswith("not a recognised image"):
+        return 415
+    return 400
+
+
+def _size(n: int) -> str:
+    """A byte count for people: '20 MiB' or '512 bytes'."""
+    return f"{n / MIB:g} MiB" if n >= MIB else f"{n} bytes"

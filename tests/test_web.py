@@ -1,0 +1,309 @@
+"""Specification of the web API of `memopainter serve` (FastAPI TestClient, a tiny model trained here).
+
+It colorizes through the library's own inference (same pixels as `colorize`), answers every bad input with
+a 4xx and a one-line JSON message, never uses a client's path, and teaches the memory into a new checkpoint
+file beside the served one unless the user confirms replacing it.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import struct
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("fastapi", reason="the web extra is not installed")
+pytest.importorskip("multipart", reason="the web extra is not installed")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from memopainter.config import RunConfig  # noqa: E402
+from memopainter.inference.api import colorize, load_model  # noqa: E402
+from memopainter.training.loop import train  # noqa: E402
+from memopainter.web.app import create_app  # noqa: E402
+from memopainter.web.uploads import Limits, display_name  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("cache_dir")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared machine, waiting for a busy second core costs more than it gives."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory, sprite_writer, tiny_settings) -> Path:
+    """The final checkpoint of a tiny run with memory (dist feature): 12 steps of 4 over 9 sprites."""
+    root = tmp_path_factory.mktemp("web")
+    sprite_writer(root / "data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
+        config = RunConfig().override([*tiny_settings, "train.steps=12"])
+        train(config, root / "data", root / "run", progress=lambda _: None)
+    return root / "run" / "model.safetensors"
+
+
+@pytest.fixture(scope="module")
+def client(model_file: Path) -> TestClient:
+    """A client of the app serving the tiny model read-only (no test here teaches through it)."""
+    return TestClient(create_app(model_file), raise_server_exceptions=False)
+
+
+@pytest.fixture
+def own_model(model_file: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny model's checkpoint, in a folder of its own, for tests that teach."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    return Path(shutil.copy(model_file, folder / "model.safetensors"))
+
+
+def png(image: Image.Image) -> bytes:
+    """An image encoded as PNG bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def photo(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
+    """A seeded random image of the given size and mode."""
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, len(mode)), dtype=np.uint8), mode=mode)
+
+
+def decode(url: str) -> Image.Image:
+    """A data:image/png;base64 URL from the API -> the PIL image it holds."""
+    import base64
+
+    prefix = "data:image/png;base64,"
+    assert url.startswith(prefix)
+    return Image.open(io.BytesIO(base64.b64decode(url[len(prefix) :])))
+
+
+def post(client: TestClient, url: str, data: bytes, name: str = "frame.png", **fields: str):
+    """POST one file as the `image` field with extra form fields."""
+    return client.post(url, files={"image": (name, data, "image/png")}, data=fields)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels, with almost no data: a decompression bomb's shape."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(
+        b"IEND", b""
+    )
+
+
+# --- the page ---------------------------------------------------------------------------------------------
+
+
+def test_page_and_its_assets_are_served_locally_with_no_outside_address(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert 'src="/static/app.js"' in page.text
+    for asset in ("/static/app.js", "/static/style.css"):
+        response = client.get(asset)
+        assert response.status_code == 200
+        assert "http://" not in response.text and "https://" not in response.text
+    assert "http://" not in page.text and "https://" not in page.text
+
+
+def test_model_info_names_the_checkpoint_file_and_its_memory(client: TestClient) -> None:
+    info = client.get("/api/model").json()
+    assert info["checkpoint"] == "model.safetensors"
+    assert info["feature"] == "dist"
+    assert info["has_memory"] is True
+    assert 1 <= info["slots_written"] <= info["slots"]
+    assert info["max_pixels"] == Limits().max_pixels
+
+
+# --- colorize ---------------------------------------------------------------------------------------------
+
+
+def test_colorize_returns_the_same_pixels_as_the_library(client: TestClient, model_file: Path) -> None:
+    image = photo(40, 24, seed=1)
+    body = post(client, "/api/colorize", png(image)).json()
+    (expected,) = colorize(load_model(model_file), image)
+    assert (body["width"], body["height"]) == (40, 24)
+    np.testing.assert_array_equal(np.asarray(decode(body["results"][0])), np.asarray(expected))
+
+
+def test_colorize_top_k_gives_k_results_with_their_slots_scores_and_palettes(client: TestClient) -> None:
+    body = post(client, "/api/colorize", png(photo(30, 20, mode="RGBA")), top_k="2").json()
+    assert len(body["results"]) == len(body["slots"]) == len(body["scores"]) == len(body["palettes"]) == 2
+    assert body["scores"][0] >= body["scores"][1]
+    assert len(set(body["slots"])) == 2
+    for url in [body["gray"], *body["results"]]:
+        result = decode(url)
+        assert result.size == (30, 20)
+        assert result.mode == "RGBA"
+    assert all(color.startswith("#") and len(color) == 7 for color in body["palettes"][0])
+
+
+def test_gray_input_has_no_color(client: TestClient) -> None:
+    body = post(client, "/api/colorize", png(photo(16, 16, seed=2))).json()
+    gray = np.asarray(decode(body["gray"]).convert("RGB")).astype(int)
+    assert np.abs(gray[..., 0] - gray[..., 1]).max() <= 1
+    assert np.abs(gray[..., 1] - gray[..., 2]).max() <= 1
+
+
+def test_palette_gives_one_result_conditioned_on_those_colors(client: TestClient) -> None:
+    body = post(client, "/api/colorize", png(photo(20, 20)), palette="#d02030, F0C020").json()
+    assert len(body["results"]) == 1
+    assert body["slots"] is None
+    assert body["palettes"] == [["#d02030", "#f0c020"]]
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "message"),
+    [
+        ({"top_k": "0"}, 422, "top_k"),
+        ({"top_k": "three"}, 422, "top_k"),
+        ({"top_k": "999"}, 400, "is more than the"),
+        ({"palette": "#12345"}, 400, "is not a palette color"),
+        ({"palette": ",".join(["#000000"] * 11)}, 400, "1 to 10 colors"),
+        ({"palette": "#000000", "top_k": "2"}, 400, "top_k must be 1 with a palette"),
+    ],
+)
+def test_bad_options_are_refused_with_a_message(client, fields, status, message) -> None:
+    response = post(client, "/api/colorize", png(photo(8, 8)), **fields)
+    assert response.status_code == status
+    assert message in response.json()["error"]
+
+
+def test_missing_image_field_is_a_422_naming_it(client: TestClient) -> None:
+    response = client.post("/api/colorize", data={"top_k": "1"})
+    assert response.status_code == 422
+    assert "image" in response.json()["error"]
+
+
+# --- bad uploads ------------------------------------------------------------------------------------------
+
+
+def test_non_image_is_refused_by_content_whatever_its_name_and_type(client: TestClient) -> None:
+    response = post(client, "/api/colorize", b"#!/bin/sh\necho not an image\n", name="evil.png")
+    assert response.status_code == 415
+    assert response.json()["error"].startswith("evil.png: not a recognised image file")
+
+
+def test_image_named_as_text_is_still_colorized(client: TestClient) -> None:
+    response = post(client, "/api/colorize", png(photo(8, 8)), name="notes.txt")
+    assert response.status_code == 200
+
+
+def test_decompression_bomb_header_is_refused_before_decoding(client: TestClient) -> None:
+    response = post(client, "/api/colorize", png_header_only(12_000, 12_000), name="bomb.png")
+    assert response.status_code == 413
+    assert response.json()["error"].startswith("bomb.png: too many pixels (12000x12000")
+
+
+def test_truncated_image_is_a_400(client: TestClient) -> None:
+    response = post(client, "/api/colorize", png(photo(32, 32))[:200])
+    assert response.status_code == 400
+    assert "corrupt or truncated" in response.json()["error"]
+
+
+def test_empty_file_is_a_400(client: TestClient) -> None:
+    response = post(client, "/api/colorize", b"")
+    assert response.status_code == 400
+    assert response.json()["error"] == "frame.png: empty file (0 bytes)"
+
+
+def test_pixel_and_upload_caps_are_configurable(model_file: Path) -> None:
+    small = TestClient(create_app(model_file, limits=Limits(max_upload_bytes=2000, max_pixels=400)))
+    over_pixels = post(small, "/api/colorize", png(Image.new("L", (21, 20))))
+    assert over_pixels.status_code == 413
+    assert "21x20 = 420 > max_pixels 400" in over_pixels.json()["error"]
+    over_bytes = post(small, "/api/colorize", png(photo(40, 40)))  # about 4.8 kB of noise
+    assert over_bytes.status_code == 413
+    assert over_bytes.json()["error"] == "frame.png: file is larger than the server's limit of 2000 bytes"
+    assert post(small, "/api/colorize", png(Image.new("L", (20, 20)))).status_code == 200
+
+
+def test_client_file_names_are_reduced_to_a_safe_label() -> None:
+    assert display_name("../../etc/passwd") == "passwd"
+    assert display_name("C:\\Users\\me\\frame 1.png") == "frame 1.png"
+    assert display_name("<script>.png") == "script.png"
+    assert display_name("..") == "image"
+    assert display_name(None) == "image"
+
+
+def test_a_server_fault_is_a_json_message_not_a_stack_trace(model_file: Path, monkeypatch) -> None:
+    app = create_app(model_file)
+
+    def broken(*_, **__):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(app.state.session, "colorize", broken)
+    response = post(TestClient(app, raise_server_exceptions=False), "/api/colorize", png(photo(8, 8)))
+    assert response.status_code == 500
+    assert response.json() == {"error": "the server failed on this request (RuntimeError); see its log"}
+
+
+def test_concurrent_requests_all_succeed_with_identical_results(client: TestClient) -> None:
+    data = png(photo(24, 24, seed=3))
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(lambda _: post(client, "/api/colorize", data, top_k="2"), range(6)))
+    assert [r.status_code for r in responses] == [200] * 6
+    assert len({tuple(r.json()["results"]) for r in responses}) == 1
+
+
+# --- remember ---------------------------------------------------------------------------------------------
+
+
+def test_remember_saves_a_new_checkpoint_beside_the_served_one_and_serves_it(own_model: Path) -> None:
+    before = own_model.read_bytes()
+    client = TestClient(create_app(own_model))
+    written = client.get("/api/model").json()["slots_written"]
+    response = post(client, "/api/remember", png(photo(24, 32, seed=4)), name="hero.png")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["action"] in ("wrote", "refreshed")
+    assert own_model.read_bytes() == before
+    (new,) = [p for p in own_model.parent.iterdir() if p != own_model]
+    assert new.name.startswith("model.taught-") and new.suffix == ".safetensors"
+    assert body["checkpoint"] == new.name == client.get("/api/model").json()["checkpoint"]
+    taught = load_model(new)
+    assert taught.model.source_paths[-1] == "hero.png"
+    assert taught.model.memory.num_filled == written + (body["action"] == "wrote")
+
+
+def test_remember_twice_keeps_every_checkpoint(own_model: Path) -> None:
+    client = TestClient(create_app(own_model))
+    for seed in (5, 6):
+        assert post(client, "/api/remember", png(photo(20, 20, seed=seed))).status_code == 200
+    assert len(list(own_model.parent.glob("*.safetensors"))) == 3
+
+
+def test_remember_replaces_the_served_file_only_when_confirmed(own_model: Path) -> None:
+    before = own_model.read_bytes()
+    client = TestClient(create_app(own_model))
+    response = post(client, "/api/remember", png(photo(20, 20, seed=7)), name="hero.png", replace="true")
+    assert response.status_code == 200
+    assert response.json()["checkpoint"] == "model.safetensors"
+    assert [p.name for p in own_model.parent.iterdir()] == ["model.safetensors"]
+    assert own_model.read_bytes() != before
+    assert load_model(own_model).model.source_paths[-1] == "hero.png"
+
+
+def test_failed_remember_writes_nothing_and_keeps_the_served_model(own_model: Path) -> None:
+    client = TestClient(create_app(own_model))
+    info = client.get("/api/model").json()
+    response = post(client, "/api/remember", b"GIF89a but not really", name="x.gif")
+    assert response.status_code == 415
+    assert response.json()["error"].startswith("x.gif: ")
+    assert [p.name for p in own_model.parent.iterdir()] == ["model.safetensors"]
+    assert client.get("/api/model").json() == info
