@@ -11,6 +11,7 @@ from pathlib import Path
 from memopainter.config import ConfigError, RunConfig, load_config
 from memopainter.data.images import ImageLoadError
 from memopainter.networks.backbones import WeightsError
+from memopainter.training import distributed
 from memopainter.training.checkpoint import CheckpointError
 from memopainter.training.loop import train
 
@@ -23,7 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Train MemoPainter on DATA_DIR (color images, searched recursively; sub-folders are "
         "classes, used only by --supervised and by evaluation). RUN_DIR receives config.json, metrics.jsonl, "
         "sample grids, checkpoint.safetensors (resumable) and model.safetensors (final).",
-        epilog="example: memopainter train frames/ --out runs/first --steps 2000 --feature rgb",
+        epilog="example: memopainter train frames/ --out runs/first --steps 2000 --feature rgb; on N "
+        "processes: torchrun --standalone --nproc_per_node=N -m memopainter train ... (--batch-size is per "
+        "process)",
     )
     parser.add_argument("data_dir", type=Path, metavar="DATA_DIR")
     parser.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder to write")
@@ -100,10 +103,15 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and not (args.out / "checkpoint.safetensors").is_file():
         print(f"error: {args.out}: nothing to resume (no checkpoint.safetensors)", file=sys.stderr)
         return 1
+    group = None
     try:
-        final = train(config, args.data_dir, args.out, resume=args.resume, progress=_stderr)
+        group = distributed.from_env(config.train.device)
+        final = train(config, args.data_dir, args.out, resume=args.resume, progress=_stderr, group=group)
     except (ValueError, RuntimeError, WeightsError, CheckpointError, ImageLoadError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(final)
+    finally:
+        distributed.cleanup(group)
+    if group is None or group.is_main:
+        print(final)
     return 0

@@ -11,7 +11,8 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -30,6 +31,7 @@ from memopainter.training.checkpoint import (
     rng_to_tensors,
     save_checkpoint,
 )
+from memopainter.training.distributed import Group, is_communication_error
 from memopainter.training.model import CHECKPOINT_FILE, MODEL_FILE, MemoPainter, build_model
 from memopainter.training.samples import save_sample_grid
 
@@ -67,11 +69,11 @@ def make_optimizers(model: MemoPainter, config: RunConfig) -> Optimizers:
     )
 
 
-def total_steps(config: RunConfig, num_images: int) -> int:
-    """Steps of the run: train.steps, or train.epochs passes over the data."""
+def total_steps(config: RunConfig, num_images: int, world_size: int = 1) -> int:
+    """Steps of the run: train.steps, or train.epochs passes over the data (batch_size images per rank)."""
     if config.train.steps:
         return config.train.steps
-    return config.train.epochs * math.ceil(num_images / config.train.batch_size)
+    return config.train.epochs * math.ceil(num_images / (config.train.batch_size * world_size))
 
 
 def train_step(
@@ -85,8 +87,13 @@ def train_step(
     sources: torch.Tensor,
     labels: torch.Tensor,
     generator: torch.Generator,
+    gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> dict[str, float]:
-    """One batch: triplet step and memory update, then D, then G. Returns the loss terms for the log."""
+    """One batch: triplet step and memory update, then D, then G. Returns the loss terms for the log.
+
+    `gather` (distributed runs) concatenates every rank's tensor in rank order: the memory is then updated
+    with the queries of all ranks, the same on each, so every rank keeps the same memory.
+    """
     stats: dict[str, float] = {}
     cond = None
     if model.memory is not None:
@@ -96,7 +103,10 @@ def train_step(
         optimizers.query_head.zero_grad(set_to_none=True)
         terms.loss.backward()
         optimizers.query_head.step()
-        matched = model.memory.update(q.detach(), color, sources=sources, labels=supervised_labels)
+        shared = [q.detach(), color, sources, supervised_labels]  # (B, key_dim), (B, V), (B,), (B,) or None
+        if gather is not None:
+            shared = [None if t is None else gather(t) for t in shared]
+        matched = model.memory.update(shared[0], shared[1], sources=shared[2], labels=shared[3])
         stats.update(
             triplet=terms.loss.item(),
             memory_hit_rate=matched.float().mean().item(),
@@ -141,21 +151,29 @@ def train(
     cache: FeatureCache | None = None,
     stop_after: int | None = None,
     progress: Callable[[str], None] | None = None,
+    group: Group | None = None,
 ) -> Path:
     """Train on the color images under `data_dir`, writing logs, samples and checkpoints into `run_dir`.
 
     Returns the path of the final model. With `resume`, continues exactly from run_dir's last checkpoint.
     `stop_after` ends the process's work after that many steps (tests use it to simulate an interruption).
+    With `group` (training.distributed.from_env), this process is one rank of a DistributedDataParallel run:
+    train.batch_size images per rank, rank 0 alone writes.
     """
     say = progress or log.info
+    if group is not None and not group.is_main:
+        say = _silent
     run_dir = Path(run_dir)
     device = torch.device(config.train.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("train.device is cuda but torch sees no CUDA device; use --device cpu")
+    if group is not None:
+        device = group.device(device)
     backbone = None
     if config.memory.enabled:
         backbone = load_backbone(config.memory.backbone, device=device)
-    data = load_training_data(data_dir, config.data.image_size, config.data.feature, backbone, cache, say)
+    with nullcontext() if group is None else group.main_first():
+        data = load_training_data(data_dir, config.data.image_size, config.data.feature, backbone, cache, say)
     unlabelled = int((data.labels < 0).sum())
     if config.memory.supervised and unlabelled:
         raise ValueError(
@@ -175,22 +193,35 @@ def train(
     model.source_paths = [str(r.path.relative_to(data_dir)) for r in data.records]
     model.to(device)
     optimizers = make_optimizers(model, config)
-    steps = total_steps(config, len(data))
+    world_size = 1 if group is None else group.world_size
+    writes = group is None or group.is_main
+    steps = total_steps(config, len(data), world_size)
     step = 0
     checkpoint_path = run_dir / CHECKPOINT_FILE
     if resume:
-        step = _restore(checkpoint_path, model, optimizers, config)
-        _truncate_metrics(run_dir / "metrics.jsonl", step)
+        step = _restore(checkpoint_path, model, optimizers, config)  # every rank reads the same checkpoint
+        if writes:
+            _truncate_metrics(run_dir / "metrics.jsonl", step)
         say(f"resumed from {checkpoint_path} at step {step}")
-    else:
+    elif writes:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(run_dir / "config.json", config.to_dict())
+    # The networks step through DDP wrappers that share their parameters; `model` itself is what is saved.
+    net = model
+    if group is not None:
+        query_head = None if model.query_head is None else group.wrap(model.query_head)
+        net = replace(
+            model,
+            generator=group.wrap(model.generator),
+            discriminator=group.wrap(model.discriminator),
+            query_head=query_head,
+        )
 
-    batch = min(config.train.batch_size, len(data))
+    batch = min(config.train.batch_size * world_size, len(data))  # the global batch, over all ranks
     per_epoch = math.ceil(len(data) / batch)
     samples = torch.linspace(0, len(data) - 1, min(SAMPLE_IMAGES, len(data))).round().long()  # across classes
-    metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
-    bar = _progress_bar(steps, step)
+    metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if writes else None
+    bar = _progress_bar(steps, step) if writes else None
     last = time.perf_counter()
     try:
         while step < steps and (stop_after is None or stop_after > 0):
@@ -200,15 +231,19 @@ def train(
             permutation = torch.randperm(len(data), generator=_seeded(config.train.seed, "epoch", epoch))
             draws = _seeded(config.train.seed, "step", step)
             idx = permutation[position * batch : (position + 1) * batch]
-            gray, ab = data.gray[idx], data.ab[idx]
             flip = torch.rand(len(idx), generator=draws) < 0.5  # horizontal flips: free extra poses
+            if group is not None:
+                mine = group.shard(len(idx))
+                idx, flip = idx[mine], flip[mine]
+                group.seed(config.train.seed, step)
+            gray, ab = data.gray[idx], data.ab[idx]
             gray = torch.where(flip[:, None, None, None], gray.flip(-1), gray)
             ab = torch.where(flip[:, None, None, None], ab.flip(-1), ab)
             features = None if data.query_features is None else data.query_features[idx].to(device)
             model.generator.train()
             model.discriminator.train()
             stats = train_step(
-                model,
+                net,
                 optimizers,
                 config,
                 gray.to(device),
@@ -218,30 +253,43 @@ def train(
                 idx.to(device),
                 data.labels[idx].to(device),
                 draws,
+                None if group is None else group.gather,
             )
+            if group is not None:
+                stats = group.reduce_stats(stats)
             step += 1
             now = time.perf_counter()
-            stats.update(step=step, epoch=(step - 1) // per_epoch, images_per_s=len(idx) / (now - last))
+            images = len(idx) * world_size
+            stats.update(step=step, epoch=(step - 1) // per_epoch, images_per_s=images / (now - last))
             last = now
             if model.memory is not None:
                 stats["memory_filled"] = model.memory.num_filled
-            metrics.write(json.dumps(stats) + "\n")
-            metrics.flush()
-            _report(bar, stats, step, steps, say)
-            if step % config.train.sample_every == 0 or step == steps:
-                save_sample_grid(model, data, samples, run_dir / "samples" / f"step_{step:06d}.png", device)
-            if step % config.train.checkpoint_every == 0 or step == steps:
-                _save_resumable(checkpoint_path, model, optimizers, step)
+            if writes:
+                metrics.write(json.dumps(stats) + "\n")
+                metrics.flush()
+                _report(bar, stats, step, steps, say)
+                if step % config.train.sample_every == 0 or step == steps:
+                    grid = run_dir / "samples" / f"step_{step:06d}.png"
+                    save_sample_grid(model, data, samples, grid, device)
+                if step % config.train.checkpoint_every == 0 or step == steps:
+                    _save_resumable(checkpoint_path, model, optimizers, step)
             if stop_after is not None:
                 stop_after -= 1
+    except RuntimeError as error:
+        if group is not None and is_communication_error(error):
+            raise group.lost_contact(error, step + 1) from error
+        raise
     finally:
-        metrics.close()
+        if metrics is not None:
+            metrics.close()
         if bar is not None:
             bar.close()
     final = run_dir / MODEL_FILE
-    if step == steps:
+    if step == steps and writes:
         save_checkpoint(final, model.tensors(), {**model.meta(), "step": step})
         say(f"model saved to {final}")
+    if group is not None:
+        group.barrier()  # no rank returns before the final model is written
     return final
 
 
@@ -252,6 +300,10 @@ def _warn_small(data: TrainingData, config: RunConfig, say: Callable[[str], None
     counts = torch.bincount(data.labels[data.labels >= 0], minlength=len(data.class_names))
     if len(data.class_names) and int(counts.min()) == 1:
         say("warning: some classes have a single image; the memory will remember them one-shot")
+
+
+def _silent(message: str) -> None:
+    """Progress of ranks other than 0: dropped, rank 0 speaks for the run."""
 
 
 def _seeded(seed: int, purpose: str, index: int) -> torch.Generator:
