@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
 from memopainter.config import RunConfig
@@ -100,3 +101,12 @@ def tiny_settings() -> tuple[str, ...]:
 def tiny_config() -> RunConfig:
     """The RunConfig of `tiny_settings`, fresh for each test."""
     return RunConfig().override(list(TINY_SETTINGS))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread: on a shared machine, waiting for a busy second core costs more than it gives."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

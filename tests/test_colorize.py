@@ -34,16 +34,7 @@ from memopainter.networks.backbones import WeightsError
 from memopainter.training.checkpoint import RESERVED_META_KEYS, load_checkpoint, save_checkpoint
 from memopainter.training.loop import train
 
-pytestmark = pytest.mark.usefixtures("cache_dir")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared machine, waiting for a busy second core costs more than it gives."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("cache_dir", "one_thread")
 
 
 def train_tiny(root: Path, sprite_writer, settings: list[str]) -> Path:

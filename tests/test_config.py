@@ -168,9 +168,12 @@ def test_dry_run_prints_the_resolved_config_and_leaves_run_dir_alone(
     assert resolved["data"]["feature"] == "rgb"
     assert resolved["memory"]["enabled"] is False
     assert resolved["model"]["base_channels"] == 8
-    assert resolved == load_config(path, ["train.steps=7", "data.feature=rgb"]).override(
-        ["memory.enabled=false", "model.base_channels=8"]
-    ).to_dict()
+    assert (
+        resolved
+        == load_config(path, ["train.steps=7", "data.feature=rgb"])
+        .override(["memory.enabled=false", "model.base_channels=8"])
+        .to_dict()
+    )
     assert not run_dir.exists()
 
 

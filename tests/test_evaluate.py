@@ -16,7 +16,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from conftest import draw_sprite
+from PIL import Image
 
 from memopainter.cli import colorize as colorize_cli
 from memopainter.cli import evaluate as evaluate_cli
@@ -29,7 +30,7 @@ from memopainter.evaluation.report import ReportUnavailable, require_matplotlib
 from memopainter.inference.api import load_model
 from memopainter.training.loop import train
 
-pytestmark = pytest.mark.usefixtures("cache_dir")
+pytestmark = pytest.mark.usefixtures("cache_dir", "one_thread")
 
 # Two classes far apart in lightness as well as shape, so that even the tiny random backbone tells their gray
 # versions apart: retrieval was right for every test frame with training seeds 0 to 3.
@@ -74,31 +75,6 @@ PER_IMAGE_KEYS = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared machine, waiting for a busy second core costs more than it gives."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def sprite(size: tuple[int, int], body: tuple, detail: tuple, shape: str) -> Image.Image:
-    """A flat-colored RGBA sprite: the shape in its body color with a detail stripe, on transparency."""
-    width, height = size
-    image = Image.new("RGBA", size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(image)
-    box = (width // 8, height // 8, width - 1 - width // 8, height - 1 - height // 8)
-    if shape == "ellipse":
-        draw.ellipse(box, fill=(*body, 255))
-    else:
-        draw.rectangle(box, fill=(*body, 255))
-    draw.rectangle(
-        (width // 3, height // 2, width - 1 - width // 3, height // 2 + height // 10), fill=(*detail, 255)
-    )
-    return image
-
-
 def write_classes(
     root: Path, sizes: list[tuple[int, int]], names: tuple[str, str] = ("red", "green")
 ) -> Path:
@@ -106,7 +82,7 @@ def write_classes(
     for name, scheme in zip(names, (RED, GREEN), strict=True):
         (root / name).mkdir(parents=True, exist_ok=True)
         for i, size in enumerate(sizes):
-            sprite(size, *scheme).save(root / name / f"{name}_{i}.png")
+            draw_sprite(size, *scheme).save(root / name / f"{name}_{i}.png")
     return root
 
 
@@ -296,7 +272,7 @@ def test_two_very_different_classes_retrieve_their_own_class(trained) -> None:
 
 def test_retrieval_accuracy_is_null_for_unlabelled_test_images(trained, tmp_path: Path) -> None:
     for i, size in enumerate(TEST_SIZES):
-        sprite(size, *RED).save(tmp_path / f"frame_{i}.png")
+        draw_sprite(size, *RED).save(tmp_path / f"frame_{i}.png")
     result = evaluate(trained.colorizer, tmp_path)
     assert result.summary()["retrieval_top1_accuracy"] is None
     assert result.summary()["retrieval_images"] == 0
@@ -444,7 +420,7 @@ def test_the_report_shows_every_image_worst_first_with_plots_and_escaped_names(
     trained, tmp_path: Path
 ) -> None:
     test_dir = write_classes(tmp_path / "test", TEST_SIZES)
-    sprite((30, 38), *RED).save(test_dir / "red" / "a<b>&c.png")
+    draw_sprite((30, 38), *RED).save(test_dir / "red" / "a<b>&c.png")
     report, out = tmp_path / "report", tmp_path / "eval.json"
     assert cli("evaluate", trained.model, test_dir, "--top-k", 2, "--report", report, "--json", out) == 0
     page = (report / "index.html").read_text(encoding="utf-8")

@@ -20,7 +20,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
+from conftest import draw_sprite
+from PIL import Image
 
 from memopainter.cli import memory as memory_cli
 from memopainter.cli import remember as remember_cli
@@ -34,39 +35,12 @@ from memopainter.inference.remember import REFRESHED, WROTE, remember
 from memopainter.training.checkpoint import load_checkpoint
 from memopainter.training.loop import train
 
-pytestmark = pytest.mark.usefixtures("cache_dir")
+pytestmark = pytest.mark.usefixtures("cache_dir", "one_thread")
 
 RED = ((220, 30, 30), (250, 220, 60), "ellipse")  # class A: body, detail stripe, shape
 GREEN = ((30, 180, 40), (20, 70, 20), "rectangle")  # class B
 CORAL = ((250, 110, 90), (255, 240, 200), "triangle")  # class C: never trained on
 FRAME_SIZES = [(32, 40), (40, 32), (36, 36), (28, 44)]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared machine, waiting for a busy second core costs more than it gives."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def sprite(size: tuple[int, int], body: tuple, detail: tuple, shape: str) -> Image.Image:
-    """A flat-colored RGBA sprite: the shape in its body color with a detail stripe, on transparency."""
-    width, height = size
-    image = Image.new("RGBA", size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(image)
-    box = (width // 8, height // 8, width - 1 - width // 8, height - 1 - height // 8)
-    if shape == "ellipse":
-        draw.ellipse(box, fill=(*body, 255))
-    elif shape == "rectangle":
-        draw.rectangle(box, fill=(*body, 255))
-    else:
-        draw.polygon([(width // 2, box[1]), (box[2], box[3]), (box[0], box[3])], fill=(*body, 255))
-    draw.rectangle(
-        (width // 3, height // 2, width - 1 - width // 3, height // 2 + height // 10), fill=(*detail, 255)
-    )
-    return image
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +50,7 @@ def taught(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     for name, scheme in (("a", RED), ("b", GREEN)):
         (root / "data" / name).mkdir(parents=True)
         for i, size in enumerate(FRAME_SIZES):
-            sprite(size, *scheme).save(root / "data" / name / f"{name}_{i}.png")
+            draw_sprite(size, *scheme).save(root / "data" / name / f"{name}_{i}.png")
     settings = [
         "memory.backbone=tiny",
         "memory.key_dim=16",
@@ -92,8 +66,8 @@ def taught(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
         train(RunConfig().override(settings), root / "data", root / "run", progress=lambda _: None)
-    sprite((36, 40), *CORAL).save(root / "c_reference.png")
-    sprite((40, 44), *CORAL).save(root / "c_new_frame.png")
+    draw_sprite((36, 40), *CORAL).save(root / "c_reference.png")
+    draw_sprite((40, 44), *CORAL).save(root / "c_new_frame.png")
     return SimpleNamespace(root=root, model=root / "run" / "model.safetensors")
 
 

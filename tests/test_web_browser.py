@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 pytest.importorskip("fastapi", reason="the web extra is not installed")
@@ -41,6 +40,7 @@ CHROMIUM_ARGS = [
 SCREENSHOT = os.environ.get("MEMOPAINTER_WEB_SCREENSHOT")  # where to save the page, for the README
 
 pytestmark = [
+    pytest.mark.usefixtures("one_thread"),
     pytest.mark.usefixtures("cache_dir"),
     pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason=f"no chromium at {CHROMIUM}"),
 ]
@@ -136,12 +136,3 @@ def test_a_non_image_shows_a_readable_error(page, tmp_path: Path) -> None:
         "notes.png: not a recognised image file (supported: PNG, JPEG, WEBP, BMP, GIF, TIFF)", timeout=30_000
     )
     assert page.errors == []
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared machine, waiting for a busy second core costs more than it gives."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
