@@ -6,10 +6,22 @@ import argparse
 import sys
 
 from memopainter import __version__
-from memopainter.cli import colorize, data, demo, evaluate, features, memory, remember, serve, train, weights
+from memopainter.cli import (
+    colorize,
+    data,
+    demo,
+    evaluate,
+    experiment,
+    features,
+    memory,
+    remember,
+    serve,
+    train,
+    weights,
+)
 
 # Each command module adds its sub-parser and sets `run` (args -> exit status) as a default.
-COMMANDS = (colorize, data, demo, evaluate, features, memory, remember, serve, train, weights)
+COMMANDS = (colorize, data, demo, evaluate, experiment, features, memory, remember, serve, train, weights)
 
 
 def build_parser() -> argparse.ArgumentParser:
