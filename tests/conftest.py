@@ -110,3 +110,48 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# torchvision.models.alexnet().features: the keys and shapes of its convolutions.
+TORCHVISION_FEATURE_SHAPES = {
+    "features.0.weight": (64, 3, 11, 11),
+    "features.0.bias": (64,),
+    "features.3.weight": (192, 64, 5, 5),
+    "features.3.bias": (192,),
+    "features.6.weight": (384, 192, 3, 3),
+    "features.6.bias": (384,),
+    "features.8.weight": (256, 384, 3, 3),
+    "features.8.bias": (256,),
+    "features.10.weight": (256, 256, 3, 3),
+    "features.10.bias": (256,),
+}
+# lpips 0.1.4's weights/v0.1/alex.pth, as read out of the wheel.
+LPIPS_HEAD_SHAPES = {
+    "lin0.model.1.weight": (1, 64, 1, 1),
+    "lin1.model.1.weight": (1, 192, 1, 1),
+    "lin2.model.1.weight": (1, 384, 1, 1),
+    "lin3.model.1.weight": (1, 256, 1, 1),
+    "lin4.model.1.weight": (1, 256, 1, 1),
+}
+
+
+@pytest.fixture(scope="session")
+def weight_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(alexnet, heads): a seeded random AlexNet in torchvision's legacy format, random heads as lpips's."""
+    folder = tmp_path_factory.mktemp("lpips-weights")
+    generator = torch.Generator().manual_seed(0)
+    alexnet = {
+        key: torch.randn(shape, generator=generator) * (0.05 if len(shape) > 1 else 0.1)
+        for key, shape in TORCHVISION_FEATURE_SHAPES.items()
+    }
+    # The real file also holds the classifier, which LPIPS does not use (small stand-ins here).
+    alexnet["classifier.1.weight"] = torch.zeros(4, 9)
+    alexnet["classifier.6.bias"] = torch.zeros(4)
+    alexnet_path = folder / "random-alexnet.pth"
+    # torchvision's 2017 file predates the zip format: save the same way to check that it loads.
+    torch.save(alexnet, alexnet_path, _use_new_zipfile_serialization=False)
+    # LPIPS's heads are non-negative channel weights.
+    heads = {key: torch.rand(shape, generator=generator) for key, shape in LPIPS_HEAD_SHAPES.items()}
+    heads_path = folder / "random-heads.pth"
+    torch.save(heads, heads_path)
+    return alexnet_path, heads_path

@@ -131,33 +131,6 @@ def no_memory_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return train_run(root, settings)
 
 
-@pytest.fixture(scope="module")
-def lpips_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(alexnet, heads): seeded random weights in torchvision's and lpips's formats, as test_lpips makes."""
-    folder = tmp_path_factory.mktemp("lpips-weights")
-    generator = torch.Generator().manual_seed(0)
-    shapes = {
-        "features.0.weight": (64, 3, 11, 11),
-        "features.0.bias": (64,),
-        "features.3.weight": (192, 64, 5, 5),
-        "features.3.bias": (192,),
-        "features.6.weight": (384, 192, 3, 3),
-        "features.6.bias": (384,),
-        "features.8.weight": (256, 384, 3, 3),
-        "features.8.bias": (256,),
-        "features.10.weight": (256, 256, 3, 3),
-        "features.10.bias": (256,),
-    }
-    alexnet = {key: torch.randn(shape, generator=generator) * 0.05 for key, shape in shapes.items()}
-    torch.save(alexnet, folder / "random-alexnet.pth", _use_new_zipfile_serialization=False)
-    heads = {
-        f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1, generator=generator)
-        for i, c in enumerate((64, 192, 384, 256, 256))
-    }
-    torch.save(heads, folder / "random-heads.pth")
-    return folder / "random-alexnet.pth", folder / "random-heads.pth"
-
-
 @pytest.fixture
 def no_lpips_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Empty MemoPainter weights and torch hub folders, so LPIPS finds no weights by name."""
@@ -387,13 +360,13 @@ def test_lpips_is_null_with_the_reason_when_its_weights_are_missing(trained, no_
     )
 
 
-def test_lpips_runs_on_the_colorize_output_composited_on_white(trained, lpips_files, tmp_path: Path) -> None:
+def test_lpips_runs_on_the_colorize_output_composited_on_white(trained, weight_files, tmp_path: Path) -> None:
     assert cli("colorize", trained.model, trained.test_dir, "--recursive", "-o", tmp_path / "out") == 0
     result = evaluate(
-        trained.colorizer, trained.test_dir, lpips_alexnet=lpips_files[0], lpips_heads=lpips_files[1]
+        trained.colorizer, trained.test_dir, lpips_alexnet=weight_files[0], lpips_heads=weight_files[1]
     )
     assert result.lpips_unavailable is None
-    model = load_lpips(*lpips_files)
+    model = load_lpips(*weight_files)
     for score in result.per_image:
         truth, alpha = load_image(trained.test_dir / score.path)
         top1 = png_rgb((tmp_path / "out" / score.path).with_suffix(".png"))

@@ -13,23 +13,17 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from memopainter.cli.common import positive_int, print_error
+from memopainter.cli.common import EXIT_FAILED, EXIT_USAGE, load_checked_model, positive_int, print_error
 from memopainter.data.images import IMAGE_EXTENSIONS, ImageLoadError, list_images, load_image
 from memopainter.inference.api import (
     Colorizer,
-    check_request,
-    load_model,
     parse_palette,
     predict,
     prepare,
     save_png,
 )
 from memopainter.inference.fullres import PreparedImage, recombine
-from memopainter.networks.backbones import WeightsError
-from memopainter.training.checkpoint import CheckpointError
 
-EXIT_FAILED = 1  # some input could not be colorized, or the model could not be loaded
-EXIT_USAGE = 2  # refused before any work: bad arguments, outputs that would clobber files
 _SHOWN = 3  # example paths quoted in an error about many files
 
 
@@ -125,16 +119,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     colorized, failed = 0, len(problems)
     if jobs:
-        try:
-            model = load_model(args.model, device=args.device, weights=args.weights)
-        except (CheckpointError, WeightsError, ValueError, OSError) as error:
-            print_error(str(error))
-            return EXIT_FAILED
-        try:
-            check_request(model, args.top_k, palette)
-        except ValueError as error:
-            print_error(str(error))
-            return EXIT_USAGE
+        model, status = load_checked_model(args.model, args.device, args.weights, args.top_k, palette)
+        if model is None:
+            return status
         colorized, batch_failed = colorize_jobs(model, jobs, args.out, args.top_k, palette, args.batch_size)
         failed += batch_failed
     summary = f"{colorized} colorized, {failed} failed"

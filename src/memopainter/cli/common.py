@@ -1,9 +1,16 @@
-"""Small pieces the command modules share: argument types and the one-line error format."""
+"""Small pieces the command modules share: argument types, the one-line error format, model loading."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+
+import torch
+
+from memopainter.inference.api import Colorizer, check_request, load_model
+from memopainter.networks.backbones import WeightsError
+from memopainter.training.checkpoint import CheckpointError
 
 
 def positive_int(text: str) -> int:
@@ -17,3 +24,24 @@ def positive_int(text: str) -> int:
 def print_error(message: str) -> None:
     """Print a one-line error on stderr."""
     print(f"error: {message}", file=sys.stderr)
+
+
+EXIT_FAILED = 1  # some input failed, or the model or the data could not be loaded
+EXIT_USAGE = 2  # refused before any work
+
+
+def load_checked_model(
+    path: Path, device: str, weights: Path | None, top_k: int, palette: torch.Tensor | None
+) -> tuple[Colorizer | None, int]:
+    """Load MODEL and check the request: (model, 0), or (None, exit status) after a one-line error."""
+    try:
+        model = load_model(path, device=device, weights=weights)
+    except (CheckpointError, WeightsError, ValueError, OSError) as error:
+        print_error(str(error))
+        return None, EXIT_FAILED
+    try:
+        check_request(model, top_k, palette)
+    except ValueError as error:
+        print_error(str(error))
+        return None, EXIT_USAGE
+    return model, 0

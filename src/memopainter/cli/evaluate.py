@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from memopainter.cli.common import positive_int, print_error
+from memopainter.cli.common import EXIT_FAILED, EXIT_USAGE, load_checked_model, positive_int, print_error
 from memopainter.evaluation.evaluate import PSNR_CAP, Failure, evaluate, list_test_images, write_json
 from memopainter.evaluation.report import (
     ReportImages,
@@ -18,12 +18,6 @@ from memopainter.evaluation.report import (
     require_matplotlib,
     write_report,
 )
-from memopainter.inference.api import check_request, load_model
-from memopainter.networks.backbones import WeightsError
-from memopainter.training.checkpoint import CheckpointError
-
-EXIT_FAILED = 1  # some image could not be evaluated, TEST_DIR has no images, or the model did not load
-EXIT_USAGE = 2  # refused before any work: bad arguments, a report folder in use, no matplotlib
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -90,16 +84,9 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         print_error(str(error))
         return EXIT_FAILED
-    try:
-        model = load_model(args.model, device=args.device, weights=args.weights)
-    except (CheckpointError, WeightsError, ValueError, OSError) as error:
-        print_error(str(error))
-        return EXIT_FAILED
-    try:
-        check_request(model, args.top_k, None)
-    except ValueError as error:
-        print_error(str(error))
-        return EXIT_USAGE
+    model, status = load_checked_model(args.model, args.device, args.weights, args.top_k, None)
+    if model is None:
+        return status
 
     bar = tqdm(total=len(files), unit="image", dynamic_ncols=True) if sys.stderr.isatty() else None
 
