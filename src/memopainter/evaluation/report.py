@@ -12,17 +12,16 @@ matplotlib is an optional dependency (the `report` extra), imported only here an
 from __future__ import annotations
 
 import html
-import io
 import json
 import os
 import statistics
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
 from memopainter.evaluation.evaluate import PSNR_CAP, EvaluatedImages, Evaluation, ImageScore
+from memopainter.evaluation.outputs import figure_png, image_png, write_atomic
 from memopainter.inference.api import Colorizer
 
 INDEX_FILE = "index.html"
@@ -101,7 +100,7 @@ class ReportImages:
         for image, name in zip(strip, names, strict=True):
             relative = f"{IMAGES_DIR}/{index:05d}-{name}.png"
             thumb = _thumbnail(image)
-            _write_bytes(self.folder / relative, _png_bytes(thumb))
+            write_atomic(self.folder / relative, image_png(thumb))
             saved.append(Thumbnail(relative, *thumb.size))
         self.saved[index] = saved
 
@@ -116,15 +115,15 @@ def write_report(
     plots = []
     values = [s.metrics.delta_e2000 for s in evaluation.per_image]
     if values:
-        _write_bytes(folder / HISTOGRAM_FILE, _histogram(figure, values))
+        write_atomic(folder / HISTOGRAM_FILE, _histogram(figure, values))
         plots.append(HISTOGRAM_FILE)
         by_class = _by_class(evaluation)
         if by_class:
-            _write_bytes(folder / BY_CLASS_FILE, _class_plot(figure, by_class))
+            write_atomic(folder / BY_CLASS_FILE, _class_plot(figure, by_class))
             plots.append(BY_CLASS_FILE)
     page = _page(evaluation, model, plots, images.saved if images is not None else {})
     index = folder / INDEX_FILE
-    _write_bytes(index, page.encode("utf-8"))
+    write_atomic(index, page.encode("utf-8"))
     return index
 
 
@@ -137,16 +136,6 @@ def _figure_class() -> type:
     return Figure
 
 
-def _png_of(figure) -> bytes:
-    """A matplotlib figure rendered by Agg as PNG bytes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(figure)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
 def _histogram(figure_class: type, values: list[float]) -> bytes:
     """PNG histogram of per-image mean CIEDE2000, with the mean marked."""
     figure = figure_class(figsize=(6.0, 3.2), dpi=100, layout="constrained")
@@ -157,7 +146,7 @@ def _histogram(figure_class: type, values: list[float]) -> bytes:
     axes.set_xlabel("mean CIEDE2000 per image (lower is better)")
     axes.set_ylabel("images")
     axes.legend(frameon=False)
-    return _png_of(figure)
+    return figure_png(figure)
 
 
 def _class_plot(figure_class: type, by_class: dict[str, list[float]]) -> bytes:
@@ -178,7 +167,7 @@ def _class_plot(figure_class: type, by_class: dict[str, list[float]]) -> bytes:
     axes.set_yticklabels([f"{name.replace('$', chr(92) + '$')} ({len(by_class[name])})" for name in order])
     axes.set_xlabel("mean CIEDE2000 per image (lower is better)")
     axes.set_title(title, fontsize=10)
-    return _png_of(figure)
+    return figure_png(figure)
 
 
 def _by_class(evaluation: Evaluation) -> dict[str, list[float]]:
@@ -380,21 +369,3 @@ def _thumbnail(image: Image.Image) -> Image.Image:
     if image.mode == "RGBA":
         return image.convert("RGBa").resize(size, Image.Resampling.LANCZOS).convert("RGBA")
     return image.resize(size, Image.Resampling.LANCZOS)
-
-
-def _png_bytes(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write a file atomically: a hidden temporary file in the same folder, renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        temp.write_bytes(data)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

@@ -11,7 +11,6 @@ supervised (label matches, the paper's upper bound), so the two rows are paired.
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from memopainter.evaluation.outputs import figure_png, write_atomic
+from memopainter.experiments.statistics import t_interval
 from memopainter.memory import ColorMemory, QueryHead, default_memory_size
 
 MODES = ("unsupervised", "supervised")
@@ -112,70 +113,6 @@ class RetrievalResult:
                 for mode, table in PAPER_TABLE2.items()
             },
         }
-
-
-def t_interval(values: list[float]) -> tuple[float, float | None, float | None]:
-    """Mean and 95% Student t-interval of `values`; the bounds are None with fewer than 2 values."""
-    if not values:
-        raise ValueError("t_interval needs at least one value")
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, None, None
-    sd = math.sqrt(sum((x - mean) ** 2 for x in values) / (n - 1))
-    half = t_quantile_975(n - 1) * sd / math.sqrt(n)
-    return mean, mean - half, mean + half
-
-
-# Student t 0.975 quantiles (two-sided 95%) for 1..30 degrees of freedom, then anchors at 40, 60, 120 and
-# infinity interpolated in 1/df; standard table values, so the core install needs no statistics package.
-_T975 = (
-    12.706,
-    4.303,
-    3.182,
-    2.776,
-    2.571,
-    2.447,
-    2.365,
-    2.306,
-    2.262,
-    2.228,
-    2.201,
-    2.179,
-    2.160,
-    2.145,
-    2.131,
-    2.120,
-    2.110,
-    2.101,
-    2.093,
-    2.086,
-    2.080,
-    2.074,
-    2.069,
-    2.064,
-    2.060,
-    2.056,
-    2.052,
-    2.048,
-    2.045,
-    2.042,
-)
-_T975_TAIL = ((30, 2.042), (40, 2.021), (60, 2.000), (120, 1.980))
-
-
-def t_quantile_975(df: int) -> float:
-    """The 0.975 quantile of Student's t with `df` degrees of freedom (table, to about 1e-3)."""
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    anchors = (*_T975_TAIL, (math.inf, 1.960))
-    for (df0, t0), (df1, t1) in zip(anchors, anchors[1:], strict=False):
-        if df <= df1:
-            x0, x1, x = 1 / df0, 1 / df1, 1 / df  # 1/inf is 0
-            return t0 + (t1 - t0) * (x - x0) / (x1 - x0)
-    return 1.960
 
 
 def eligible_classes(labels: torch.Tensor, shots: int) -> list[int]:
@@ -323,9 +260,9 @@ def write_report(result: RetrievalResult, out: str | Path, data: str, command: s
     out.mkdir(parents=True, exist_ok=True)
     body = {"data": data, "command": command, **result.to_dict()}
     paths = [out / "retrieval.md", out / "retrieval.json", out / "retrieval.png"]
-    paths[0].write_text(markdown_table(result, data, command), encoding="utf-8")
-    paths[1].write_text(json.dumps(body, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    paths[2].write_bytes(plot_png(result))
+    write_atomic(paths[0], markdown_table(result, data, command))
+    write_atomic(paths[1], json.dumps(body, indent=2, allow_nan=False) + "\n")
+    write_atomic(paths[2], plot_png(result))
     return paths
 
 
@@ -381,15 +318,11 @@ def markdown_table(result: RetrievalResult, data: str, command: str) -> str:
 
 def plot_png(result: RetrievalResult) -> bytes:
     """Bar chart of mean accuracy with 95% intervals per (ways, shots), ours against the paper, as PNG."""
-    import io
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     columns = sorted({(c.ways, c.shots) for c in result.cells})
     by_key = {(c.ways, c.shots, c.mode): c for c in result.cells}
     figure = Figure(figsize=(1.8 + 1.6 * len(columns), 3.6), dpi=100)
-    FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     width = 0.2
     for i, mode in enumerate(MODES):
@@ -408,9 +341,7 @@ def plot_png(result: RetrievalResult) -> bytes:
     axes.set_ylim(0, 118)  # headroom for the legend above the bars
     axes.legend(fontsize=7, loc="upper center", ncol=4)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure_png(figure)
 
 
 def _too_few_message(
