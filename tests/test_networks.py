@@ -234,6 +234,8 @@ def test_generator_config_is_plain_values_that_rebuild_the_same_network():
         "base_channels": 8,
         "mlp_hidden": 16,
         "dropout": 0.25,
+        "norm": "adain",
+        "head": "ab",
     }
     _train_one_step(generator, 32)
     rebuilt = Generator(**config)

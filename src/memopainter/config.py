@@ -19,6 +19,10 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 
+NORMS = ("adain", "batch")  # model.norm choices
+HEADS = ("ab", "bins")  # model.head choices
+
+
 class ConfigError(ValueError):
     """A configuration value that is missing, of the wrong type or out of range."""
 
@@ -53,6 +57,15 @@ class ModelConfig:
     base_channels: int = 32  # channels of the first U-Net level; doubled per level up to 8x
     mlp_hidden: int = 256  # width of the MLP that turns the color feature into AdaIN parameters
     dropout: float = 0.5  # in the first three decoder blocks, as pix2pix
+    # "adain": AdaIN driven by the color feature (eq. 13); "batch": BatchNorm in its place, unconditioned:
+    # the pix2pix U-Net baseline (memory.enabled = false only).
+    norm: str = "adain"
+    # "ab": 2 tanh channels, ab / 110; "bins": 313 logits over the ab bins, trained by classification:
+    # the baseline of Zhang, Isola & Efros 2016 (memory.enabled = false only).
+    head: str = "ab"
+    # head "bins": the annealed-mean temperature that decodes the bin distribution into ab (Zhang et al.:
+    # 0.38; 1 is the plain mean, towards 0 the mode).
+    bins_temperature: float = 0.38
 
 
 @dataclass
@@ -64,6 +77,9 @@ class LossConfig:
     # reconstruction term is what ties the output to the condition's colors.
     smooth_l1: float = 100.0
     smooth_l1_delta: float = 1.0 / 110.0  # delta of eq. 10 in the network's ab / 110 units: one ab unit
+    # model.head "bins": lambda of Zhang et al.'s class rebalancing, w ~ ((1 - lambda) p + lambda / 313)^-1
+    # (0.5 as theirs; 1 gives every bin the weight 1, i.e. no rebalancing).
+    rebalance_lambda: float = 0.5
 
 
 @dataclass
@@ -138,9 +154,13 @@ class RunConfig:
             ("model.base_channels", self.model.base_channels >= 4, ">= 4"),
             ("model.mlp_hidden", self.model.mlp_hidden >= 8, ">= 8"),
             ("model.dropout", 0 <= self.model.dropout < 1, "in [0, 1)"),
+            ("model.norm", self.model.norm in NORMS, " or ".join(f'"{n}"' for n in NORMS)),
+            ("model.head", self.model.head in HEADS, " or ".join(f'"{h}"' for h in HEADS)),
+            ("model.bins_temperature", self.model.bins_temperature > 0, "> 0"),
             ("loss.adversarial", self.loss.adversarial >= 0, ">= 0"),
             ("loss.smooth_l1", self.loss.smooth_l1 >= 0, ">= 0"),
             ("loss.smooth_l1_delta", self.loss.smooth_l1_delta > 0, "> 0"),
+            ("loss.rebalance_lambda", 0 < self.loss.rebalance_lambda <= 1, "in (0, 1]"),
             ("train.steps", self.train.steps >= 0, ">= 0 (0 means use epochs)"),
             ("train.epochs", self.train.epochs >= 1, ">= 1"),
             ("train.batch_size", self.train.batch_size >= 1, ">= 1"),
@@ -161,6 +181,13 @@ class RunConfig:
                 raise ConfigError(f"{key} must be {expected}, got {_get(self, key)!r}")
         if self.memory.supervised and not self.memory.enabled:
             raise ConfigError("memory.supervised needs memory.enabled: --supervised and --no-memory conflict")
+        baselines = [("model.norm", self.model.norm, "batch"), ("model.head", self.model.head, "bins")]
+        for key, value, baseline in baselines:
+            if value == baseline and self.memory.enabled:
+                raise ConfigError(
+                    f'{key} = "{baseline}" is a baseline without a color condition: it needs '
+                    "memory.enabled = false (--no-memory)"
+                )
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:

@@ -1,4 +1,4 @@
-"""Writing result files: atomically (a crash never leaves half a file) and as PNG, for reports and experiments."""
+"""Writing result files atomically (a crash never leaves half a file), and PNGs of figures and images."""
 
 from __future__ import annotations
 

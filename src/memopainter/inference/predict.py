@@ -6,6 +6,7 @@ import torch
 
 from memopainter.color import ab_distribution, lab_to_rgb
 from memopainter.data.preprocess import AB_SCALE, L_SCALE
+from memopainter.networks.classification import annealed_mean
 from memopainter.training.model import MemoPainter
 
 
@@ -40,11 +41,17 @@ def palette_condition(colors: torch.Tensor, feature: str) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_ab(model: MemoPainter, gray: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-    """Generator output in Lab units: gray (B, 1, S, S) as L / 100, cond (B, value_dim) -> ab (B, 2, S, S)."""
+    """Generator output in Lab units: gray (B, 1, S, S) as L / 100, cond (B, value_dim) -> ab (B, 2, S, S).
+
+    A generator of head "bins" (313 logits) is decoded by the annealed mean at model.bins_temperature.
+    """
     was_training = model.generator.training
     model.generator.eval()
     try:
-        return model.generator(gray, cond) * AB_SCALE
+        out = model.generator(gray, cond)  # (B, 2, S, S) ab / 110, or (B, 313, S, S) logits
+        if model.generator.head == "bins":
+            return annealed_mean(out, model.config.model.bins_temperature)
+        return out * AB_SCALE
     finally:
         model.generator.train(was_training)
 

@@ -4,14 +4,22 @@ Input L/100 in [0, 1], output tanh = ab/110 in [-1, 1]. The encoder halves the i
 2x2, so instance statistics are never taken over a single pixel. One MLP maps the color feature to the gamma
 and beta of every AdaIN layer at once; with cond_dim 0 (the paper's Res-cGAN ablation) those are learned
 constants.
+
+Two baselines reuse the same U-Net: norm "batch" puts BatchNorm where AdaIN is (the pix2pix generator,
+unconditioned), and head "bins" ends in 313 logits over the ab bins instead of 2 tanh channels (the
+classification colorizer of Zhang, Isola & Efros 2016, decoded by networks.classification.annealed_mean).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from memopainter.color.bins import NUM_BINS
 from memopainter.networks.validation import check_int
 
 MIN_IMAGE_SIZE = 16
@@ -19,6 +27,9 @@ BOTTLENECK_SIZE = 2
 DROPOUT_BLOCKS = 3  # pix2pix: dropout in the first three decoder blocks
 CHANNEL_CAP = 8  # channels stop doubling at 8 x base_channels, as in pix2pix
 LEAKY_SLOPE = 0.2
+NORMS = ("adain", "batch")
+HEADS = ("ab", "bins")
+HEAD_CHANNELS = {"ab": 2, "bins": NUM_BINS}  # output channels of the last decoder layer per head
 
 
 class AdaIN(nn.Module):
@@ -43,7 +54,10 @@ class AdaIN(nn.Module):
 
 
 class Generator(nn.Module):
-    """U-Net generator G(x, C): L/100 (B, 1, H, W) and color feature (B, cond_dim) -> ab/110 (B, 2, H, W)."""
+    """U-Net generator G(x, C): L/100 (B, 1, H, W) and color feature (B, cond_dim) -> ab/110 (B, 2, H, W).
+
+    With head "bins" the output is instead raw logits (B, 313, H, W) over the ab bins.
+    """
 
     def __init__(
         self,
@@ -52,6 +66,8 @@ class Generator(nn.Module):
         base_channels: int = 32,
         mlp_hidden: int = 256,
         dropout: float = 0.5,
+        norm: str = "adain",
+        head: str = "ab",
     ) -> None:
         super().__init__()
         check_int("Generator", "image_size", image_size, MIN_IMAGE_SIZE)
@@ -64,33 +80,51 @@ class Generator(nn.Module):
         check_int("Generator", "mlp_hidden", mlp_hidden, 1)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"Generator: dropout must be a probability in [0, 1), got {dropout!r}")
+        if norm not in NORMS:
+            raise ValueError(f"Generator: norm must be one of {', '.join(NORMS)}, got {norm!r}")
+        if head not in HEADS:
+            raise ValueError(f"Generator: head must be one of {', '.join(HEADS)}, got {head!r}")
+        if norm == "batch" and cond_dim != 0:
+            raise ValueError(f"Generator: norm 'batch' is unconditioned and needs cond_dim 0, got {cond_dim}")
         self.image_size = image_size
         self.cond_dim = cond_dim
         self.base_channels = base_channels
         self.mlp_hidden = mlp_hidden
         self.dropout_p = float(dropout)
+        self.norm = norm
+        self.head = head
 
         depth = (image_size // BOTTLENECK_SIZE).bit_length() - 1  # = log2(image_size) - 1
         channels = [base_channels * min(2**i, CHANNEL_CAP) for i in range(depth)]  # encoder outputs
         self.encoder = nn.ModuleList()
         for i, out_ch in enumerate(channels):
             in_ch = 1 if i == 0 else channels[i - 1]
-            # A bias before AdaIN would be removed by its mean subtraction; the first block has no AdaIN.
+            # A bias before a norm would be removed by its mean subtraction; the first block has no norm.
             self.encoder.append(nn.Conv2d(in_ch, out_ch, 4, stride=2, padding=1, bias=i == 0))
         # Decoder block j undoes encoder block depth-1-j; after the first, it also takes that level's skip.
-        decoder_out = channels[-2::-1] + [2]
+        decoder_out = channels[-2::-1] + [HEAD_CHANNELS[head]]
         self.decoder = nn.ModuleList()
         for j, out_ch in enumerate(decoder_out):
             in_ch = channels[-1] if j == 0 else 2 * channels[depth - 1 - j]
             last = j == depth - 1
             self.decoder.append(nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1, bias=last))
-        self.adain = AdaIN()
         self.dropout = nn.Dropout(self.dropout_p)
-        # One AdaIN per encoder block but the first and per decoder block but the last, in forward order.
-        self.adain_channels: list[int] = channels[1:] + decoder_out[:-1]
+        # One norm per encoder block but the first and per decoder block but the last, in forward order.
+        self.norm_channels: list[int] = channels[1:] + decoder_out[:-1]
+        self.adain: AdaIN | None = None
+        self.batch_norms: nn.ModuleList | None = None
+        self.mlp: nn.Sequential | None = None
+        self.register_parameter("affine", None)
+        if norm == "batch":
+            # pix2pix: affine BatchNorm with running statistics; no MLP, no learned AdaIN constants.
+            self.adain_channels: list[int] = []
+            self.batch_norms = nn.ModuleList(nn.BatchNorm2d(c) for c in self.norm_channels)
+            return
+        self.adain = AdaIN()
+        self.adain_channels = list(self.norm_channels)
         style_dim = 2 * sum(self.adain_channels)
         if cond_dim > 0:
-            self.mlp: nn.Sequential | None = nn.Sequential(
+            self.mlp = nn.Sequential(
                 nn.Linear(cond_dim, mlp_hidden),
                 nn.ReLU(inplace=True),
                 nn.Linear(mlp_hidden, mlp_hidden),
@@ -100,9 +134,7 @@ class Generator(nn.Module):
             # The MLP predicts (gamma - 1, beta); a zero last layer starts every AdaIN as plain instance norm.
             nn.init.zeros_(self.mlp[-1].weight)
             nn.init.zeros_(self.mlp[-1].bias)
-            self.register_parameter("affine", None)
         else:
-            self.mlp = None
             # Res-cGAN: the same (gamma - 1, beta) layout, learned once for all images.
             self.affine = nn.Parameter(torch.zeros(style_dim))
 
@@ -111,7 +143,7 @@ class Generator(nn.Module):
         """Number of stride-2 down blocks: log2(image_size) - 1, leaving a 2x2 bottleneck."""
         return len(self.encoder)
 
-    def config(self) -> dict[str, int | float]:
+    def config(self) -> dict[str, int | float | str]:
         """Constructor arguments as plain values: `Generator(**g.config())` rebuilds the architecture."""
         return {
             "image_size": self.image_size,
@@ -119,6 +151,8 @@ class Generator(nn.Module):
             "base_channels": self.base_channels,
             "mlp_hidden": self.mlp_hidden,
             "dropout": self.dropout_p,
+            "norm": self.norm,
+            "head": self.head,
         }
 
     def _styles(self, batch: int, cond: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -139,12 +173,23 @@ class Generator(nn.Module):
         pairs = zip(chunks, self.adain_channels, strict=True)
         return [(1.0 + chunk[:, :c], chunk[:, c:]) for chunk, c in pairs]
 
+    def _norms(self, batch: int, cond: torch.Tensor | None) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        """Every norm layer in forward order, as a map (B, C, h, w) -> (B, C, h, w): AdaIN or BatchNorm."""
+        if self.batch_norms is not None:
+            if cond is not None:
+                raise ValueError("Generator.forward: this generator has cond_dim 0 and takes cond=None")
+            return list(self.batch_norms)
+        return [partial(self.adain, gamma=gamma, beta=beta) for gamma, beta in self._styles(batch, cond)]
+
     def forward(self, L: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        """L/100 (B, 1, S, S) and color feature (B, cond_dim) or None -> ab/110 (B, 2, S, S) in [-1, 1]."""
+        """L/100 (B, 1, S, S) and color feature (B, cond_dim) or None -> ab/110 (B, 2, S, S) in [-1, 1].
+
+        With head "bins": raw logits (B, 313, S, S) instead, no tanh.
+        """
         size = self.image_size
         if L.dim() != 4 or L.shape[1:] != (1, size, size):
             raise ValueError(f"Generator.forward: L must be (B, 1, {size}, {size}), got {tuple(L.shape)}")
-        styles = iter(self._styles(L.shape[0], cond))
+        norms = iter(self._norms(L.shape[0], cond))
         skips = []
         x = L
         for i, conv in enumerate(self.encoder):
@@ -152,7 +197,7 @@ class Generator(nn.Module):
                 x = F.leaky_relu(x, LEAKY_SLOPE)
             x = conv(x)
             if i > 0:
-                x = self.adain(x, *next(styles))
+                x = next(norms)(x)
             skips.append(x)
         # x: bottleneck (B, 8 x base, 2, 2); pix2pix concatenates pre-activation features, as here.
         for j, deconv in enumerate(self.decoder):
@@ -160,7 +205,9 @@ class Generator(nn.Module):
                 x = torch.cat([x, skips[self.depth - 1 - j]], dim=1)
             x = deconv(F.relu(x))
             if j < self.depth - 1:
-                x = self.adain(x, *next(styles))
+                x = next(norms)(x)
                 if j < DROPOUT_BLOCKS:
                     x = self.dropout(x)
+        if self.head == "bins":
+            return x  # (B, 313, S, S) logits
         return torch.tanh(x)  # (B, 2, S, S)

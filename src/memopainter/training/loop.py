@@ -1,5 +1,9 @@
 """The training loop: per batch, as the paper, a triplet-loss step on the query head, a memory update, a
 discriminator step and a generator step (sections 3.1 and 3.2).
+
+With model.head "bins" (the baseline of Zhang et al. 2016) each batch is one class-rebalanced classification
+step on the generator instead; the discriminator stays in the model, untrained, so checkpoints keep their
+layout.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import torch
 from memopainter.config import RunConfig
 from memopainter.data.cache import FeatureCache
 from memopainter.data.dataset import TrainingData, load_training_data
+from memopainter.data.preprocess import AB_SCALE
 from memopainter.networks.backbones import load_backbone
+from memopainter.networks.classification import classification_loss, rebalancing_weights
 from memopainter.networks.losses import discriminator_loss, generator_loss
 from memopainter.training.checkpoint import (
     load_checkpoint,
@@ -88,12 +94,17 @@ def train_step(
     labels: torch.Tensor,
     generator: torch.Generator,
     gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    bin_weights: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One batch: triplet step and memory update, then D, then G. Returns the loss terms for the log.
 
     `gather` (distributed runs) concatenates every rank's tensor in rank order: the memory is then updated
     with the queries of all ranks, the same on each, so every rank keeps the same memory.
+    With model.head "bins": one classification step on G alone, weighted by `bin_weights` (313,), the
+    class-rebalancing weights of the training data.
     """
+    if config.model.head == "bins":
+        return _classification_step(model, optimizers, gray, ab, bin_weights)
     stats: dict[str, float] = {}
     cond = None
     if model.memory is not None:
@@ -141,6 +152,24 @@ def train_step(
     optimizers.generator.step()
     stats.update(d=d_loss.item(), g=g_loss.item(), **parts)
     return stats
+
+
+def _classification_step(
+    model: MemoPainter,
+    optimizers: Optimizers,
+    gray: torch.Tensor,
+    ab: torch.Tensor,
+    bin_weights: torch.Tensor | None,
+) -> dict[str, float]:
+    """Zhang et al.'s eq. 2 on G: gray (B, 1, S, S), ab / 110 (B, 2, S, S), weights (313,) -> {"ce": loss}."""
+    if bin_weights is None:
+        raise ValueError("train_step: model.head 'bins' needs bin_weights (the class-rebalancing weights)")
+    logits = model.generator(gray, None)  # (B, 313, S, S); the bins baseline has no color condition
+    loss = classification_loss(logits, ab * AB_SCALE, bin_weights)
+    optimizers.generator.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizers.generator.step()
+    return {"ce": loss.item()}
 
 
 def train(
@@ -193,6 +222,13 @@ def train(
     model.source_paths = [str(r.path.relative_to(data_dir)) for r in data.records]
     model.to(device)
     optimizers = make_optimizers(model, config)
+    bin_weights = None
+    if config.model.head == "bins":
+        # Class rebalancing from the whole training set's ab, once: (N, 2, S, S) / 110 -> Lab units (313,).
+        bin_weights = rebalancing_weights(
+            data.ab.permute(0, 2, 3, 1) * AB_SCALE, config.loss.rebalance_lambda
+        )
+        bin_weights = bin_weights.to(device)
     world_size = 1 if group is None else group.world_size
     writes = group is None or group.is_main
     steps = total_steps(config, len(data), world_size)
@@ -254,6 +290,7 @@ def train(
                 data.labels[idx].to(device),
                 draws,
                 None if group is None else group.gather,
+                bin_weights,
             )
             if group is not None:
                 stats = group.reduce_stats(stats)
@@ -381,7 +418,7 @@ def _progress_bar(total: int, initial: int):
 
 
 def _report(bar, stats: dict, step: int, steps: int, say: Callable[[str], None]) -> None:
-    shown = {k: stats[k] for k in ("d", "g_adv", "g_l1", "triplet", "images_per_s") if k in stats}
+    shown = {k: stats[k] for k in ("d", "g_adv", "g_l1", "ce", "triplet", "images_per_s") if k in stats}
     if bar is not None:
         bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
         bar.update(1)

@@ -100,6 +100,8 @@ def build_model(
         base_channels=config.model.base_channels,
         mlp_hidden=config.model.mlp_hidden,
         dropout=config.model.dropout,
+        norm=config.model.norm,
+        head=config.model.head,
     )
     discriminator = Discriminator(config.data.image_size, cond_dim, base_channels=config.model.base_channels)
     query_head = memory = None
