@@ -8,8 +8,16 @@ import sys
 from pathlib import Path
 
 from memopainter.cli.common import positive_int, print_error
+from memopainter.config import ConfigError
 from memopainter.data.dataset import load_training_data
 from memopainter.evaluation.report import ReportUnavailable, require_matplotlib
+from memopainter.experiments.compare import (
+    METHODS,
+    SharedSettings,
+    compare_experiment,
+    method_config,
+    write_comparison,
+)
 from memopainter.experiments.retrieval import (
     EpisodeError,
     RetrievalSettings,
@@ -17,6 +25,7 @@ from memopainter.experiments.retrieval import (
     write_report,
 )
 from memopainter.networks.backbones import BACKBONES, DEFAULT_BACKBONE, WeightsError, load_backbone
+from memopainter.training.checkpoint import CheckpointError
 
 EXIT_FAILED = 1  # the data could not be read or featurized
 EXIT_USAGE = 2  # refused before training: bad arguments, too few classes or images, no matplotlib
@@ -71,6 +80,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--weights", type=Path, metavar="FILE", help="the backbone's weights file, if not found"
     )
     retrieval.set_defaults(run=run_retrieval)
+    _register_compare(experiments)
+
+
+def _register_compare(experiments: argparse._SubParsersAction) -> None:
+    compare = experiments.add_parser(
+        "compare",
+        help="MemoPainter against baselines trained on the same split (paper Table 3)",
+        description="Train every method on SPLIT_DIR/train with the same steps, batch, seed and image size, "
+        "evaluate each on SPLIT_DIR/test, and write OUT/compare.md (delta_e2000, best of k, PSNR, SSIM, "
+        "colorfulness), OUT/compare.json, OUT/compare.png and OUT/compare_grid.png (the same test images "
+        "across methods). Methods: "
+        + "; ".join(f"{name}: {m.description}" for name, m in METHODS.items())
+        + ". Runs are kept in OUT/runs/METHOD and reused when their settings match.",
+        epilog="example: memopainter experiment compare data/k3 --steps 800 --out results/compare-k3",
+    )
+    compare.add_argument("split", type=Path, metavar="SPLIT_DIR", help="a split with train/ and test/")
+    compare.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write into")
+    compare.add_argument("--steps", type=positive_int, required=True, metavar="N", help="steps per method")
+    compare.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(METHODS),
+        default=list(METHODS),
+        metavar="METHOD",
+        help=f"which methods, in this order (default all: {' '.join(METHODS)})",
+    )
+    _shared_training_arguments(compare)
+    compare.set_defaults(run=run_compare)
+
+
+def _shared_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The settings every model of a training experiment shares."""
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--image-size", type=positive_int, default=64, metavar="S", help="(default 64)")
+    parser.add_argument("--batch-size", type=positive_int, default=16, metavar="B", help="(default 16)")
+    parser.add_argument(
+        "--top-k",
+        type=positive_int,
+        default=3,
+        metavar="K",
+        help="memory slots scored per test image, for best of k (default 3)",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override for every method, as in train (repeatable)",
+    )
 
 
 def run_retrieval(args: argparse.Namespace) -> int:
@@ -121,6 +181,53 @@ def run_retrieval(args: argparse.Namespace) -> int:
     for path in write_report(result, args.out, str(args.data), _command(args)):
         print(path)
     return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """Check the arguments, then train, evaluate and report every method."""
+    if args.out.exists() and not args.out.is_dir():
+        print_error(f"--out {args.out}: exists and is not a folder")
+        return EXIT_USAGE
+    try:
+        require_matplotlib()
+        shared = _shared_settings(args)
+        for name in args.methods:
+            method_config(name, shared)  # every method's config is valid before minutes of training
+    except (ReportUnavailable, ConfigError) as error:
+        print_error(str(error))
+        return EXIT_USAGE
+    try:
+        result = compare_experiment(args.split, args.out, shared, args.methods, say=_say)
+    except (WeightsError, CheckpointError, ValueError, OSError) as error:
+        print_error(str(error))
+        return EXIT_FAILED
+    for path in write_comparison(result, args.out, _training_command(args)):
+        print(path)
+    return 0
+
+
+def _shared_settings(args: argparse.Namespace) -> SharedSettings:
+    return SharedSettings(
+        steps=args.steps,
+        seed=args.seed,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        top_k=args.top_k,
+        device=args.device,
+        overrides=tuple(args.overrides),
+    )
+
+
+def _training_command(args: argparse.Namespace) -> str:
+    """The command line of a training experiment, every shared setting spelled out."""
+    words = ["memopainter", "experiment", args.experiment, str(args.split), "--out", str(args.out)]
+    words += ["--steps", str(args.steps), "--seed", str(args.seed), "--image-size", str(args.image_size)]
+    words += ["--batch-size", str(args.batch_size), "--top-k", str(args.top_k), "--device", args.device]
+    if getattr(args, "methods", None) is not None:
+        words += ["--methods", *args.methods]
+    for assignment in args.overrides:
+        words += ["--set", assignment]
+    return shlex.join(words)
 
 
 def _command(args: argparse.Namespace) -> str:

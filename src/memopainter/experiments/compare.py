@@ -1,0 +1,424 @@
+"""MemoPainter against baselines trained on the same data (the paper's Table 3 and Fig. 7, on our data).
+
+Every method is a training configuration of the one model (`METHODS`), trained by the same loop for the same
+number of steps, batch, seed and image size on SPLIT/train, and scored by `evaluate` on SPLIT/test, so the
+only differences are the ones each method is about. Runs are kept under OUT/runs/<method>, and a run whose
+saved settings match is reused instead of trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from memopainter.config import RunConfig, load_config
+from memopainter.evaluation.evaluate import EvaluatedImages, Evaluation, ImageScore, evaluate, write_json
+from memopainter.evaluation.outputs import figure_png, image_png, write_atomic
+from memopainter.experiments.statistics import t_interval
+from memopainter.inference.api import load_model
+from memopainter.training.loop import train
+from memopainter.training.model import MODEL_FILE
+from memopainter.training.runs import finished_with
+
+Say = Callable[[str], None]
+BASELINE = "res-cgan"  # the no-memory ablation every memory method is paired against
+METRICS = ("delta_e2000", "delta_e2000_best_of_k", "psnr", "ssim", "colorfulness")
+GRID_IMAGES = 8  # test images shown in the comparison grid
+GRID_CELL = 96  # px, the side of one image in the grid
+PRETRAINING_NOTE = (
+    "The paper's CIC and Deep Priors baselines were pretrained on ImageNet; ImageNet cannot be had offline, "
+    "so ours are trained from scratch on the same few images as MemoPainter, with the same network sizes. "
+    "Only MemoPainter's query backbone is ImageNet-pretrained (frozen; it never sees color)."
+)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One compared method: `--set` assignments on top of the shared settings, and how many colorings."""
+
+    label: str
+    description: str
+    overrides: tuple[str, ...]
+    alternatives: bool  # True: memory methods, scored on their top-k slots too
+
+
+METHODS: dict[str, Method] = {
+    "memopainter-dist": Method(
+        "MemoPainter (dist)",
+        "memory of 313-bin ab distributions, generator conditioned through AdaIN",
+        (),
+        True,
+    ),
+    "memopainter-rgb": Method(
+        "MemoPainter (rgb)",
+        "memory of 10 dominant colors (Color Thief), generator conditioned through AdaIN",
+        ("data.feature=rgb",),
+        True,
+    ),
+    BASELINE: Method(
+        "Res-cGAN (no memory)",
+        "the paper's ablation: same generator and discriminator, learned constant AdaIN, no condition",
+        ("memory.enabled=false",),
+        False,
+    ),
+    "pix2pix": Method(
+        "pix2pix",
+        "U-Net with BatchNorm + PatchGAN + L1, unconditioned",
+        ("memory.enabled=false", "model.norm=batch"),
+        False,
+    ),
+    "cic": Method(
+        "CIC-style",
+        "same U-Net, per-pixel classification over the 313 bins, class rebalancing, annealed-mean decoding",
+        ("memory.enabled=false", "model.head=bins"),
+        False,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SharedSettings:
+    """What every method of one comparison trains with."""
+
+    steps: int
+    seed: int = 0
+    image_size: int = 64
+    batch_size: int = 16
+    top_k: int = 3  # colorings scored per image for the memory methods (best-of-k)
+    device: str = "cpu"
+    overrides: tuple[str, ...] = ()  # extra `--set` assignments for every method
+
+    def assignments(self) -> list[str]:
+        """The shared settings as `--set` assignments (the user's own last, so they win)."""
+        return [
+            f"train.steps={self.steps}",
+            f"train.seed={self.seed}",
+            f"train.batch_size={self.batch_size}",
+            f"train.device={self.device}",
+            f"data.image_size={self.image_size}",
+            f"train.sample_every={self.steps}",
+            f"train.checkpoint_every={self.steps}",
+            *self.overrides,
+        ]
+
+
+def method_config(name: str, shared: SharedSettings, extra: tuple[str, ...] = ()) -> RunConfig:
+    """The resolved config of method `name` under the shared settings (and `extra` assignments last)."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; expected one of {', '.join(METHODS)}")
+    return load_config(None, [*METHODS[name].overrides, *shared.assignments(), *extra])
+
+
+@dataclass
+class MethodResult:
+    """One method's run folder, training time and evaluation."""
+
+    name: str
+    run: Path
+    train_seconds: float | None  # None when an earlier identical run was reused
+    evaluation: Evaluation
+    config: dict
+
+    def summary(self) -> dict:
+        """The averaged metrics and where they came from."""
+        summary = self.evaluation.summary()
+        values = {key: summary[key] for key in (*METRICS, "colorfulness_gt", "retrieval_top1_accuracy")}
+        if not METHODS[self.name].alternatives:
+            values["delta_e2000_best_of_k"] = None  # one coloring only: there is no choice to be best of
+        return {
+            "method": self.name,
+            "label": METHODS[self.name].label,
+            "description": METHODS[self.name].description,
+            "images": summary["images"],
+            "failed": summary["failed"],
+            "top_k": self.evaluation.top_k,
+            "train_seconds": self.train_seconds,
+            "run": str(self.run),
+            **values,
+        }
+
+
+def train_and_evaluate(
+    name: str,
+    config: RunConfig,
+    train_dir: Path,
+    test_dir: Path,
+    run: Path,
+    top_k: int,
+    keep: Callable[[ImageScore, EvaluatedImages], None] | None = None,
+    say: Say = print,
+) -> MethodResult:
+    """Train `config` on train_dir into `run` (or reuse an identical finished run); evaluate on test_dir."""
+    seconds = None
+    if finished_with(run, config):
+        say(f"{name}: reusing the finished run in {run}")
+    else:
+        say(f"{name}: training {config.train.steps} steps into {run}")
+        started = time.perf_counter()
+        train(config, train_dir, _fresh(run), progress=_quiet(say))
+        seconds = time.perf_counter() - started
+    model = load_model(run / MODEL_FILE, device=config.train.device)
+    k = top_k if model.has_memory else 1
+    say(f"{name}: evaluating on {test_dir} (top-{k})")
+    on_image = None if keep is None else (lambda _, score, images: keep(score, images))
+    evaluation = evaluate(model, test_dir, k, on_image=on_image)
+    write_json(run / "evaluation.json", evaluation)
+    return MethodResult(name, run, seconds, evaluation, config.to_dict())
+
+
+@dataclass
+class ComparisonResult:
+    """Every method's result on one split, and the images of the grid."""
+
+    split: str
+    shared: SharedSettings
+    methods: list[MethodResult]
+    grid: dict[str, dict[str, Image.Image]] = field(default_factory=dict)  # path -> column -> image
+
+    def paired(self, name: str, baseline: str = BASELINE) -> dict | None:
+        """Per-image delta_e2000 of `name` minus `baseline`'s: mean, 95% interval, share of images better."""
+        by_name = {m.name: m for m in self.methods}
+        if name == baseline or name not in by_name or baseline not in by_name:
+            return None
+        ours = {s.path: s.metrics.delta_e2000 for s in by_name[name].evaluation.per_image}
+        theirs = {s.path: s.metrics.delta_e2000 for s in by_name[baseline].evaluation.per_image}
+        common = sorted(ours.keys() & theirs.keys())
+        if not common:
+            return None
+        differences = [ours[p] - theirs[p] for p in common]
+        mean, low, high = t_interval(differences)
+        better = sum(d < 0 for d in differences) / len(differences)
+        return {"images": len(common), "mean": mean, "ci_low": low, "ci_high": high, "share_better": better}
+
+    def to_dict(self) -> dict:
+        """Plain values for JSON."""
+        return {
+            "experiment": "compare",
+            "split": self.split,
+            "shared": {**self.shared.__dict__, "overrides": list(self.shared.overrides)},
+            "note": PRETRAINING_NOTE,
+            "methods": [
+                {
+                    **m.summary(),
+                    "paired_vs_ablation": self.paired(m.name),
+                    "config": m.config,
+                }
+                for m in self.methods
+            ],
+        }
+
+
+def compare_experiment(
+    split: str | Path,
+    out: str | Path,
+    shared: SharedSettings,
+    methods: list[str] | None = None,
+    say: Say = print,
+) -> ComparisonResult:
+    """Train and evaluate each method on split/train and split/test; runs go to out/runs/<method>."""
+    split, out = Path(split), Path(out)
+    train_dir, test_dir = _split_dirs(split)
+    names = list(METHODS) if methods is None else methods
+    configs = {name: method_config(name, shared) for name in names}  # every name and value checked first
+    result = ComparisonResult(str(split), shared, [])
+    chosen = _grid_paths(test_dir)
+    for name in names:
+
+        def keep(score: ImageScore, images: EvaluatedImages, name: str = name) -> None:
+            if score.path in chosen:
+                row = result.grid.setdefault(score.path, {})
+                row.setdefault("gray", images.gray)
+                row.setdefault("truth", images.truth)
+                row[name] = images.colorings[0]
+
+        outcome = train_and_evaluate(
+            name, configs[name], train_dir, test_dir, out / "runs" / name, shared.top_k, keep, say
+        )
+        result.methods.append(outcome)
+        summary = outcome.summary()
+        say(f"{name}: delta_e2000 {summary['delta_e2000']:.2f} on {summary['images']} test images")
+    return result
+
+
+def write_comparison(result: ComparisonResult, out: str | Path, command: str) -> list[Path]:
+    """Write out/compare.md, compare.json, compare.png (bars) and compare_grid.png; returns the paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / name for name in ("compare.md", "compare.json", "compare.png", "compare_grid.png")]
+    write_atomic(paths[0], comparison_markdown(result, command))
+    write_atomic(
+        paths[1], json.dumps({"command": command, **result.to_dict()}, indent=2, allow_nan=False) + "\n"
+    )
+    write_atomic(paths[2], _bar_plot(result))
+    write_atomic(paths[3], image_png(comparison_grid(result)))
+    return paths
+
+
+def comparison_markdown(result: ComparisonResult, command: str) -> str:
+    """One table of every method's averages, the paired differences to the no-memory ablation, and notes."""
+    shared = result.shared
+    first = result.methods[0].evaluation
+    lines = [
+        "# MemoPainter against baselines trained on the same data",
+        "",
+        f"Split: `{result.split}` ({first.summary()['images']} test images). Command: `{command}`",
+        "",
+        f"| method | delta_e2000 | best of {shared.top_k} | PSNR (dB) | SSIM | colorfulness "
+        "| retrieval top-1 | train (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for m in result.methods:
+        s = m.summary()
+        accuracy = s["retrieval_top1_accuracy"]
+        cells = [
+            s["label"],
+            _num(s["delta_e2000"]),
+            _num(s["delta_e2000_best_of_k"]),
+            _num(s["psnr"]),
+            _num(s["ssim"], 3),
+            _num(s["colorfulness"], 1),
+            "–" if accuracy is None else f"{100 * accuracy:.0f}%",
+            "reused" if s["train_seconds"] is None else f"{s['train_seconds']:.0f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    truth = first.average("colorfulness_gt")
+    lines += [
+        "",
+        f"Ground-truth colorfulness: {_num(truth, 1)}. delta_e2000 is the mean CIEDE2000 over opaque pixels "
+        f"at full resolution (lower is better); best of {shared.top_k} takes, per image, the best of the "
+        f"colorings from the top-{shared.top_k} memory slots (memory methods only).",
+        "",
+        f"Per-image delta_e2000 minus the no-memory ablation's ({METHODS[BASELINE].label}), mean and 95% "
+        "t-interval over the test images (negative: better than the ablation):",
+        "",
+        "| method | mean difference | 95% interval | images better |",
+        "|---|---|---|---|",
+    ]
+    for m in result.methods:
+        paired = result.paired(m.name)
+        if paired is None:
+            continue
+        interval = "–" if paired["ci_low"] is None else f"[{paired['ci_low']:+.2f}, {paired['ci_high']:+.2f}]"
+        lines.append(
+            f"| {METHODS[m.name].label} | {paired['mean']:+.2f} | {interval} | "
+            f"{100 * paired['share_better']:.0f}% |"
+        )
+    lines += [
+        "",
+        f"Every method: {shared.steps} steps of batch {shared.batch_size} at {shared.image_size}x"
+        f"{shared.image_size}, seed {shared.seed}, on {shared.device}; the same loop, optimizers and "
+        "augmentation. Methods:",
+        "",
+    ]
+    lines += [f"- {METHODS[m.name].label}: {METHODS[m.name].description}." for m in result.methods]
+    lines += ["", PRETRAINING_NOTE, ""]
+    return "\n".join(lines)
+
+
+def comparison_grid(result: ComparisonResult) -> Image.Image:
+    """The same test images across methods: one row each, gray | every method's top-1 | ground truth."""
+    columns = ["gray", *(m.name for m in result.methods), "truth"]
+    titles = ["gray", *(METHODS[m.name].label for m in result.methods), "truth"]
+    header = 28
+    rows = sorted(result.grid)
+    grid = Image.new("RGB", (GRID_CELL * len(columns), header + GRID_CELL * len(rows)), "white")
+    draw = ImageDraw.Draw(grid)
+    for c, title in enumerate(titles):
+        for line, text in enumerate(_wrap(title)):
+            draw.text((c * GRID_CELL + 3, 2 + 12 * line), text, fill="black")
+    for r, path in enumerate(rows):
+        for c, column in enumerate(columns):
+            image = result.grid[path].get(column)
+            if image is not None:
+                _paste_fitted(grid, image, c * GRID_CELL, header + r * GRID_CELL)
+    return grid
+
+
+def _split_dirs(split: Path) -> tuple[Path, Path]:
+    """SPLIT/train and SPLIT/test, as `memopainter data split` writes them; ValueError when one is missing."""
+    dirs = split / "train", split / "test"
+    for folder in dirs:
+        if not folder.is_dir():
+            raise ValueError(f"{split}: has no {folder.name}/ folder; make one with `memopainter data split`")
+    return dirs
+
+
+def _grid_paths(test_dir: Path) -> set[str]:
+    """Up to GRID_IMAGES test images spread evenly over the sorted list (so over the classes)."""
+    from memopainter.evaluation.evaluate import list_test_images
+
+    files = [p.relative_to(test_dir).as_posix() for p in list_test_images(test_dir)]
+    if len(files) <= GRID_IMAGES:
+        return set(files)
+    step = (len(files) - 1) / (GRID_IMAGES - 1)
+    return {files[round(i * step)] for i in range(GRID_IMAGES)}
+
+
+def _fresh(run: Path) -> Path:
+    """An empty run folder: a stale or differently configured run there is set aside, never mixed in."""
+    if run.exists():
+        stale = run.with_name(f"{run.name}.stale-{time.strftime('%Y%m%d-%H%M%S')}")
+        run.rename(stale)
+    return run
+
+
+def _quiet(say: Say) -> Say:
+    """Training progress every 100 steps only: an experiment trains many models."""
+
+    def filtered(message: str) -> None:
+        words = message.split()
+        if len(words) > 1 and words[0] == "step":
+            done, _, total = words[1].partition("/")
+            if done.isdigit() and total.isdigit() and int(done) % 100 and done != total:
+                return
+        say(message)
+
+    return filtered
+
+
+def _paste_fitted(canvas: Image.Image, image: Image.Image, x: int, y: int) -> None:
+    """Paste `image` scaled to fit a GRID_CELL square (aspect kept), transparency over white."""
+    image = image.convert("RGBA")
+    scale = (GRID_CELL - 4) / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
+    image = image.resize(size, resample)
+    offset = (x + (GRID_CELL - size[0]) // 2, y + (GRID_CELL - size[1]) // 2)
+    canvas.paste(image, offset, image.getchannel("A"))
+
+
+def _wrap(title: str, width: int = 14) -> list[str]:
+    """A column title in at most two lines of `width` characters."""
+    words, lines = title.split(), [""]
+    for word in words:
+        if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
+            lines.append(word)
+        else:
+            lines[-1] = f"{lines[-1]} {word}".strip()
+    return lines[:2]
+
+
+def _bar_plot(result: ComparisonResult) -> bytes:
+    """Bar chart of each method's delta_e2000 (and best of k where there is one), as PNG."""
+    from matplotlib.figure import Figure
+
+    summaries = [m.summary() for m in result.methods]
+    figure = Figure(figsize=(1.6 + 1.3 * len(summaries), 3.6), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    xs = range(len(summaries))
+    axes.bar([x - 0.2 for x in xs], [s["delta_e2000"] for s in summaries], 0.4, label="top-1")
+    best = [s["delta_e2000_best_of_k"] or 0.0 for s in summaries]
+    axes.bar([x + 0.2 for x in xs], best, 0.4, label=f"best of {result.shared.top_k}")
+    axes.set_xticks(list(xs), ["\n".join(_wrap(s["label"])) for s in summaries], fontsize=8)
+    axes.set_ylabel("mean CIEDE2000 (lower is better)")
+    axes.legend(frameon=False, fontsize=8)
+    return figure_png(figure)
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"

@@ -1,0 +1,211 @@
+"""The comparison experiment: every method trained and evaluated alike on one split, reported in one table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import SPRITE_CLASSES, TINY_SETTINGS, draw_sprite
+from PIL import Image
+
+from memopainter.cli import experiment
+from memopainter.evaluation.evaluate import Evaluation, ImageMetrics, ImageScore
+from memopainter.experiments.compare import (
+    BASELINE,
+    GRID_CELL,
+    METHODS,
+    ComparisonResult,
+    MethodResult,
+    SharedSettings,
+    method_config,
+)
+
+# The tiny networks of conftest, minus the step count and size the experiment sets itself.
+TINY = [
+    s for s in TINY_SETTINGS if s.split("=")[0] not in ("train.steps", "data.image_size", "train.batch_size")
+]
+
+
+def write_split(root: Path, classes: list[str], train: int = 2, test: int = 2) -> Path:
+    """root/train/<class>/ and root/test/<class>/ of sprites at varied sizes, as `data split` writes them."""
+    for name in classes:
+        body, detail, shape, _ = SPRITE_CLASSES[name]
+        for i in range(train + test):
+            part = "train" if i < train else "test"
+            path = root / part / name / f"{name}_{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            draw_sprite((24 + 6 * i, 40 - 3 * i), body, detail, shape).save(path)
+    return root
+
+
+def run_cli(argv: list[str]) -> int:
+    """Parse and run `memopainter experiment ...` through the experiment command's register()."""
+    parser = argparse.ArgumentParser(prog="memopainter")
+    experiment.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+def compare_args(split: Path, out: Path, *extra: str, steps: int = 2) -> list[str]:
+    args = ["experiment", "compare", str(split), "--out", str(out), "--steps", str(steps)]
+    args += ["--image-size", "32", "--batch-size", "4", "--top-k", "2"]
+    for setting in TINY:
+        args += ["--set", setting]
+    return args + list(extra)
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """One tiny comparison of every method on 3 classes (2 train + 2 test sprites each), shared by tests."""
+    root = tmp_path_factory.mktemp("compare")
+    cache = pytest.MonkeyPatch()
+    cache.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
+    split = write_split(root / "split", ["knight", "slime", "wizard"])
+    out = root / "out"
+    try:
+        status = run_cli(compare_args(split, out))
+    finally:
+        cache.undo()
+    report = json.loads((out / "compare.json").read_text(encoding="utf-8"))
+    return SimpleNamespace(root=root, split=split, out=out, status=status, report=report)
+
+
+def test_every_method_is_trained_and_scored_on_the_same_test_images(compared: SimpleNamespace) -> None:
+    assert compared.status == 0
+    methods = compared.report["methods"]
+    assert [m["method"] for m in methods] == list(METHODS)
+    for m in methods:
+        assert m["images"] == 6 and m["failed"] == 0
+        assert math.isfinite(m["delta_e2000"]) and m["delta_e2000"] >= 0
+        assert (compared.out / "runs" / m["method"] / "model.safetensors").is_file()
+        assert (compared.out / "runs" / m["method"] / "evaluation.json").is_file()
+
+
+def test_methods_share_steps_seed_size_and_differ_only_in_their_own_settings(
+    compared: SimpleNamespace,
+) -> None:
+    configs = {m["method"]: m["config"] for m in compared.report["methods"]}
+    for config in configs.values():
+        assert config["train"]["steps"] == 2 and config["train"]["seed"] == 0
+        assert config["data"]["image_size"] == 32 and config["train"]["batch_size"] == 4
+    assert (
+        configs["memopainter-dist"]["memory"]["enabled"]
+        and configs["memopainter-dist"]["data"]["feature"] == "dist"
+    )
+    assert configs["memopainter-rgb"]["data"]["feature"] == "rgb"
+    for name in ("res-cgan", "pix2pix", "cic"):
+        assert not configs[name]["memory"]["enabled"]
+    assert configs["pix2pix"]["model"]["norm"] == "batch"
+    assert configs["cic"]["model"]["head"] == "bins"
+
+
+def test_only_memory_methods_have_a_best_of_k_and_a_retrieval_accuracy(compared: SimpleNamespace) -> None:
+    for m in compared.report["methods"]:
+        memory = METHODS[m["method"]].alternatives
+        assert (m["delta_e2000_best_of_k"] is not None) == memory
+        assert (m["retrieval_top1_accuracy"] is not None) == memory
+        if memory:
+            assert m["top_k"] == 2 and m["delta_e2000_best_of_k"] <= m["delta_e2000"] + 1e-9
+
+
+def test_each_method_is_paired_with_the_no_memory_ablation_image_by_image(compared: SimpleNamespace) -> None:
+    by_name = {m["method"]: m for m in compared.report["methods"]}
+    assert by_name[BASELINE]["paired_vs_ablation"] is None
+    for name, m in by_name.items():
+        if name != BASELINE:
+            paired = m["paired_vs_ablation"]
+            assert paired["images"] == 6
+            assert paired["mean"] == pytest.approx(m["delta_e2000"] - by_name[BASELINE]["delta_e2000"])
+
+
+def test_the_report_is_a_table_a_plot_and_a_grid_of_the_same_images(compared: SimpleNamespace) -> None:
+    table = (compared.out / "compare.md").read_text(encoding="utf-8")
+    for method in METHODS.values():
+        assert f"| {method.label} |" in table
+    assert "ImageNet" in table and "memopainter experiment compare" in table
+    assert (compared.out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    grid = Image.open(compared.out / "compare_grid.png")
+    columns = len(METHODS) + 2  # gray, every method, ground truth
+    assert grid.width == columns * GRID_CELL
+    assert (grid.height - 28) == 6 * GRID_CELL  # all six test images: fewer than the grid's eight
+
+
+def test_a_second_run_with_the_same_settings_reuses_the_trained_models(
+    compared: SimpleNamespace, cache_dir: Path
+) -> None:
+    out = compared.root / "again"
+    shutil.copytree(compared.out / "runs" / BASELINE, out / "runs" / BASELINE)
+    status = run_cli(compare_args(compared.split, out, "--methods", BASELINE))
+    report = json.loads((out / "compare.json").read_text(encoding="utf-8"))
+    assert status == 0
+    assert [m["method"] for m in report["methods"]] == ["res-cgan"]
+    assert report["methods"][0]["train_seconds"] is None  # reused, not trained again
+
+
+def test_other_settings_retrain_and_set_the_old_run_aside(compared: SimpleNamespace, cache_dir: Path) -> None:
+    out = compared.root / "retrain"
+    assert run_cli(compare_args(compared.split, out, "--methods", "res-cgan", steps=1)) == 0
+    assert run_cli(compare_args(compared.split, out, "--methods", "res-cgan", steps=2)) == 0
+    report = json.loads((out / "compare.json").read_text(encoding="utf-8"))
+    assert report["methods"][0]["train_seconds"] is not None
+    assert report["methods"][0]["config"]["train"]["steps"] == 2
+    assert len(list((out / "runs").glob("res-cgan.stale-*"))) == 1
+
+
+def test_method_configs_apply_the_shared_settings_last(tmp_path: Path) -> None:
+    shared = SharedSettings(
+        steps=7, seed=3, image_size=32, batch_size=2, overrides=("model.base_channels=4",)
+    )
+    config = method_config("pix2pix", shared)
+    assert (config.train.steps, config.train.seed, config.data.image_size) == (7, 3, 32)
+    assert config.model.base_channels == 4 and config.model.norm == "batch"
+    with pytest.raises(ValueError, match="unknown method 'deoldify'"):
+        method_config("deoldify", shared)
+
+
+def test_a_split_without_a_test_folder_is_refused_naming_it(
+    tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    split = write_split(tmp_path / "split", ["knight"], train=2, test=0)
+    assert run_cli(compare_args(split, tmp_path / "out")) == 1
+    assert f"{split}: has no test/ folder" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_a_bad_override_is_refused_before_any_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    split = write_split(tmp_path / "split", ["knight"])
+    assert run_cli(compare_args(split, tmp_path / "out", "--set", "train.lr=-1")) == 2
+    assert "train.lr must be > 0" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def score(path: str, delta: float) -> ImageScore:
+    metrics = ImageMetrics([delta], 20.0, 0.9, 10.0, 12.0, None)
+    return ImageScore(path, None, metrics, None, None, None)
+
+
+def test_paired_differences_are_per_image_with_a_t_interval() -> None:
+    def result(name: str, deltas: list[float]) -> MethodResult:
+        scores = [score(f"{i}.png", d) for i, d in enumerate(deltas)]
+        evaluation = Evaluation("m", "t", 1, scores, [], [], None)
+        return MethodResult(name, Path(name), 1.0, evaluation, {})
+
+    comparison = ComparisonResult(
+        "split",
+        SharedSettings(steps=1),
+        [result("memopainter-dist", [10.0, 12.0, 8.0]), result(BASELINE, [11.0, 14.0, 8.0])],
+    )
+    paired = comparison.paired("memopainter-dist")
+    # differences -1, -2, 0: mean -1, sd 1, t(0.975, 2) = 4.303
+    assert paired["mean"] == pytest.approx(-1.0)
+    assert paired["ci_low"] == pytest.approx(-1.0 - 4.303 / math.sqrt(3))
+    assert paired["ci_high"] == pytest.approx(-1.0 + 4.303 / math.sqrt(3))
+    assert paired["share_better"] == pytest.approx(2 / 3)
+    assert comparison.paired(BASELINE) is None
