@@ -108,21 +108,8 @@ def train_step(
     stats: dict[str, float] = {}
     cond = None
     if model.memory is not None:
-        q = model.query_head(query_features)  # (B, key_dim)
-        supervised_labels = labels if config.memory.supervised else None
-        terms = model.memory.triplet_terms(q, color, supervised_labels)
-        optimizers.query_head.zero_grad(set_to_none=True)
-        terms.loss.backward()
-        optimizers.query_head.step()
-        shared = [q.detach(), color, sources, supervised_labels]  # (B, key_dim), (B, V), (B,), (B,) or None
-        if gather is not None:
-            shared = [None if t is None else gather(t) for t in shared]
-        matched = model.memory.update(shared[0], shared[1], sources=shared[2], labels=shared[3])
-        stats.update(
-            triplet=terms.loss.item(),
-            memory_hit_rate=matched.float().mean().item(),
-            no_positive=int((~terms.has_positive).sum()),
-            no_negative=int((~terms.has_negative).sum()),
+        q, stats = memory_step(
+            model, optimizers.query_head, config, query_features, color, sources, labels, gather
         )
         cond = color
         # Optionally condition G on what the memory retrieves, as at test time (off by default, as the paper).
@@ -152,6 +139,50 @@ def train_step(
     optimizers.generator.step()
     stats.update(d=d_loss.item(), g=g_loss.item(), **parts)
     return stats
+
+
+def memory_step(
+    model: MemoPainter,
+    optimizer: torch.optim.Adam,
+    config: RunConfig,
+    query_features: torch.Tensor,
+    color: torch.Tensor,
+    sources: torch.Tensor,
+    labels: torch.Tensor,
+    gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Section 3.1 for one batch: a threshold triplet step on the query head, then the memory update.
+
+    Returns the batch's queries (B, key_dim), detached, and the memory's part of the log. Nothing here
+    touches the global random state (the memory has its own), so the generator's training does not depend
+    on the memory's settings.
+    """
+    q = model.query_head(query_features)  # (B, key_dim)
+    supervised_labels = labels if config.memory.supervised else None
+    terms = model.memory.triplet_terms(q, color, supervised_labels)
+    optimizer.zero_grad(set_to_none=True)
+    terms.loss.backward()
+    optimizer.step()
+    shared = [q.detach(), color, sources, supervised_labels]  # (B, key_dim), (B, V), (B,), (B,) or None
+    if gather is not None:
+        shared = [None if t is None else gather(t) for t in shared]
+    matched = model.memory.update(shared[0], shared[1], sources=shared[2], labels=shared[3])
+    stats = {
+        "triplet": terms.loss.item(),
+        "memory_hit_rate": matched.float().mean().item(),
+        "no_positive": int((~terms.has_positive).sum()),
+        "no_negative": int((~terms.has_negative).sum()),
+    }
+    return q.detach(), stats
+
+
+def batch_rows(config: RunConfig, num_images: int, batch: int, step: int) -> torch.Tensor:
+    """The dataset rows of global batch `step`: epochs of a permutation seeded by (seed, epoch)."""
+    per_epoch = math.ceil(num_images / batch)
+    epoch, position = divmod(step, per_epoch)
+    # Stateless: a resumed run (or a replay of the memory's training) draws exactly what the first run drew.
+    permutation = torch.randperm(num_images, generator=_seeded(config.train.seed, "epoch", epoch))
+    return permutation[position * batch : (position + 1) * batch]
 
 
 def _classification_step(
@@ -261,12 +292,10 @@ def train(
     last = time.perf_counter()
     try:
         while step < steps and (stop_after is None or stop_after > 0):
-            epoch, position = divmod(step, per_epoch)
             # Data order and flips come from generators seeded by (seed, epoch) and (seed, step): stateless,
             # so a resumed run draws exactly what the interrupted one would have.
-            permutation = torch.randperm(len(data), generator=_seeded(config.train.seed, "epoch", epoch))
+            idx = batch_rows(config, len(data), batch, step)
             draws = _seeded(config.train.seed, "step", step)
-            idx = permutation[position * batch : (position + 1) * batch]
             flip = torch.rand(len(idx), generator=draws) < 0.5  # horizontal flips: free extra poses
             if group is not None:
                 mine = group.shard(len(idx))
