@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,6 +68,34 @@ TINY_SETTINGS = (
     "train.sample_every=2",
     "train.checkpoint_every=2",
 )
+
+
+# The tiny networks of TINY_SETTINGS, minus the steps, size and batch that experiments set themselves.
+TINY_NETWORKS = tuple(
+    s for s in TINY_SETTINGS if s.split("=")[0] not in ("train.steps", "data.image_size", "train.batch_size")
+)
+
+
+def write_split(root: Path, classes: list[str], train: int = 2, test: int = 2) -> Path:
+    """root/train/<class>/ and root/test/<class>/ of sprites at varied sizes, as `data split` writes them."""
+    for name in classes:
+        body, detail, shape, _ = SPRITE_CLASSES[name]
+        for i in range(train + test):
+            part = "train" if i < train else "test"
+            path = root / part / name / f"{name}_{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            draw_sprite((24 + 6 * i, 40 - 3 * i), body, detail, shape).save(path)
+    return root
+
+
+def run_experiment(argv: list[str]) -> int:
+    """Parse and run `memopainter experiment ...` through the experiment command's register()."""
+    from memopainter.cli import experiment
+
+    parser = argparse.ArgumentParser(prog="memopainter")
+    experiment.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.run(args)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
@@ -10,10 +9,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import SPRITE_CLASSES, TINY_SETTINGS, draw_sprite
+from conftest import TINY_NETWORKS, run_experiment, write_split
 from PIL import Image
 
-from memopainter.cli import experiment
 from memopainter.evaluation.evaluate import Evaluation, ImageMetrics, ImageScore
 from memopainter.experiments.compare import (
     BASELINE,
@@ -25,36 +23,11 @@ from memopainter.experiments.compare import (
     method_config,
 )
 
-# The tiny networks of conftest, minus the step count and size the experiment sets itself.
-TINY = [
-    s for s in TINY_SETTINGS if s.split("=")[0] not in ("train.steps", "data.image_size", "train.batch_size")
-]
-
-
-def write_split(root: Path, classes: list[str], train: int = 2, test: int = 2) -> Path:
-    """root/train/<class>/ and root/test/<class>/ of sprites at varied sizes, as `data split` writes them."""
-    for name in classes:
-        body, detail, shape, _ = SPRITE_CLASSES[name]
-        for i in range(train + test):
-            part = "train" if i < train else "test"
-            path = root / part / name / f"{name}_{i}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            draw_sprite((24 + 6 * i, 40 - 3 * i), body, detail, shape).save(path)
-    return root
-
-
-def run_cli(argv: list[str]) -> int:
-    """Parse and run `memopainter experiment ...` through the experiment command's register()."""
-    parser = argparse.ArgumentParser(prog="memopainter")
-    experiment.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.run(args)
-
 
 def compare_args(split: Path, out: Path, *extra: str, steps: int = 2) -> list[str]:
     args = ["experiment", "compare", str(split), "--out", str(out), "--steps", str(steps)]
     args += ["--image-size", "32", "--batch-size", "4", "--top-k", "2"]
-    for setting in TINY:
+    for setting in TINY_NETWORKS:
         args += ["--set", setting]
     return args + list(extra)
 
@@ -68,7 +41,7 @@ def compared(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     split = write_split(root / "split", ["knight", "slime", "wizard"])
     out = root / "out"
     try:
-        status = run_cli(compare_args(split, out))
+        status = run_experiment(compare_args(split, out))
     finally:
         cache.undo()
     report = json.loads((out / "compare.json").read_text(encoding="utf-8"))
@@ -140,7 +113,7 @@ def test_a_second_run_with_the_same_settings_reuses_the_trained_models(
 ) -> None:
     out = compared.root / "again"
     shutil.copytree(compared.out / "runs" / BASELINE, out / "runs" / BASELINE)
-    status = run_cli(compare_args(compared.split, out, "--methods", BASELINE))
+    status = run_experiment(compare_args(compared.split, out, "--methods", BASELINE))
     report = json.loads((out / "compare.json").read_text(encoding="utf-8"))
     assert status == 0
     assert [m["method"] for m in report["methods"]] == ["res-cgan"]
@@ -149,8 +122,8 @@ def test_a_second_run_with_the_same_settings_reuses_the_trained_models(
 
 def test_other_settings_retrain_and_set_the_old_run_aside(compared: SimpleNamespace, cache_dir: Path) -> None:
     out = compared.root / "retrain"
-    assert run_cli(compare_args(compared.split, out, "--methods", "res-cgan", steps=1)) == 0
-    assert run_cli(compare_args(compared.split, out, "--methods", "res-cgan", steps=2)) == 0
+    assert run_experiment(compare_args(compared.split, out, "--methods", "res-cgan", steps=1)) == 0
+    assert run_experiment(compare_args(compared.split, out, "--methods", "res-cgan", steps=2)) == 0
     report = json.loads((out / "compare.json").read_text(encoding="utf-8"))
     assert report["methods"][0]["train_seconds"] is not None
     assert report["methods"][0]["config"]["train"]["steps"] == 2
@@ -172,7 +145,7 @@ def test_a_split_without_a_test_folder_is_refused_naming_it(
     tmp_path: Path, cache_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     split = write_split(tmp_path / "split", ["knight"], train=2, test=0)
-    assert run_cli(compare_args(split, tmp_path / "out")) == 1
+    assert run_experiment(compare_args(split, tmp_path / "out")) == 1
     assert f"{split}: has no test/ folder" in capsys.readouterr().err
     assert not (tmp_path / "out" / "runs").exists()
 
@@ -181,7 +154,7 @@ def test_a_bad_override_is_refused_before_any_training(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     split = write_split(tmp_path / "split", ["knight"])
-    assert run_cli(compare_args(split, tmp_path / "out", "--set", "train.lr=-1")) == 2
+    assert run_experiment(compare_args(split, tmp_path / "out", "--set", "train.lr=-1")) == 2
     assert "train.lr must be > 0" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

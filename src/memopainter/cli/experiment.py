@@ -24,6 +24,7 @@ from memopainter.experiments.retrieval import (
     retrieval_experiment,
     write_report,
 )
+from memopainter.experiments.sweep import sweep_experiment, write_sweep
 from memopainter.networks.backbones import BACKBONES, DEFAULT_BACKBONE, WeightsError, load_backbone
 from memopainter.training.checkpoint import CheckpointError
 
@@ -108,6 +109,34 @@ def _register_compare(experiments: argparse._SubParsersAction) -> None:
     )
     _shared_training_arguments(compare)
     compare.set_defaults(run=run_compare)
+
+    sweep = experiments.add_parser(
+        "sweep",
+        help="colorization error against memory size and color threshold (paper Fig. 9)",
+        description="Train MemoPainter once on SPLIT_DIR/train, then for every memory size and threshold "
+        "train a fresh query head and memory by replaying the memory's part of that run (the generator does "
+        "not depend on the memory: it trains on ground-truth color features) and evaluate on SPLIT_DIR/test. "
+        "Writes OUT/sweep.md (a table of delta_e2000), OUT/sweep.json and OUT/sweep.png.",
+        epilog="example: memopainter experiment sweep data/k3 --steps 800 --memory-sizes 20 50 100 400 "
+        "--thresholds 0.5 1 2 --out results/sweep-k3",
+    )
+    sweep.add_argument("split", type=Path, metavar="SPLIT_DIR", help="a split with train/ and test/")
+    sweep.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write into")
+    sweep.add_argument("--steps", type=positive_int, required=True, metavar="N", help="training steps")
+    sweep.add_argument(
+        "--memory-sizes", type=positive_int, nargs="+", required=True, metavar="M", help="memory slots"
+    )
+    sweep.add_argument(
+        "--thresholds",
+        type=positive_float,
+        nargs="+",
+        required=True,
+        metavar="T",
+        help="color thresholds (symmetric KL in nats for dist, CIEDE2000 for rgb)",
+    )
+    sweep.add_argument("--feature", choices=("dist", "rgb"), default="dist", help="(default dist)")
+    _shared_training_arguments(sweep)
+    sweep.set_defaults(run=run_sweep)
 
 
 def _shared_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -206,6 +235,38 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_sweep(args: argparse.Namespace) -> int:
+    """Check the arguments, train once, replay the memory for every cell and report."""
+    if args.out.exists() and not args.out.is_dir():
+        print_error(f"--out {args.out}: exists and is not a folder")
+        return EXIT_USAGE
+    try:
+        require_matplotlib()
+        shared = _shared_settings(args)
+        method_config("memopainter-dist" if args.feature == "dist" else "memopainter-rgb", shared)
+    except (ReportUnavailable, ConfigError) as error:
+        print_error(str(error))
+        return EXIT_USAGE
+    try:
+        result = sweep_experiment(
+            args.split, args.out, shared, args.memory_sizes, args.thresholds, args.feature, say=_say
+        )
+    except (WeightsError, CheckpointError, ValueError, OSError) as error:
+        print_error(str(error))
+        return EXIT_FAILED
+    for path in write_sweep(result, args.out, _training_command(args)):
+        print(path)
+    return 0
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def _shared_settings(args: argparse.Namespace) -> SharedSettings:
     return SharedSettings(
         steps=args.steps,
@@ -223,8 +284,11 @@ def _training_command(args: argparse.Namespace) -> str:
     words = ["memopainter", "experiment", args.experiment, str(args.split), "--out", str(args.out)]
     words += ["--steps", str(args.steps), "--seed", str(args.seed), "--image-size", str(args.image_size)]
     words += ["--batch-size", str(args.batch_size), "--top-k", str(args.top_k), "--device", args.device]
-    if getattr(args, "methods", None) is not None:
+    if args.experiment == "compare":
         words += ["--methods", *args.methods]
+    if args.experiment == "sweep":
+        words += ["--memory-sizes", *map(str, args.memory_sizes), "--thresholds", *map(str, args.thresholds)]
+        words += ["--feature", args.feature]
     for assignment in args.overrides:
         words += ["--set", assignment]
     return shlex.join(words)

@@ -222,7 +222,7 @@ def compare_experiment(
 ) -> ComparisonResult:
     """Train and evaluate each method on split/train and split/test; runs go to out/runs/<method>."""
     split, out = Path(split), Path(out)
-    train_dir, test_dir = _split_dirs(split)
+    train_dir, test_dir = split_dirs(split)
     names = list(METHODS) if methods is None else methods
     configs = {name: method_config(name, shared) for name in names}  # every name and value checked first
     result = ComparisonResult(str(split), shared, [])
@@ -339,7 +339,7 @@ def comparison_grid(result: ComparisonResult) -> Image.Image:
     return grid
 
 
-def _split_dirs(split: Path) -> tuple[Path, Path]:
+def split_dirs(split: Path) -> tuple[Path, Path]:
     """SPLIT/train and SPLIT/test, as `memopainter data split` writes them; ValueError when one is missing."""
     dirs = split / "train", split / "test"
     for folder in dirs:
