@@ -93,6 +93,9 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     retrieved_condition: float = 0.0  # share of batches whose G condition is the retrieved top-1 value
+    # Share of training images whose colors (ab and the G/D condition, not the memory) are turned by a random
+    # hue angle: the gray image stays the same, so the generator must take the colors from its condition.
+    hue_rotation: float = 0.0
     seed: int = 0
     device: str = "cpu"
     sample_every: int = 200  # steps between sample grids
@@ -168,6 +171,7 @@ class RunConfig:
             ("train.beta1", 0 <= self.train.beta1 < 1, "in [0, 1)"),
             ("train.beta2", 0 <= self.train.beta2 < 1, "in [0, 1)"),
             ("train.retrieved_condition", 0 <= self.train.retrieved_condition <= 1, "in [0, 1]"),
+            ("train.hue_rotation", 0 <= self.train.hue_rotation <= 1, "in [0, 1]"),
             (
                 "train.device",
                 self.train.device == "cpu" or self.train.device.startswith("cuda"),
@@ -181,6 +185,11 @@ class RunConfig:
                 raise ConfigError(f"{key} must be {expected}, got {_get(self, key)!r}")
         if self.memory.supervised and not self.memory.enabled:
             raise ConfigError("memory.supervised needs memory.enabled: --supervised and --no-memory conflict")
+        if self.train.hue_rotation > 0 and not self.memory.enabled:
+            raise ConfigError(
+                "train.hue_rotation needs memory.enabled: without a color condition the turned colors "
+                "cannot be told from the gray image"
+            )
         baselines = [("model.norm", self.model.norm, "batch"), ("model.head", self.model.head, "bins")]
         for key, value, baseline in baselines:
             if value == baseline and self.memory.enabled:

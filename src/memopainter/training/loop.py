@@ -28,6 +28,7 @@ from memopainter.data.preprocess import AB_SCALE
 from memopainter.networks.backbones import load_backbone
 from memopainter.networks.classification import classification_loss, rebalancing_weights
 from memopainter.networks.losses import discriminator_loss, generator_loss
+from memopainter.training.augment import draw_rotations, rotate_ab, rotate_feature
 from memopainter.training.checkpoint import (
     load_checkpoint,
     module_from_tensors,
@@ -95,13 +96,15 @@ def train_step(
     generator: torch.Generator,
     gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
     bin_weights: torch.Tensor | None = None,
+    condition: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One batch: triplet step and memory update, then D, then G. Returns the loss terms for the log.
 
     `gather` (distributed runs) concatenates every rank's tensor in rank order: the memory is then updated
     with the queries of all ranks, the same on each, so every rank keeps the same memory.
     With model.head "bins": one classification step on G alone, weighted by `bin_weights` (313,), the
-    class-rebalancing weights of the training data.
+    class-rebalancing weights of the training data. `condition` (B, V) conditions G and D instead of `color`
+    (the hue-rotated features of train.hue_rotation); the memory always gets the true `color`.
     """
     if config.model.head == "bins":
         return _classification_step(model, optimizers, gray, ab, bin_weights)
@@ -111,7 +114,7 @@ def train_step(
         q, stats = memory_step(
             model, optimizers.query_head, config, query_features, color, sources, labels, gather
         )
-        cond = color
+        cond = color if condition is None else condition
         # Optionally condition G on what the memory retrieves, as at test time (off by default, as the paper).
         if config.train.retrieved_condition > 0:
             use = torch.rand(color.shape[0], generator=generator) < config.train.retrieved_condition
@@ -297,13 +300,21 @@ def train(
             idx = batch_rows(config, len(data), batch, step)
             draws = _seeded(config.train.seed, "step", step)
             flip = torch.rand(len(idx), generator=draws) < 0.5  # horizontal flips: free extra poses
+            angles = None
+            if config.train.hue_rotation > 0:  # drawn after the flips: runs without rotation stay the same
+                angles = draw_rotations(len(idx), config.train.hue_rotation, draws)  # (B,)
             if group is not None:
                 mine = group.shard(len(idx))
                 idx, flip = idx[mine], flip[mine]
+                angles = None if angles is None else angles[mine]
                 group.seed(config.train.seed, step)
             gray, ab = data.gray[idx], data.ab[idx]
             gray = torch.where(flip[:, None, None, None], gray.flip(-1), gray)
             ab = torch.where(flip[:, None, None, None], ab.flip(-1), ab)
+            condition = None
+            if angles is not None:  # the same gray image in turned colors, and the feature of those colors
+                ab = rotate_ab(ab, angles)
+                condition = rotate_feature(data.color[idx], config.data.feature, angles).to(device)
             features = None if data.query_features is None else data.query_features[idx].to(device)
             model.generator.train()
             model.discriminator.train()
@@ -320,6 +331,7 @@ def train(
                 draws,
                 None if group is None else group.gather,
                 bin_weights,
+                condition,
             )
             if group is not None:
                 stats = group.reduce_stats(stats)
