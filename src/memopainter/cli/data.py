@@ -1,4 +1,4 @@
-"""`memopainter data kenney | wesnoth | folder | split`: build class-folder datasets and few-shot splits."""
+"""`memopainter data kenney | wesnoth | emoji | folder | split`: class-folder datasets and few-shot splits."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from memopainter.cli.common import positive_int
 from memopainter.data.builders import (
     BuildError,
     Manifest,
+    build_emoji,
     build_folder,
     build_kenney,
     build_split,
@@ -71,6 +72,11 @@ def run_wesnoth(args: argparse.Namespace) -> int:
     )
 
 
+def run_emoji(args: argparse.Namespace) -> int:
+    """Build the skin-tone emoji dataset."""
+    return _report("emoji", args.dest, lambda: build_emoji(args.dest, args.source, args.force, log=_log))
+
+
 def run_folder(args: argparse.Namespace) -> int:
     """Normalise a folder of images into a dataset."""
     return _report("folder", args.dest, lambda: build_folder(args.src, args.dest, args.force))
@@ -88,10 +94,10 @@ def run_split(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `data` command and its `kenney`, `wesnoth`, `folder` and `split` actions."""
+    """Add the `data` command and its `kenney`, `wesnoth`, `emoji`, `folder` and `split` actions."""
     parser = subparsers.add_parser(
         "data",
-        help="build datasets (Kenney, Wesnoth, any folder) and few-shot splits",
+        help="build datasets (Kenney, Wesnoth, emoji, any folder) and few-shot splits",
         description="Build datasets as a folder of PNGs, one sub-folder per class, plus dataset.json. "
         "DEST is written atomically; an existing non-empty DEST is refused unless --force.",
     )
@@ -135,6 +141,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     wesnoth.add_argument("--seed", type=int, default=0, help="seed of the --max-units draw (default 0)")
     wesnoth.add_argument("--force", action="store_true", help=force_help)
     wesnoth.set_defaults(run=run_wesnoth)
+
+    emoji = actions.add_parser(
+        "emoji",
+        help="Google's Apache-2.0 Noto Emoji in six skin tones, one class per tone (npm pack, cached)",
+        epilog="example: memopainter data emoji data/emoji",
+    )
+    emoji.add_argument("dest", type=Path, metavar="DEST", help="dataset folder to write")
+    emoji.add_argument(
+        "--source",
+        type=Path,
+        metavar="FILE_OR_DIR",
+        help="the emoji-datasource-google 16.0.0 tarball (.tgz) or its extracted folder",
+    )
+    emoji.add_argument("--force", action="store_true", help=force_help)
+    emoji.set_defaults(run=run_emoji)
 
     folder = actions.add_parser(
         "folder",

@@ -1,6 +1,7 @@
-"""Dataset builders: Kenney and Wesnoth sprites, any image folder and few-shot splits, as class folders."""
+"""Dataset builders: Kenney and Wesnoth sprites, skin-tone emoji, any image folder and few-shot splits."""
 
 from memopainter.data.builders.common import MANIFEST, BuildError, Manifest, atomic_dest, downloads_dir
+from memopainter.data.builders.emoji import build_emoji
 from memopainter.data.builders.folder import build_folder
 from memopainter.data.builders.kenney import KENNEY_CLASSES, KenneyClass, build_kenney
 from memopainter.data.builders.split import build_split, draw_split, list_classes
@@ -15,6 +16,7 @@ __all__ = [
     "KenneyClass",
     "Manifest",
     "atomic_dest",
+    "build_emoji",
     "build_folder",
     "build_kenney",
     "build_split",
