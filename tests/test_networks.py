@@ -236,6 +236,7 @@ def test_generator_config_is_plain_values_that_rebuild_the_same_network():
         "dropout": 0.25,
         "norm": "adain",
         "head": "ab",
+        "cond_norm": False,
     }
     _train_one_step(generator, 32)
     rebuilt = Generator(**config)
@@ -389,3 +390,36 @@ def test_one_gan_step_trains_both_networks_with_finite_losses():
     assert torch.isfinite(d_loss) and torch.isfinite(g_loss) and math.isfinite(parts["g_adv"])
     assert generator.encoder[0].weight.grad.abs().sum() > 0
     assert generator.mlp[-1].weight.grad.abs().sum() > 0
+
+
+def test_a_centred_condition_has_mean_zero_and_unit_variance_over_the_training_features():
+    generator = Generator(32, 30, base_channels=8, mlp_hidden=16, cond_norm=True)
+    features = 0.5 + 0.01 * torch.randn(40, 30, generator=torch.Generator().manual_seed(0))  # much in common
+    generator.fit_condition(features)
+    centred = (features - generator.cond_mean) * generator.cond_scale
+    torch.testing.assert_close(centred.mean(0), torch.zeros(30), atol=1e-5, rtol=0)
+    assert centred.var(0, correction=0).mean().item() == pytest.approx(1.0, rel=1e-4)
+
+
+def test_the_centred_condition_reaches_the_mlp_and_travels_with_the_weights():
+    generator = Generator(32, 30, base_channels=8, mlp_hidden=16, cond_norm=True)
+    features = torch.rand(10, 30, generator=torch.Generator().manual_seed(1))
+    generator.fit_condition(features)
+    _train_one_step(generator, 32)
+    mlp_input = []
+    generator.mlp.register_forward_hook(lambda _, args, __: mlp_input.append(args[0]))
+    L, cond = _inputs(2, 32, 30)
+    out = generator.eval()(L, cond)
+    torch.testing.assert_close(mlp_input[0], (cond - features.mean(0)) * generator.cond_scale)
+    rebuilt = Generator(**generator.config())
+    rebuilt.load_state_dict(generator.state_dict())  # cond_mean and cond_scale are buffers of the state
+    torch.testing.assert_close(rebuilt.eval()(L, cond), out)
+
+
+def test_a_generator_description_without_cond_norm_builds_the_plain_condition():
+    described = Generator(32, 30, base_channels=8, mlp_hidden=16).config()
+    del described["cond_norm"]  # as checkpoints written before the option
+    generator = Generator(**described)
+    assert not generator.cond_norm and "cond_mean" not in generator.state_dict()
+    with pytest.raises(ValueError, match="built with cond_norm=False"):
+        generator.fit_condition(torch.rand(4, 30))

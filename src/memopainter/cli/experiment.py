@@ -18,6 +18,8 @@ from memopainter.experiments.compare import (
     method_config,
     write_comparison,
 )
+from memopainter.experiments.rare import DEFAULT_METHODS as RARE_METHODS
+from memopainter.experiments.rare import rare_experiment, write_rare
 from memopainter.experiments.retrieval import (
     EpisodeError,
     RetrievalSettings,
@@ -137,6 +139,43 @@ def _register_compare(experiments: argparse._SubParsersAction) -> None:
     sweep.add_argument("--feature", choices=("dist", "rgb"), default="dist", help="(default dist)")
     _shared_training_arguments(sweep)
     sweep.set_defaults(run=run_sweep)
+
+    rare = experiments.add_parser(
+        "rare",
+        help="a color variant seen only a few times in training: memory against no memory (paper Fig. 2, 6)",
+        description="DATA has one folder per color variant with the same item under the same file name in "
+        "each (memopainter data emoji writes skin tones so). Training gets the --common variant of half the "
+        "items and the --rare variant of only --rare-shots of them; the test gets both variants of the other "
+        "items. Every method is trained on that split and scored on each variant. Writes OUT/rare.md, "
+        "OUT/rare.json, OUT/rare.png and OUT/rare_grid.png; the split is in OUT/split, runs in OUT/runs.",
+        epilog="example: memopainter experiment rare data/emoji --rare dark --common default --rare-shots 5 "
+        "--steps 800 --out results/rare-emoji",
+    )
+    rare.add_argument("data", type=Path, metavar="DATA", help="one sub-folder per color variant")
+    rare.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write into")
+    rare.add_argument("--steps", type=positive_int, required=True, metavar="N", help="steps per method")
+    rare.add_argument("--rare", required=True, metavar="VARIANT", help="the rare variant's folder name")
+    rare.add_argument("--common", required=True, metavar="VARIANT", help="the dominant variant's folder name")
+    rare.add_argument(
+        "--rare-shots", type=positive_int, default=5, metavar="K", help="rare training images (default 5)"
+    )
+    rare.add_argument(
+        "--test-share",
+        type=positive_float,
+        default=0.5,
+        metavar="F",
+        help="share of the items held out for the test (default 0.5)",
+    )
+    rare.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(METHODS),
+        default=list(RARE_METHODS),
+        metavar="METHOD",
+        help=f"which methods (default: {' '.join(RARE_METHODS)})",
+    )
+    _shared_training_arguments(rare)
+    rare.set_defaults(run=run_rare)
 
 
 def _shared_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -259,6 +298,42 @@ def run_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_rare(args: argparse.Namespace) -> int:
+    """Check the arguments, build the split, train and score every method on both variants."""
+    if args.out.exists() and not args.out.is_dir():
+        print_error(f"--out {args.out}: exists and is not a folder")
+        return EXIT_USAGE
+    if not args.test_share < 1:
+        print_error(f"--test-share must be below 1, got {args.test_share}")
+        return EXIT_USAGE
+    try:
+        require_matplotlib()
+        shared = _shared_settings(args)
+        for name in args.methods:
+            method_config(name, shared)
+    except (ReportUnavailable, ConfigError) as error:
+        print_error(str(error))
+        return EXIT_USAGE
+    try:
+        result = rare_experiment(
+            args.data,
+            args.out,
+            shared,
+            args.rare,
+            args.common,
+            args.rare_shots,
+            args.test_share,
+            args.methods,
+            say=_say,
+        )
+    except (WeightsError, CheckpointError, ValueError, OSError) as error:
+        print_error(str(error))
+        return EXIT_FAILED
+    for path in write_rare(result, args.out, _training_command(args)):
+        print(path)
+    return 0
+
+
 def positive_float(text: str) -> float:
     """argparse type: a number > 0."""
     value = float(text)
@@ -281,11 +356,15 @@ def _shared_settings(args: argparse.Namespace) -> SharedSettings:
 
 def _training_command(args: argparse.Namespace) -> str:
     """The command line of a training experiment, every shared setting spelled out."""
-    words = ["memopainter", "experiment", args.experiment, str(args.split), "--out", str(args.out)]
+    data = args.data if args.experiment == "rare" else args.split
+    words = ["memopainter", "experiment", args.experiment, str(data), "--out", str(args.out)]
     words += ["--steps", str(args.steps), "--seed", str(args.seed), "--image-size", str(args.image_size)]
     words += ["--batch-size", str(args.batch_size), "--top-k", str(args.top_k), "--device", args.device]
-    if args.experiment == "compare":
+    if args.experiment in ("compare", "rare"):
         words += ["--methods", *args.methods]
+    if args.experiment == "rare":
+        words += ["--rare", args.rare, "--common", args.common, "--rare-shots", str(args.rare_shots)]
+        words += ["--test-share", str(args.test_share)]
     if args.experiment == "sweep":
         words += ["--memory-sizes", *map(str, args.memory_sizes), "--thresholds", *map(str, args.thresholds)]
         words += ["--feature", args.feature]

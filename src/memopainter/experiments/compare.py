@@ -143,6 +143,36 @@ class MethodResult:
         }
 
 
+def train_or_reuse(
+    name: str, config: RunConfig, train_dir: Path, run: Path, say: Say = print
+) -> float | None:
+    """Train `config` on train_dir into `run`, or reuse an identical finished run; the seconds it took."""
+    if finished_with(run, config):
+        say(f"{name}: reusing the finished run in {run}")
+        return None
+    say(f"{name}: training {config.train.steps} steps into {run}")
+    started = time.perf_counter()
+    train(config, train_dir, _fresh(run), progress=_quiet(say))
+    return time.perf_counter() - started
+
+
+def evaluate_run(
+    name: str,
+    run: Path,
+    test_dir: Path,
+    top_k: int,
+    device: str = "cpu",
+    keep: Callable[[ImageScore, EvaluatedImages], None] | None = None,
+    say: Say = print,
+) -> Evaluation:
+    """Evaluate the run's final model on test_dir (top-k for memory models, top-1 otherwise)."""
+    model = load_model(run / MODEL_FILE, device=device)
+    k = top_k if model.has_memory else 1
+    say(f"{name}: evaluating on {test_dir} (top-{k})")
+    on_image = None if keep is None else (lambda _, score, images: keep(score, images))
+    return evaluate(model, test_dir, k, on_image=on_image)
+
+
 def train_and_evaluate(
     name: str,
     config: RunConfig,
@@ -153,20 +183,9 @@ def train_and_evaluate(
     keep: Callable[[ImageScore, EvaluatedImages], None] | None = None,
     say: Say = print,
 ) -> MethodResult:
-    """Train `config` on train_dir into `run` (or reuse an identical finished run); evaluate on test_dir."""
-    seconds = None
-    if finished_with(run, config):
-        say(f"{name}: reusing the finished run in {run}")
-    else:
-        say(f"{name}: training {config.train.steps} steps into {run}")
-        started = time.perf_counter()
-        train(config, train_dir, _fresh(run), progress=_quiet(say))
-        seconds = time.perf_counter() - started
-    model = load_model(run / MODEL_FILE, device=config.train.device)
-    k = top_k if model.has_memory else 1
-    say(f"{name}: evaluating on {test_dir} (top-{k})")
-    on_image = None if keep is None else (lambda _, score, images: keep(score, images))
-    evaluation = evaluate(model, test_dir, k, on_image=on_image)
+    """Train (or reuse) and evaluate one method; the evaluation is also saved as run/evaluation.json."""
+    seconds = train_or_reuse(name, config, train_dir, run, say)
+    evaluation = evaluate_run(name, run, test_dir, top_k, config.train.device, keep, say)
     write_json(run / "evaluation.json", evaluation)
     return MethodResult(name, run, seconds, evaluation, config.to_dict())
 

@@ -68,6 +68,7 @@ class Generator(nn.Module):
         dropout: float = 0.5,
         norm: str = "adain",
         head: str = "ab",
+        cond_norm: bool = False,
     ) -> None:
         super().__init__()
         check_int("Generator", "image_size", image_size, MIN_IMAGE_SIZE)
@@ -93,6 +94,7 @@ class Generator(nn.Module):
         self.dropout_p = float(dropout)
         self.norm = norm
         self.head = head
+        self.cond_norm = bool(cond_norm) and cond_dim > 0
 
         depth = (image_size // BOTTLENECK_SIZE).bit_length() - 1  # = log2(image_size) - 1
         channels = [base_channels * min(2**i, CHANNEL_CAP) for i in range(depth)]  # encoder outputs
@@ -134,6 +136,10 @@ class Generator(nn.Module):
             # The MLP predicts (gamma - 1, beta); a zero last layer starts every AdaIN as plain instance norm.
             nn.init.zeros_(self.mlp[-1].weight)
             nn.init.zeros_(self.mlp[-1].bias)
+            if self.cond_norm:
+                # Set from the training features by fit_condition; saved with the weights.
+                self.register_buffer("cond_mean", torch.zeros(cond_dim))
+                self.register_buffer("cond_scale", torch.ones(()))
         else:
             # Res-cGAN: the same (gamma - 1, beta) layout, learned once for all images.
             self.affine = nn.Parameter(torch.zeros(style_dim))
@@ -153,7 +159,27 @@ class Generator(nn.Module):
             "dropout": self.dropout_p,
             "norm": self.norm,
             "head": self.head,
+            "cond_norm": self.cond_norm,
         }
+
+    @torch.no_grad()
+    def fit_condition(self, features: torch.Tensor) -> None:
+        """Centre and scale the MLP's input on training color features (N, cond_dim): mean 0, variance 1.
+
+        The features of one data set share much (outlines, skin, a team color), so what tells two characters
+        apart is a small part of each feature; centred and scaled, that part reaches the MLP at full strength.
+        One scale for all dimensions: a per-bin scale would blow up bins that training never filled.
+        """
+        if not self.cond_norm:
+            raise ValueError("Generator.fit_condition: this generator was built with cond_norm=False")
+        if features.dim() != 2 or features.shape[1] != self.cond_dim or features.shape[0] < 1:
+            raise ValueError(
+                f"Generator.fit_condition: features must be (N, {self.cond_dim}), got {tuple(features.shape)}"
+            )
+        features = features.to(self.cond_mean)
+        self.cond_mean.copy_(features.mean(0))
+        spread = features.var(0, correction=0).mean() if features.shape[0] > 1 else torch.zeros(())
+        self.cond_scale.copy_(torch.rsqrt(spread + 1e-12) if spread > 0 else torch.ones(()))
 
     def _styles(self, batch: int, cond: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(gamma, beta), each (B, C), for every AdaIN layer in forward order."""
@@ -164,6 +190,8 @@ class Generator(nn.Module):
                 raise ValueError(
                     f"Generator.forward: cond must be ({batch}, {self.cond_dim}), got {tuple(cond.shape)}"
                 )
+            if self.cond_norm:
+                cond = (cond - self.cond_mean) * self.cond_scale  # (B, cond_dim), see fit_condition
             style = self.mlp(cond)  # (B, style_dim)
         else:
             if cond is not None:

@@ -255,6 +255,8 @@ def train(
     model.source_classes = data.labels.tolist()
     model.source_paths = [str(r.path.relative_to(data_dir)) for r in data.records]
     model.to(device)
+    if model.generator.cond_norm:
+        model.generator.fit_condition(data.color.to(device))  # a resumed run restores the same values
     optimizers = make_optimizers(model, config)
     bin_weights = None
     if config.model.head == "bins":

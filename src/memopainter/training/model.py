@@ -102,6 +102,7 @@ def build_model(
         dropout=config.model.dropout,
         norm=config.model.norm,
         head=config.model.head,
+        cond_norm=config.model.cond_norm,
     )
     discriminator = Discriminator(config.data.image_size, cond_dim, base_channels=config.model.base_channels)
     query_head = memory = None
