@@ -22,12 +22,14 @@ from PIL import Image
 from memopainter.cli import colorize as colorize_cli
 from memopainter.cli import evaluate as evaluate_cli
 from memopainter.config import RunConfig
+from memopainter.data.dataset import image_color_feature
 from memopainter.data.images import load_image, pil_to_tensors
 from memopainter.evaluation import metrics
 from memopainter.evaluation.evaluate import PSNR_CAP, evaluate, lpips_inputs, measure
 from memopainter.evaluation.lpips import MIN_SIDE, load_lpips, lpips_distance
 from memopainter.evaluation.report import ReportUnavailable, require_matplotlib
-from memopainter.inference.api import load_model
+from memopainter.inference.api import load_model, predict, prepare
+from memopainter.inference.fullres import recombine
 from memopainter.training.loop import train
 
 pytestmark = pytest.mark.usefixtures("cache_dir", "one_thread")
@@ -273,6 +275,42 @@ def test_a_model_without_memory_has_no_retrieval(no_memory_model: Path, trained)
 
 
 # The command and its JSON.
+
+
+def conditioned_error(
+    colorizer, rgb: torch.Tensor, alpha: torch.Tensor | None, feature: torch.Tensor
+) -> float:
+    """Mean CIEDE2000 of the image colored with the color feature (1, V) given outright."""
+    prepared = prepare(colorizer, rgb, alpha)
+    ab = predict(colorizer, [prepared], conditions=feature).ab[0, 0]
+    return metrics.delta_e2000(pil_to_tensors(recombine(prepared, ab))[0], rgb, alpha)
+
+
+def test_the_oracle_conditions_each_image_on_its_own_true_feature(trained) -> None:
+    result = evaluate(trained.colorizer, trained.test_dir, oracle=True)
+    assert result.summary()["retrieval_top1_accuracy"] is None  # nothing was retrieved
+    for score in result.per_image:
+        assert score.slots is None and score.retrieved_class is None
+        truth, alpha = load_image(trained.test_dir / score.path)
+        feature = image_color_feature(truth, alpha, "rgb")[None]  # (1, 30): the model's rgb feature
+        assert score.metrics.delta_e2000 == conditioned_error(trained.colorizer, truth, alpha, feature)
+
+
+def test_an_image_is_colored_better_from_its_own_feature_than_from_the_other_classs(trained) -> None:
+    first, second = (load_image(trained.test_dir / name / f"{name}_0.png") for name in ("red", "green"))
+    own = image_color_feature(*first, "rgb")[None]
+    other = image_color_feature(*second, "rgb")[None]
+    assert conditioned_error(trained.colorizer, *first, own) < conditioned_error(
+        trained.colorizer, *first, other
+    )
+
+
+def test_the_oracle_needs_a_memory_model_and_top_1(trained, no_memory_model: Path, capsys) -> None:
+    with pytest.raises(ValueError, match="oracle conditions need a model with memory and top_k 1"):
+        evaluate(trained.colorizer, trained.test_dir, top_k=2, oracle=True)
+    assert cli("evaluate", no_memory_model, trained.test_dir, "--oracle") == 2
+    assert "--oracle:" in capsys.readouterr().err
+    assert cli("evaluate", trained.model, trained.test_dir, "--oracle") == 0
 
 
 def test_json_file_holds_the_summary_and_per_image_results_under_fixed_names(

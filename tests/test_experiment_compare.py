@@ -82,6 +82,8 @@ def test_only_memory_methods_have_a_best_of_k_and_a_retrieval_accuracy(compared:
         memory = METHODS[m["method"]].alternatives
         assert (m["delta_e2000_best_of_k"] is not None) == memory
         assert (m["retrieval_top1_accuracy"] is not None) == memory
+        assert (m["delta_e2000_true_feature"] is not None) == memory
+        assert (compared.out / "runs" / m["method"] / "evaluation-true-feature.json").is_file() == memory
         if memory:
             assert m["top_k"] == 2 and m["delta_e2000_best_of_k"] <= m["delta_e2000"] + 1e-9
 

@@ -64,6 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="B",
         help="images per network batch (default 8)",
     )
+    parser.add_argument(
+        "--oracle",
+        action="store_true",
+        help="condition each image on its own true color feature instead of a memory slot: what a perfect "
+        "retrieval would give (memory models, top-1 only)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -87,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
     model, status = load_checked_model(args.model, args.device, args.weights, args.top_k, None)
     if model is None:
         return status
+    if args.oracle and (not model.has_memory or args.top_k != 1):
+        print_error(f"--oracle: {args.model} needs a memory (not --no-memory) and --top-k 1")
+        return EXIT_USAGE
 
     bar = tqdm(total=len(files), unit="image", dynamic_ncols=True) if sys.stderr.isatty() else None
 
@@ -106,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
             lpips_alexnet=args.lpips_alexnet,
             lpips_heads=args.lpips_heads,
             batch_size=args.batch_size,
+            oracle=args.oracle,
             on_image=images.add if images is not None else None,
             on_failure=report_failure,
             progress=bar.update if bar is not None else None,

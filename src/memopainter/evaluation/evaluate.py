@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from memopainter.data.dataset import image_color_feature
 from memopainter.data.images import (
     ImageLoadError,
     composite_on_white,
@@ -201,6 +202,7 @@ def evaluate(
     lpips_alexnet: str | os.PathLike | None = None,
     lpips_heads: str | os.PathLike | None = None,
     batch_size: int = 8,
+    oracle: bool = False,
     on_image: Callable[[int, ImageScore, EvaluatedImages], None] | None = None,
     on_failure: Callable[[Failure], None] | None = None,
     progress: Callable[[int], None] | None = None,
@@ -210,17 +212,20 @@ def evaluate(
     Unreadable images (and ones without an opaque pixel) are skipped and listed in `failures`.
     `on_image(index, score, images)` receives each evaluated image, index into per_image, for a report;
     `on_failure` each failure as it happens; `progress` the number of files done after each batch.
-    LPIPS weights are looked up as `lpips_status` does, unless given as paths.
+    LPIPS weights are looked up as `lpips_status` does, unless given as paths. With `oracle`, each image
+    is conditioned on its own true color feature instead of a memory slot (top-1 only): what a perfect
+    retrieval would give, and so how much of the error is retrieval's.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     check_request(model, top_k, None)
+    if oracle and (not model.has_memory or top_k != 1):
+        raise ValueError(f"{model.path}: oracle conditions need a model with memory and top_k 1")
     test_dir = Path(test_dir)
     files = list_test_images(test_dir)
     lpips_model, lpips_unavailable = lpips_status(lpips_alexnet, lpips_heads, model.device)
-    result = Evaluation(
-        str(model.path), str(test_dir), top_k, [], [], _model_classes(model), lpips_unavailable
-    )
+    classes = [] if oracle else _model_classes(model)  # nothing is retrieved, so no retrieval accuracy
+    result = Evaluation(str(model.path), str(test_dir), top_k, [], [], classes, lpips_unavailable)
 
     def fail(path: Path, error: BaseException) -> None:
         # ImageLoadError's message repeats the path that Failure already holds: keep its problem only.
@@ -243,7 +248,11 @@ def evaluate(
             except IMAGE_ERRORS as error:
                 fail(path, error)
         if batch:
-            prediction = predict(model, [prepared for *_, prepared in batch], top_k)
+            conditions = None
+            if oracle:
+                features = [image_color_feature(rgb, alpha, model.feature) for _, rgb, alpha, _ in batch]
+                conditions = torch.stack(features)  # (B, value_dim), as training computes them
+            prediction = predict(model, [prepared for *_, prepared in batch], top_k, conditions=conditions)
             for i, (path, rgb, alpha, prepared) in enumerate(batch):
                 try:
                     colorings = [recombine(prepared, ab) for ab in prediction.ab[i]]

@@ -123,6 +123,7 @@ class MethodResult:
     train_seconds: float | None  # None when an earlier identical run was reused
     evaluation: Evaluation
     config: dict
+    oracle: Evaluation | None = None  # memory methods: each test image conditioned on its own true feature
 
     def summary(self) -> dict:
         """The averaged metrics and where they came from."""
@@ -130,6 +131,9 @@ class MethodResult:
         values = {key: summary[key] for key in (*METRICS, "colorfulness_gt", "retrieval_top1_accuracy")}
         if not METHODS[self.name].alternatives:
             values["delta_e2000_best_of_k"] = None  # one coloring only: there is no choice to be best of
+        values["delta_e2000_true_feature"] = (
+            None if self.oracle is None else self.oracle.average("delta_e2000")
+        )
         return {
             "method": self.name,
             "label": METHODS[self.name].label,
@@ -164,13 +168,17 @@ def evaluate_run(
     device: str = "cpu",
     keep: Callable[[ImageScore, EvaluatedImages], None] | None = None,
     say: Say = print,
+    oracle: bool = False,
 ) -> Evaluation:
-    """Evaluate the run's final model on test_dir (top-k for memory models, top-1 otherwise)."""
+    """Evaluate the run's final model on test_dir (top-k for memory models, top-1 otherwise).
+
+    With `oracle`, each test image is conditioned on its own true color feature instead (top-1).
+    """
     model = load_model(run / MODEL_FILE, device=device)
-    k = top_k if model.has_memory else 1
-    say(f"{name}: evaluating on {test_dir} (top-{k})")
+    k = 1 if oracle or not model.has_memory else top_k
+    say(f"{name}: evaluating on {test_dir} (top-{k}{', true features' if oracle else ''})")
     on_image = None if keep is None else (lambda _, score, images: keep(score, images))
-    return evaluate(model, test_dir, k, on_image=on_image)
+    return evaluate(model, test_dir, k, oracle=oracle, on_image=on_image)
 
 
 def train_and_evaluate(
@@ -183,11 +191,20 @@ def train_and_evaluate(
     keep: Callable[[ImageScore, EvaluatedImages], None] | None = None,
     say: Say = print,
 ) -> MethodResult:
-    """Train (or reuse) and evaluate one method; the evaluation is also saved as run/evaluation.json."""
+    """Train (or reuse) and evaluate one method; the evaluation is also saved as run/evaluation.json.
+
+    A memory method is evaluated a second time with every test image conditioned on its own true color
+    feature: the gap between the two is what imperfect retrieval costs.
+    """
     seconds = train_or_reuse(name, config, train_dir, run, say)
-    evaluation = evaluate_run(name, run, test_dir, top_k, config.train.device, keep, say)
+    device = config.train.device
+    evaluation = evaluate_run(name, run, test_dir, top_k, device, keep, say)
     write_json(run / "evaluation.json", evaluation)
-    return MethodResult(name, run, seconds, evaluation, config.to_dict())
+    oracle = None
+    if METHODS[name].alternatives:
+        oracle = evaluate_run(name, run, test_dir, 1, device, say=say, oracle=True)
+        write_json(run / "evaluation-true-feature.json", oracle)
+    return MethodResult(name, run, seconds, evaluation, config.to_dict(), oracle)
 
 
 @dataclass
@@ -287,9 +304,9 @@ def comparison_markdown(result: ComparisonResult, command: str) -> str:
         "",
         f"Split: `{result.split}` ({first.summary()['images']} test images). Command: `{command}`",
         "",
-        f"| method | delta_e2000 | best of {shared.top_k} | PSNR (dB) | SSIM | colorfulness "
+        f"| method | delta_e2000 | best of {shared.top_k} | true feature | PSNR (dB) | SSIM | colorfulness "
         "| retrieval top-1 | train (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in result.methods:
         s = m.summary()
@@ -298,6 +315,7 @@ def comparison_markdown(result: ComparisonResult, command: str) -> str:
             s["label"],
             _num(s["delta_e2000"]),
             _num(s["delta_e2000_best_of_k"]),
+            _num(s["delta_e2000_true_feature"]),
             _num(s["psnr"]),
             _num(s["ssim"], 3),
             _num(s["colorfulness"], 1),
@@ -310,7 +328,9 @@ def comparison_markdown(result: ComparisonResult, command: str) -> str:
         "",
         f"Ground-truth colorfulness: {_num(truth, 1)}. delta_e2000 is the mean CIEDE2000 over opaque pixels "
         f"at full resolution (lower is better); best of {shared.top_k} takes, per image, the best of the "
-        f"colorings from the top-{shared.top_k} memory slots (memory methods only).",
+        f"colorings from the top-{shared.top_k} memory slots; true feature conditions every test image on "
+        "its own color feature instead of a memory slot, what a perfect retrieval would give (memory "
+        "methods only).",
         "",
         f"Per-image delta_e2000 minus the no-memory ablation's ({METHODS[BASELINE].label}), mean and 95% "
         "t-interval over the test images (negative: better than the ablation):",

@@ -155,16 +155,32 @@ def query_keys(model: Colorizer, prepared: Sequence[PreparedImage]) -> torch.Ten
 
 @torch.no_grad()
 def predict(
-    model: Colorizer, prepared: Sequence[PreparedImage], top_k: int = 1, palette: PaletteLike | None = None
+    model: Colorizer,
+    prepared: Sequence[PreparedImage],
+    top_k: int = 1,
+    palette: PaletteLike | None = None,
+    conditions: torch.Tensor | None = None,
 ) -> Prediction:
-    """Generator ab (B, k, 2, S, S) for prepared images, conditioned on their top-k slots or on a palette."""
+    """Generator ab (B, k, 2, S, S) for prepared images, conditioned on their top-k slots or on a palette.
+
+    `conditions` (B, value_dim) conditions each image on a color feature given outright (top-1 only), e.g.
+    its own true feature, to measure what a perfect retrieval would give.
+    """
     if not prepared:
         raise ValueError("predict: no images given")
     check_request(model, top_k, palette)
     gray = torch.stack([p.net_gray for p in prepared]).to(model.device)  # (B, 1, S, S)
     batch = gray.shape[0]
     slots = scores = None
-    if not model.has_memory:
+    if conditions is not None:
+        expected = (batch, model.model.generator.cond_dim)
+        if not model.has_memory or top_k != 1 or palette is not None or tuple(conditions.shape) != expected:
+            raise ValueError(
+                f"predict: conditions must be {expected} for a memory model, with top_k 1 and no palette, "
+                f"got {tuple(conditions.shape)}"
+            )
+        cond = conditions.to(model.device)
+    elif not model.has_memory:
         cond = None
     elif palette is not None:
         colors = palette if isinstance(palette, torch.Tensor) else parse_palette(palette)
