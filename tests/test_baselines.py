@@ -263,11 +263,30 @@ def test_a_generator_meta_without_norm_and_head_rebuilds_the_memopainter_generat
 # --- configuration ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("setting", ["model.norm=batch", "model.head=bins"])
-def test_the_baselines_with_memory_enabled_are_refused(setting: str):
+def test_the_unconditioned_batchnorm_baseline_with_memory_enabled_is_refused():
     with pytest.raises(ConfigError, match=r"needs memory\.enabled = false"):
-        RunConfig().override([setting])
-    RunConfig().override(["memory.enabled=false", setting])  # fine without memory
+        RunConfig().override(["model.norm=batch"])
+    RunConfig().override(["memory.enabled=false", "model.norm=batch"])  # fine without memory
+
+
+def test_the_bins_head_takes_a_memory_condition_too():
+    assert RunConfig().override(["model.head=bins"]).memory.enabled
+
+
+def test_a_memory_model_with_the_bins_head_trains_the_memory_and_follows_its_condition(
+    tmp_path: Path, cache_dir: Path, sprite_dir: Path, tiny_settings: tuple[str, ...]
+):
+    config = RunConfig().override([*tiny_settings, "model.head=bins", "train.steps=6"])
+    final = train(config, sprite_dir, tmp_path / "run", progress=lambda _: None)
+    lines = metric_lines(tmp_path / "run")
+    assert all({"ce", "triplet", "memory_hit_rate"} <= set(line) for line in lines)
+    assert not any("d" in line or "g_adv" in line for line in lines)  # no discriminator, no GAN term
+    model, _, _ = load_model(final)
+    assert model.memory.num_filled > 0 and model.generator.head == "bins"
+    values = model.memory.values[model.memory.filled]
+    L = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    colored = [predict_ab(model, L, value[None]) for value in values[:2]]
+    assert colored[0].shape == (1, 2, 32, 32) and not torch.equal(colored[0], colored[1])
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,7 @@ def test_the_report_is_a_table_a_plot_and_a_grid_of_the_same_images(compared: Si
 
 
 def test_a_second_run_with_the_same_settings_reuses_the_trained_models(
-    compared: SimpleNamespace, cache_dir: Path
+    compared: SimpleNamespace, cache_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = compared.root / "again"
     shutil.copytree(compared.out / "runs" / BASELINE, out / "runs" / BASELINE)
@@ -119,7 +119,10 @@ def test_a_second_run_with_the_same_settings_reuses_the_trained_models(
     report = json.loads((out / "compare.json").read_text(encoding="utf-8"))
     assert status == 0
     assert [m["method"] for m in report["methods"]] == ["res-cgan"]
-    assert report["methods"][0]["train_seconds"] is None  # reused, not trained again
+    trained = json.loads((compared.out / "compare.json").read_text(encoding="utf-8"))["methods"]
+    first = next(m for m in trained if m["method"] == BASELINE)
+    assert report["methods"][0]["train_seconds"] == first["train_seconds"]  # reused: its recorded time
+    assert "reusing the finished run" in capsys.readouterr().err
 
 
 def test_other_settings_retrain_and_set_the_old_run_aside(compared: SimpleNamespace, cache_dir: Path) -> None:

@@ -21,6 +21,7 @@ from memopainter.experiments import (
     run_episode,
     t_interval,
 )
+from memopainter.experiments.retrieval import Cell
 from memopainter.experiments.statistics import t_quantile_975
 
 FEATURE_DIM = 32
@@ -176,3 +177,10 @@ def test_cli_refuses_shots_without_a_held_out_image(tmp_path, cache_dir, one_thr
 def test_t_quantile_table_matches_scipy(df):
     stats = pytest.importorskip("scipy.stats")
     assert t_quantile_975(df) == pytest.approx(float(stats.t.ppf(0.975, df)), abs=2e-3)
+
+
+def test_an_interval_of_accuracies_stays_within_0_and_1() -> None:
+    summary = Cell(5, 5, "supervised", [1.0, 1.0, 0.8]).summary()
+    assert summary["ci_high"] == 1.0 and 0.0 <= summary["ci_low"] < summary["mean"]
+    low, high = t_interval([1.0, 1.0, 0.8])[1:]
+    assert high > 1.0 and summary["ci_low"] == pytest.approx(low)  # only the bound past 1 is clipped

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from memopainter.cli.common import positive_int, print_error
@@ -98,9 +99,7 @@ def _register_compare(experiments: argparse._SubParsersAction) -> None:
         + ". Runs are kept in OUT/runs/METHOD and reused when their settings match.",
         epilog="example: memopainter experiment compare data/k3 --steps 800 --out results/compare-k3",
     )
-    compare.add_argument("split", type=Path, metavar="SPLIT_DIR", help="a split with train/ and test/")
-    compare.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write into")
-    compare.add_argument("--steps", type=positive_int, required=True, metavar="N", help="steps per method")
+    _input_arguments(compare, "split", "SPLIT_DIR", "a split with train/ and test/")
     compare.add_argument(
         "--methods",
         nargs="+",
@@ -122,9 +121,7 @@ def _register_compare(experiments: argparse._SubParsersAction) -> None:
         epilog="example: memopainter experiment sweep data/k3 --steps 800 --memory-sizes 20 50 100 400 "
         "--thresholds 0.5 1 2 --out results/sweep-k3",
     )
-    sweep.add_argument("split", type=Path, metavar="SPLIT_DIR", help="a split with train/ and test/")
-    sweep.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write into")
-    sweep.add_argument("--steps", type=positive_int, required=True, metavar="N", help="training steps")
+    _input_arguments(sweep, "split", "SPLIT_DIR", "a split with train/ and test/")
     sweep.add_argument(
         "--memory-sizes", type=positive_int, nargs="+", required=True, metavar="M", help="memory slots"
     )
@@ -151,9 +148,7 @@ def _register_compare(experiments: argparse._SubParsersAction) -> None:
         epilog="example: memopainter experiment rare data/emoji --rare dark --common default --rare-shots 5 "
         "--steps 800 --out results/rare-emoji",
     )
-    rare.add_argument("data", type=Path, metavar="DATA", help="one sub-folder per color variant")
-    rare.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write into")
-    rare.add_argument("--steps", type=positive_int, required=True, metavar="N", help="steps per method")
+    _input_arguments(rare, "data", "DATA", "one sub-folder per color variant")
     rare.add_argument("--rare", required=True, metavar="VARIANT", help="the rare variant's folder name")
     rare.add_argument("--common", required=True, metavar="VARIANT", help="the dominant variant's folder name")
     rare.add_argument(
@@ -176,6 +171,13 @@ def _register_compare(experiments: argparse._SubParsersAction) -> None:
     )
     _shared_training_arguments(rare)
     rare.set_defaults(run=run_rare)
+
+
+def _input_arguments(parser: argparse.ArgumentParser, name: str, metavar: str, help: str) -> None:
+    """The data, the output folder and the step budget of a training experiment."""
+    parser.add_argument(name, type=Path, metavar=metavar, help=help)
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write into")
+    parser.add_argument("--steps", type=positive_int, required=True, metavar="N", help="steps per model")
 
 
 def _shared_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -252,70 +254,37 @@ def run_retrieval(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    """Check the arguments, then train, evaluate and report every method."""
-    if args.out.exists() and not args.out.is_dir():
-        print_error(f"--out {args.out}: exists and is not a folder")
-        return EXIT_USAGE
-    try:
-        require_matplotlib()
-        shared = _shared_settings(args)
-        for name in args.methods:
-            method_config(name, shared)  # every method's config is valid before minutes of training
-    except (ReportUnavailable, ConfigError) as error:
-        print_error(str(error))
-        return EXIT_USAGE
-    try:
-        result = compare_experiment(args.split, args.out, shared, args.methods, say=_say)
-    except (WeightsError, CheckpointError, ValueError, OSError) as error:
-        print_error(str(error))
-        return EXIT_FAILED
-    for path in write_comparison(result, args.out, _training_command(args)):
-        print(path)
-    return 0
+    """Train, evaluate and report every method on the split."""
+    return _run_training_experiment(
+        args,
+        args.methods,
+        lambda shared: compare_experiment(args.split, args.out, shared, args.methods, say=_say),
+        write_comparison,
+    )
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    """Check the arguments, train once, replay the memory for every cell and report."""
-    if args.out.exists() and not args.out.is_dir():
-        print_error(f"--out {args.out}: exists and is not a folder")
-        return EXIT_USAGE
-    try:
-        require_matplotlib()
-        shared = _shared_settings(args)
-        method_config("memopainter-dist" if args.feature == "dist" else "memopainter-rgb", shared)
-    except (ReportUnavailable, ConfigError) as error:
-        print_error(str(error))
-        return EXIT_USAGE
-    try:
-        result = sweep_experiment(
+    """Train once, replay the memory for every (size, threshold) and report."""
+    method = "memopainter-dist" if args.feature == "dist" else "memopainter-rgb"
+    return _run_training_experiment(
+        args,
+        [method],
+        lambda shared: sweep_experiment(
             args.split, args.out, shared, args.memory_sizes, args.thresholds, args.feature, say=_say
-        )
-    except (WeightsError, CheckpointError, ValueError, OSError) as error:
-        print_error(str(error))
-        return EXIT_FAILED
-    for path in write_sweep(result, args.out, _training_command(args)):
-        print(path)
-    return 0
+        ),
+        write_sweep,
+    )
 
 
 def run_rare(args: argparse.Namespace) -> int:
-    """Check the arguments, build the split, train and score every method on both variants."""
-    if args.out.exists() and not args.out.is_dir():
-        print_error(f"--out {args.out}: exists and is not a folder")
-        return EXIT_USAGE
+    """Build the split, train and score every method on both variants."""
     if not args.test_share < 1:
         print_error(f"--test-share must be below 1, got {args.test_share}")
         return EXIT_USAGE
-    try:
-        require_matplotlib()
-        shared = _shared_settings(args)
-        for name in args.methods:
-            method_config(name, shared)
-    except (ReportUnavailable, ConfigError) as error:
-        print_error(str(error))
-        return EXIT_USAGE
-    try:
-        result = rare_experiment(
+    return _run_training_experiment(
+        args,
+        args.methods,
+        lambda shared: rare_experiment(
             args.data,
             args.out,
             shared,
@@ -325,11 +294,35 @@ def run_rare(args: argparse.Namespace) -> int:
             args.test_share,
             args.methods,
             say=_say,
-        )
+        ),
+        write_rare,
+    )
+
+
+def _run_training_experiment(
+    args: argparse.Namespace,
+    methods: list[str],
+    experiment: Callable[[SharedSettings], object],
+    write: Callable[[object, Path, str], list[Path]],
+) -> int:
+    """Refuse bad settings before any training, run the experiment, write its files and print their paths."""
+    if args.out.exists() and not args.out.is_dir():
+        print_error(f"--out {args.out}: exists and is not a folder")
+        return EXIT_USAGE
+    try:
+        require_matplotlib()
+        shared = _shared_settings(args)
+        for name in methods:
+            method_config(name, shared)  # every method's config is valid before minutes of training
+    except (ReportUnavailable, ConfigError) as error:
+        print_error(str(error))
+        return EXIT_USAGE
+    try:
+        result = experiment(shared)
     except (WeightsError, CheckpointError, ValueError, OSError) as error:
         print_error(str(error))
         return EXIT_FAILED
-    for path in write_rare(result, args.out, _training_command(args)):
+    for path in write(result, args.out, _training_command(args)):
         print(path)
     return 0
 

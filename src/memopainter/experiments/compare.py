@@ -30,6 +30,7 @@ BASELINE = "res-cgan"  # the no-memory ablation every memory method is paired ag
 METRICS = ("delta_e2000", "delta_e2000_best_of_k", "psnr", "ssim", "colorfulness")
 GRID_IMAGES = 8  # test images shown in the comparison grid
 GRID_CELL = 96  # px, the side of one image in the grid
+TIMING_FILE = "training_time.json"  # in a run folder: how long training took
 PRETRAINING_NOTE = (
     "The paper's CIC and Deep Priors baselines were pretrained on ImageNet; ImageNet cannot be had offline, "
     "so ours are trained from scratch on the same few images as MemoPainter, with the same network sizes. "
@@ -58,6 +59,12 @@ METHODS: dict[str, Method] = {
         "MemoPainter (rgb)",
         "memory of 10 dominant colors (Color Thief), generator conditioned through AdaIN",
         ("data.feature=rgb",),
+        True,
+    ),
+    "memopainter-bins": Method(
+        "MemoPainter (dist, bins head)",
+        "memory of ab distributions conditioning, through AdaIN, the CIC-style classification U-Net (no GAN)",
+        ("model.head=bins",),
         True,
     ),
     BASELINE: Method(
@@ -120,7 +127,7 @@ class MethodResult:
 
     name: str
     run: Path
-    train_seconds: float | None  # None when an earlier identical run was reused
+    train_seconds: float | None  # None for a reused run that kept no training time
     evaluation: Evaluation
     config: dict
     oracle: Evaluation | None = None  # memory methods: each test image conditioned on its own true feature
@@ -150,14 +157,23 @@ class MethodResult:
 def train_or_reuse(
     name: str, config: RunConfig, train_dir: Path, run: Path, say: Say = print
 ) -> float | None:
-    """Train `config` on train_dir into `run`, or reuse an identical finished run; the seconds it took."""
+    """Train `config` on train_dir into `run`, or reuse an identical finished run; the seconds training took.
+
+    The time is kept in run/training_time.json, so a reused run reports it too (None if it was not kept).
+    """
+    timing = run / TIMING_FILE
     if finished_with(run, config):
         say(f"{name}: reusing the finished run in {run}")
-        return None
+        try:
+            return float(json.loads(timing.read_text(encoding="utf-8"))["seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
     say(f"{name}: training {config.train.steps} steps into {run}")
     started = time.perf_counter()
     train(config, train_dir, _fresh(run), progress=_quiet(say))
-    return time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    write_atomic(timing, json.dumps({"seconds": seconds}) + "\n")
+    return seconds
 
 
 def evaluate_run(
@@ -320,7 +336,7 @@ def comparison_markdown(result: ComparisonResult, command: str) -> str:
             _num(s["ssim"], 3),
             _num(s["colorfulness"], 1),
             "–" if accuracy is None else f"{100 * accuracy:.0f}%",
-            "reused" if s["train_seconds"] is None else f"{s['train_seconds']:.0f}",
+            "–" if s["train_seconds"] is None else f"{s['train_seconds']:.0f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     truth = first.average("colorfulness_gt")

@@ -28,7 +28,7 @@ PAPER_TABLE2 = {
     "unsupervised": {(5, 5): 87.50, (5, 10): 87.50, (15, 5): 69.44, (15, 10): 70.83},
     "supervised": {(5, 5): 91.66, (5, 10): 87.50, (15, 5): 72.22, (15, 10): 75.00},
 }
-INTERVAL = "95% Student t-interval over episodes: mean +- t(0.975, E - 1) x sd / sqrt(E)"
+INTERVAL = "95% Student t-interval over episodes: mean +- t(0.975, E - 1) x sd / sqrt(E), clipped to [0, 100]"
 
 
 class EpisodeError(ValueError):
@@ -79,8 +79,10 @@ class Cell:
     accuracies: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, float | None]:
-        """Mean and 95% t-interval of the accuracies (the bounds are None with fewer than 2 episodes)."""
+        """Mean and 95% t-interval of the accuracies, clipped to [0, 1] (None with fewer than 2 episodes)."""
         mean, low, high = t_interval(self.accuracies)
+        if low is not None:  # an accuracy lies in [0, 1]: the t-interval's normal tails may reach past it
+            low, high = max(0.0, low), min(1.0, high)
         return {"mean": mean, "ci_low": low, "ci_high": high}
 
 

@@ -102,12 +102,11 @@ def train_step(
 
     `gather` (distributed runs) concatenates every rank's tensor in rank order: the memory is then updated
     with the queries of all ranks, the same on each, so every rank keeps the same memory.
-    With model.head "bins": one classification step on G alone, weighted by `bin_weights` (313,), the
-    class-rebalancing weights of the training data. `condition` (B, V) conditions G and D instead of `color`
+    With model.head "bins": G takes one classification step instead of the D and G steps, weighted by
+    `bin_weights` (313,), the class-rebalancing weights of the training data (after the memory's step when
+    there is a memory). `condition` (B, V) conditions G and D instead of `color`
     (the hue-rotated features of train.hue_rotation); the memory always gets the true `color`.
     """
-    if config.model.head == "bins":
-        return _classification_step(model, optimizers, gray, ab, bin_weights)
     stats: dict[str, float] = {}
     cond = None
     if model.memory is not None:
@@ -120,6 +119,8 @@ def train_step(
             use = torch.rand(color.shape[0], generator=generator) < config.train.retrieved_condition
             _, slots = model.memory.retrieve(q.detach(), 1)
             cond = torch.where(use[:, None].to(color.device), model.memory.values[slots[:, 0]], color)
+    if config.model.head == "bins":
+        return {**stats, **_classification_step(model, optimizers, gray, ab, cond, bin_weights)}
 
     fake = model.generator(gray, cond)  # (B, 2, S, S)
     d_loss = discriminator_loss(
@@ -193,12 +194,13 @@ def _classification_step(
     optimizers: Optimizers,
     gray: torch.Tensor,
     ab: torch.Tensor,
+    cond: torch.Tensor | None,
     bin_weights: torch.Tensor | None,
 ) -> dict[str, float]:
     """Zhang et al.'s eq. 2 on G: gray (B, 1, S, S), ab / 110 (B, 2, S, S), weights (313,) -> {"ce": loss}."""
     if bin_weights is None:
         raise ValueError("train_step: model.head 'bins' needs bin_weights (the class-rebalancing weights)")
-    logits = model.generator(gray, None)  # (B, 313, S, S); the bins baseline has no color condition
+    logits = model.generator(gray, cond)  # (B, 313, S, S); cond None for the CIC baseline
     loss = classification_loss(logits, ab * AB_SCALE, bin_weights)
     optimizers.generator.zero_grad(set_to_none=True)
     loss.backward()
