@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench experiments clean
 
 # torch is pinned to the CPU wheel first; the package's own `torch>=2.1` is then already satisfied,
 # so no step can resolve a CUDA build.
@@ -23,6 +23,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+# Every table and plot under docs/results, data sets included (about an hour on 2 cores).
+experiments: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH bash docs/results/reproduce.sh
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
