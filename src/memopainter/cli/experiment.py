@@ -90,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _register_compare(experiments: argparse._SubParsersAction) -> None:
     compare = experiments.add_parser(
         "compare",
-        help="MemoPainter against baselines trained on the same split (paper Table 3)",
+        help="MemoPainter against baselines trained on the same split (paper Table 1)",
         description="Train every method on SPLIT_DIR/train with the same steps, batch, seed and image size, "
         "evaluate each on SPLIT_DIR/test, and write OUT/compare.md (delta_e2000, best of k, PSNR, SSIM, "
         "colorfulness), OUT/compare.json, OUT/compare.png and OUT/compare_grid.png (the same test images "

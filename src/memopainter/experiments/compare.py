@@ -1,4 +1,4 @@
-"""MemoPainter against baselines trained on the same data (the paper's Table 3 and Fig. 7, on our data).
+"""MemoPainter against baselines trained on the same data (the paper's Table 1 and Fig. 7, on our data).
 
 Every method is a training configuration of the one model (`METHODS`), trained by the same loop for the same
 number of steps, batch, seed and image size on SPLIT/train, and scored by `evaluate` on SPLIT/test, so the
