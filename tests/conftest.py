@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -88,14 +89,19 @@ def write_split(root: Path, classes: list[str], train: int = 2, test: int = 2) -
     return root
 
 
-def run_experiment(argv: list[str]) -> int:
-    """Parse and run `memopainter experiment ...` through the experiment command's register()."""
-    from memopainter.cli import experiment
-
+def run_cli(command: ModuleType, argv: list[str]) -> int:
+    """Parse and run `memopainter ...` through one command module's register(); returns the exit status."""
     parser = argparse.ArgumentParser(prog="memopainter")
-    experiment.register(parser.add_subparsers(dest="command"))
+    command.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     return args.run(args)
+
+
+def run_experiment(argv: list[str]) -> int:
+    """Parse and run `memopainter experiment ...`."""
+    from memopainter.cli import experiment
+
+    return run_cli(experiment, argv)
 
 
 @pytest.fixture

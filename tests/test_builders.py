@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import json
@@ -14,6 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pytest
+from conftest import run_cli
 from PIL import Image
 
 from memopainter.cli import data as data_cli
@@ -54,10 +54,7 @@ def _manifest(folder: Path) -> dict:
 
 
 def _cli(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="memopainter")
-    data_cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.run(args)
+    return run_cli(data_cli, argv)
 
 
 def _files(folder: Path) -> list[str]:

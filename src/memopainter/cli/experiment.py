@@ -100,14 +100,7 @@ def _register_compare(experiments: argparse._SubParsersAction) -> None:
         epilog="example: memopainter experiment compare data/k3 --steps 800 --out results/compare-k3",
     )
     _input_arguments(compare, "split", "SPLIT_DIR", "a split with train/ and test/")
-    compare.add_argument(
-        "--methods",
-        nargs="+",
-        choices=list(METHODS),
-        default=list(METHODS),
-        metavar="METHOD",
-        help=f"which methods, in this order (default all: {' '.join(METHODS)})",
-    )
+    _methods_argument(compare, list(METHODS))
     _shared_training_arguments(compare)
     compare.set_defaults(run=run_compare)
 
@@ -161,14 +154,7 @@ def _register_compare(experiments: argparse._SubParsersAction) -> None:
         metavar="F",
         help="share of the items held out for the test (default 0.5)",
     )
-    rare.add_argument(
-        "--methods",
-        nargs="+",
-        choices=list(METHODS),
-        default=list(RARE_METHODS),
-        metavar="METHOD",
-        help=f"which methods (default: {' '.join(RARE_METHODS)})",
-    )
+    _methods_argument(rare, list(RARE_METHODS))
     _shared_training_arguments(rare)
     rare.set_defaults(run=run_rare)
 
@@ -178,6 +164,18 @@ def _input_arguments(parser: argparse.ArgumentParser, name: str, metavar: str, h
     parser.add_argument(name, type=Path, metavar=metavar, help=help)
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write into")
     parser.add_argument("--steps", type=positive_int, required=True, metavar="N", help="steps per model")
+
+
+def _methods_argument(parser: argparse.ArgumentParser, default: list[str]) -> None:
+    """--methods: which of METHODS to train, in this order."""
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(METHODS),
+        default=default,
+        metavar="METHOD",
+        help=f"which methods, in this order (default: {' '.join(default)})",
+    )
 
 
 def _shared_training_arguments(parser: argparse.ArgumentParser) -> None:
