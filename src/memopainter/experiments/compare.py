@@ -17,7 +17,14 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from memopainter.config import RunConfig, load_config
-from memopainter.evaluation.evaluate import EvaluatedImages, Evaluation, ImageScore, evaluate, write_json
+from memopainter.evaluation.evaluate import (
+    EvaluatedImages,
+    Evaluation,
+    ImageScore,
+    evaluate,
+    list_test_images,
+    write_json,
+)
 from memopainter.evaluation.outputs import figure_png, image_png, write_atomic
 from memopainter.experiments.statistics import t_interval
 from memopainter.inference.api import load_model
@@ -405,8 +412,6 @@ def split_dirs(split: Path) -> tuple[Path, Path]:
 
 def _grid_paths(test_dir: Path) -> set[str]:
     """Up to GRID_IMAGES test images spread evenly over the sorted list (so over the classes)."""
-    from memopainter.evaluation.evaluate import list_test_images
-
     files = [p.relative_to(test_dir).as_posix() for p in list_test_images(test_dir)]
     if len(files) <= GRID_IMAGES:
         return set(files)
