@@ -1,9 +1,9 @@
 """The training loop: per batch, as the paper, a triplet-loss step on the query head, a memory update, a
 discriminator step and a generator step (sections 3.1 and 3.2).
 
-With model.head "bins" (the baseline of Zhang et al. 2016) each batch is one class-rebalanced classification
-step on the generator instead; the discriminator stays in the model, untrained, so checkpoints keep their
-layout.
+With model.head "bins" (the classification of Zhang et al. 2016, with or without a memory) the D and G steps
+are one class-rebalanced classification step on the generator instead; the discriminator stays in the model,
+untrained, so checkpoints keep their layout.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def train_step(
         if config.train.retrieved_condition > 0:
             use = torch.rand(color.shape[0], generator=generator) < config.train.retrieved_condition
             _, slots = model.memory.retrieve(q.detach(), 1)
-            cond = torch.where(use[:, None].to(color.device), model.memory.values[slots[:, 0]], color)
+            cond = torch.where(use[:, None].to(color.device), model.memory.values[slots[:, 0]], cond)
     if config.model.head == "bins":
         return {**stats, **_classification_step(model, optimizers, gray, ab, cond, bin_weights)}
 
