@@ -3,7 +3,7 @@
 Targets (CPU): one 1024x1024 image colorized (top-1) <= 0.5 s; 100 images of 256x256 with batching
 >= 20 images/s; peak memory growth for one 4096x4096 image <= 1.5 GB (VmHWM of a fresh subprocess, its peak
 reset once the model is loaded and warm, so only the image's own work is counted). The model is the default
-architecture at image size 64 (training.model.build_model) with its memory filled by random writes, and the
+architecture at image size 64 (core.model.build_model) with its memory filled by random writes, and the
 real default backbone when its weights are in the cache (`memopainter weights fetch mobilenet_v2`), else the
 tiny test backbone. The machine may be shared: the figures are medians, and noisy.
 
@@ -26,12 +26,12 @@ from PIL import Image
 
 from memopainter.cli.colorize import Job, colorize_jobs
 from memopainter.config import RunConfig
-from memopainter.data.images import load_image
-from memopainter.inference.api import Colorizer, load_model, predict, prepare, save_png
+from memopainter.core.checkpoint import save_checkpoint
+from memopainter.core.model import build_model
+from memopainter.data.images import load_image, save_png
+from memopainter.inference import Colorizer
 from memopainter.inference.fullres import recombine
 from memopainter.networks.backbones import DEFAULT_BACKBONE, WeightsError, load_backbone
-from memopainter.training.checkpoint import save_checkpoint
-from memopainter.training.model import build_model
 
 TRAINING_IMAGES = 100  # the memory holds 1.2 x as many slots
 
@@ -77,11 +77,11 @@ def one_file(model: Colorizer, source: Path, target: Path) -> dict[str, float]:
     rgb, alpha = load_image(source)
     times["load"] = time.perf_counter() - start
     start = time.perf_counter()
-    prepared = prepare(model, rgb, alpha)
+    prepared = model.prepare(rgb, alpha)
     del rgb, alpha
     times["prepare"] = time.perf_counter() - start
     start = time.perf_counter()
-    ab = predict(model, [prepared]).ab[0, 0]
+    ab = model.predict([prepared]).ab[0, 0]
     times["networks"] = time.perf_counter() - start
     start = time.perf_counter()
     image = recombine(prepared, ab)
@@ -123,10 +123,10 @@ def bench_batch(model: Colorizer, folder: Path, count: int, batch_sizes: list[in
 PEAK_SCRIPT = """
 import sys, time, torch
 from pathlib import Path
-from memopainter.inference.api import load_model
+from memopainter.inference import Colorizer
 from memopainter.cli.colorize import Job, colorize_jobs
 torch.set_num_threads(int(sys.argv[4]))
-model = load_model(sys.argv[1])
+model = Colorizer.from_pretrained(sys.argv[1])
 source, small, out = Path(sys.argv[2]), Path(sys.argv[5]), Path(sys.argv[3])
 colorize_jobs(model, [Job(small, Path("warm.png"))], out, 1, None, 1)
 
@@ -181,7 +181,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-colorize-") as tmp:
         folder = Path(tmp)
         model_path, backbone = make_model(folder)
-        model = load_model(model_path)
+        model = Colorizer.from_pretrained(model_path)
         print(
             f"default model at 64x64, backbone {backbone}, {args.threads} threads, torch {torch.__version__}"
         )

@@ -16,20 +16,10 @@ import time
 import torch
 
 from memopainter.config import RunConfig
-from memopainter.training.loop import make_optimizers, train_step
-from memopainter.training.model import build_model
+from memopainter.core.model import build_model
+from memopainter.training.steps import Batch, gan_step, make_optimizers, memory_step
 
 FEATURE_DIM = 1280  # the default backbone's (mobilenet_v2) pooled feature
-
-
-def memory_part(model, optimizers, features, color, sources) -> None:
-    """Just the memory's work in a step: query head, triplet loss, its optimizer step, memory update."""
-    q = model.query_head(features)
-    loss = model.memory.triplet_loss(q, color)
-    optimizers.query_head.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizers.query_head.step()
-    model.memory.update(q.detach(), color, sources=sources)
 
 
 def bench(size: int, images: int, batch: int, steps: int) -> None:
@@ -45,7 +35,6 @@ def bench(size: int, images: int, batch: int, steps: int) -> None:
     features = torch.rand(images, FEATURE_DIM, generator=g)
     colors = torch.softmax(torch.randn(images, 313, generator=g) * 3, -1)
     labels = torch.full((batch,), -1)
-    draws = torch.Generator().manual_seed(1)
     # Fill the memory as a pass over the data would, so retrieval and updates see a used memory.
     for start in range(0, images, batch):
         idx = torch.arange(start, min(start + batch, images))
@@ -54,12 +43,15 @@ def bench(size: int, images: int, batch: int, steps: int) -> None:
     full, mem = [], []
     for _ in range(steps + 1):
         idx = torch.randint(images, (batch,), generator=g)
+        data = Batch(
+            query_features=features[idx], color=colors[idx], sources=idx, labels=labels, gray=gray, ab=ab
+        )
         start = time.perf_counter()
-        train_step(model, optimizers, config, gray, ab, colors[idx], features[idx], idx, labels, draws)
+        memory_step(model.query_head, model.memory, optimizers.query_head, data)
+        middle = time.perf_counter()
+        gan_step(model, optimizers, data, data.color, losses=config.loss)
         full.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        memory_part(model, optimizers, features[idx], colors[idx], idx)
-        mem.append(time.perf_counter() - start)
+        mem.append(middle - start)
     t_full, t_mem = statistics.median(full[1:]), statistics.median(mem[1:])
     params = sum(p.numel() for p in model.generator.parameters()) / 1e6
     print(

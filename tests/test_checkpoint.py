@@ -18,8 +18,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 import memopainter
-import memopainter.training.checkpoint as checkpoint_module
-from memopainter.training.checkpoint import (
+import memopainter.core.checkpoint as checkpoint_module
+from memopainter.core.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
     load_checkpoint,

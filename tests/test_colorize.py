@@ -18,20 +18,13 @@ from PIL import Image
 
 from memopainter.cli import colorize as colorize_cli
 from memopainter.color import lab_to_rgb, rgb_to_gray, rgb_to_lab, soft_encode
+from memopainter.color.features import palette_condition
 from memopainter.config import RunConfig
+from memopainter.core.checkpoint import RESERVED_META_KEYS, load_checkpoint, save_checkpoint
 from memopainter.data.images import pil_to_tensors
-from memopainter.inference.api import (
-    colorize,
-    colorize_batch,
-    load_model,
-    parse_palette,
-    predict,
-    prepare,
-)
+from memopainter.inference import Colorizer, parse_palette
 from memopainter.inference.fullres import into_gamut, prepare_image, recombine, region_weights
-from memopainter.inference.predict import palette_condition
 from memopainter.networks.backbones import WeightsError
-from memopainter.training.checkpoint import RESERVED_META_KEYS, load_checkpoint, save_checkpoint
 from memopainter.training.loop import train
 
 pytestmark = pytest.mark.usefixtures("cache_dir", "one_thread")
@@ -60,9 +53,9 @@ def no_memory_dir(tmp_path_factory: pytest.TempPathFactory, sprite_writer, tiny_
 
 
 @pytest.fixture(scope="module")
-def model(run_dir: Path):
+def colorizer(run_dir: Path):
     """The tiny run, loaded for inference."""
-    return load_model(run_dir)
+    return Colorizer.from_pretrained(run_dir)
 
 
 def cli(*args: object) -> int:
@@ -89,46 +82,46 @@ def lightness(image: Image.Image) -> np.ndarray:
 # --- what the output keeps of the input -------------------------------------------------------------------
 
 
-def test_odd_sized_rgba_keeps_its_size_and_alpha_byte_for_byte(model) -> None:
+def test_odd_sized_rgba_keeps_its_size_and_alpha_byte_for_byte(colorizer) -> None:
     image = photo(37, 23, mode="RGBA")
     alpha = np.asarray(image)[..., 3]
-    (out,) = colorize(model, image)
+    (out,) = colorizer(image)
     assert out.mode == "RGBA"
     assert out.size == (37, 23)
     np.testing.assert_array_equal(np.asarray(out)[..., 3], alpha)
 
 
 @pytest.mark.parametrize("size", [(90, 20), (20, 90), (32, 32), (1, 1)])
-def test_output_has_the_input_size_whatever_the_aspect_ratio(model, size: tuple[int, int]) -> None:
-    (out,) = colorize(model, photo(*size))
+def test_output_has_the_input_size_whatever_the_aspect_ratio(colorizer, size: tuple[int, int]) -> None:
+    (out,) = colorizer(photo(*size))
     assert out.mode == "RGB"
     assert out.size == size
 
 
-def test_output_lightness_is_the_inputs_at_full_resolution(model) -> None:
+def test_output_lightness_is_the_inputs_at_full_resolution(colorizer) -> None:
     # A 1-pixel checkerboard: far finer than the 32 px network can draw, so only the recombination with the
     # input's own L can keep it; out-of-gamut colors are desaturated at constant L, not clipped.
     bright = np.indices((41, 47)).sum(0) % 2 == 1
     board = np.where(bright, 200, 50).astype(np.uint8)
-    (out,) = colorize(model, Image.fromarray(board, mode="L"))
+    (out,) = colorizer(Image.fromarray(board, mode="L"))
     difference = np.abs(lightness(out) - lightness(Image.fromarray(board, mode="L")))
     assert out.size == (47, 41)
     assert difference.max() < 0.6  # 8-bit rounding of the output
 
 
-def test_sixteen_bit_gray_png_is_colorized_with_its_full_lightness(model, tmp_path: Path) -> None:
+def test_sixteen_bit_gray_png_is_colorized_with_its_full_lightness(colorizer, tmp_path: Path) -> None:
     ramp = np.linspace(0, 65535, 50 * 30).reshape(30, 50).astype(np.uint16)
     source = tmp_path / "in" / "ramp16.png"
     source.parent.mkdir()
     Image.fromarray(ramp).save(source)  # mode I;16
-    assert cli(model.path, source, "-o", tmp_path / "out") == 0
+    assert cli(colorizer.path, source, "-o", tmp_path / "out") == 0
     out = Image.open(tmp_path / "out" / "ramp16.png")
     expected = rgb_to_lab(torch.from_numpy(ramp / 65535.0).float().expand(3, -1, -1))[0].numpy()
     assert out.size == (50, 30)
     assert np.abs(lightness(out) - expected).max() < 0.6  # 8-bit rounding of the output
 
 
-def test_exif_rotated_jpeg_comes_out_upright(model, tmp_path: Path) -> None:
+def test_exif_rotated_jpeg_comes_out_upright(colorizer, tmp_path: Path) -> None:
     stored = np.full((20, 40, 3), 230, dtype=np.uint8)  # 40 wide, 20 high as stored
     stored[:, :20] = 20  # dark left half
     image = Image.fromarray(stored)
@@ -137,7 +130,7 @@ def test_exif_rotated_jpeg_comes_out_upright(model, tmp_path: Path) -> None:
     source = tmp_path / "in" / "rotated.jpg"
     source.parent.mkdir()
     image.save(source, exif=exif, quality=95)
-    assert cli(model.path, source, "-o", tmp_path / "out") == 0
+    assert cli(colorizer.path, source, "-o", tmp_path / "out") == 0
     out = Image.open(tmp_path / "out" / "rotated.png")
     L = lightness(out)
     assert out.size == (20, 40)  # upright: 20 wide, 40 high
@@ -147,7 +140,7 @@ def test_exif_rotated_jpeg_comes_out_upright(model, tmp_path: Path) -> None:
 # --- image forms the API accepts --------------------------------------------------------------------------
 
 
-def test_pil_numpy_and_tensor_forms_of_one_image_give_identical_results(model) -> None:
+def test_pil_numpy_and_tensor_forms_of_one_image_give_identical_results(colorizer) -> None:
     image = photo(29, 17, seed=3, mode="RGBA")
     array = np.array(image)
     forms = [
@@ -156,12 +149,12 @@ def test_pil_numpy_and_tensor_forms_of_one_image_give_identical_results(model) -
         array.astype(np.float32) / 255.0,
         torch.from_numpy(array).permute(2, 0, 1).float() / 255.0,
     ]
-    results = [np.asarray(colorize(model, form)[0]) for form in forms]
+    results = [np.asarray(colorizer(form)[0]) for form in forms]
     for result in results[1:]:
         np.testing.assert_array_equal(result, results[0])
 
 
-def test_gray_forms_of_one_image_give_identical_rgb_results(model) -> None:
+def test_gray_forms_of_one_image_give_identical_rgb_results(colorizer) -> None:
     gray = np.array(photo(19, 11, seed=4).convert("L"))
     forms = [
         Image.fromarray(gray, mode="L"),
@@ -169,16 +162,16 @@ def test_gray_forms_of_one_image_give_identical_rgb_results(model) -> None:
         gray.astype(np.uint16) * 257,  # the same gray on the 16-bit scale
         torch.from_numpy(gray)[None].float() / 255.0,
     ]
-    results = [colorize(model, form)[0] for form in forms]
+    results = [colorizer(form)[0] for form in forms]
     assert {r.mode for r in results} == {"RGB"}
     for result in results[1:]:
         assert np.abs(np.asarray(result, dtype=int) - np.asarray(results[0], dtype=int)).max() <= 1
 
 
-def test_a_color_input_is_colorized_from_its_lightness_only(model) -> None:
+def test_a_color_input_is_colorized_from_its_lightness_only(colorizer) -> None:
     image = photo(24, 24, seed=5)
     gray = rgb_to_gray(pil_to_tensors(image)[0])  # (3, H, W), the same lightness with a = b = 0
-    recolored, from_gray = colorize(model, image)[0], colorize(model, gray)[0]
+    recolored, from_gray = colorizer(image)[0], colorizer(gray)[0]
     assert np.abs(np.asarray(recolored, dtype=int) - np.asarray(from_gray, dtype=int)).max() <= 1
 
 
@@ -194,16 +187,16 @@ def test_a_color_input_is_colorized_from_its_lightness_only(model) -> None:
         ([[0, 1], [1, 0]], "got list"),
     ],
 )
-def test_unsupported_images_are_refused_with_a_clear_error(model, image, error: str) -> None:
+def test_unsupported_images_are_refused_with_a_clear_error(colorizer, image, error: str) -> None:
     with pytest.raises((ValueError, TypeError), match=error):
-        colorize(model, image)
+        colorizer(image)
 
 
-def test_batched_colorization_matches_one_image_at_a_time(model) -> None:
+def test_batched_colorization_matches_one_image_at_a_time(colorizer) -> None:
     images = [photo(30, 20, seed=i) for i in range(3)]
-    batched = colorize_batch(model, images, top_k=2)
+    batched = _colorize_all(colorizer, images, top_k=2)
     for image, results in zip(images, batched, strict=True):
-        single = colorize(model, image, top_k=2)
+        single = colorizer(image, top_k=2)
         for a, b in zip(results, single, strict=True):
             assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 1
 
@@ -249,21 +242,21 @@ def test_out_of_gamut_colors_keep_their_lightness_and_in_gamut_colors_are_untouc
 # --- top-k, palettes, and the no-memory model -------------------------------------------------------------
 
 
-def test_top_k_returns_the_colorings_of_the_k_best_slots_in_order(model) -> None:
+def test_top_k_returns_the_colorings_of_the_k_best_slots_in_order(colorizer) -> None:
     image = photo(21, 34, seed=7, mode="RGBA")
     rgb, alpha = pil_to_tensors(image)
-    prediction = predict(model, [prepare(model, rgb, alpha)], top_k=3)
+    prediction = colorizer.predict([colorizer.prepare(rgb, alpha)], top_k=3)
     assert prediction.slots.shape == (1, 3)
     assert bool((prediction.scores[0, :-1] >= prediction.scores[0, 1:]).all())  # best first
-    results = colorize(model, image, top_k=3)
+    results = colorizer(image, top_k=3)
     assert len(results) == 3
     assert all(r.size == (21, 34) for r in results)
 
 
-def test_top_k_past_the_written_slots_is_refused(model) -> None:
-    filled = model.model.memory.num_filled
+def test_top_k_past_the_written_slots_is_refused(colorizer) -> None:
+    filled = colorizer.memopainter.memory.num_filled
     with pytest.raises(ValueError, match=f"the {filled} written memory slots"):
-        colorize(model, photo(8, 8), top_k=filled + 1)
+        colorizer(photo(8, 8), top_k=filled + 1)
 
 
 @pytest.mark.parametrize(
@@ -303,9 +296,11 @@ def test_dist_palette_condition_is_the_distribution_of_equal_areas_of_the_colors
     assert torch.allclose(condition, soft_encode(ab).mean(0), atol=1e-6)  # half the mass for each color
 
 
-def test_the_generator_receives_the_palettes_condition_instead_of_a_memory_value(model, monkeypatch) -> None:
+def test_the_generator_receives_the_palettes_condition_instead_of_a_memory_value(
+    colorizer, monkeypatch
+) -> None:
     received = []
-    generator = model.model.generator
+    generator = colorizer.memopainter.generator
     forward = generator.forward
 
     def spy(gray: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
@@ -313,7 +308,7 @@ def test_the_generator_receives_the_palettes_condition_instead_of_a_memory_value
         return forward(gray, cond)
 
     monkeypatch.setattr(generator, "forward", spy)
-    colorize_batch(model, [photo(10, 10), photo(12, 8)], palette="#d02030,#f0c020")
+    _colorize_all(colorizer, [photo(10, 10), photo(12, 8)], palette="#d02030,#f0c020")
     expected = palette_condition(parse_palette("#d02030,#f0c020"), "dist")
     (cond,) = received
     assert cond.shape == (2, 313)
@@ -321,20 +316,20 @@ def test_the_generator_receives_the_palettes_condition_instead_of_a_memory_value
     assert torch.equal(cond[1], expected)
 
 
-def test_a_palette_with_top_k_above_one_is_refused(model) -> None:
+def test_a_palette_with_top_k_above_one_is_refused(colorizer) -> None:
     with pytest.raises(ValueError, match="top_k must be 1 with a palette"):
-        colorize(model, photo(8, 8), top_k=2, palette="#ff0000")
+        colorizer(photo(8, 8), top_k=2, palette="#ff0000")
 
 
 def test_no_memory_model_colorizes_unconditioned_and_refuses_top_k_and_palettes(no_memory_dir: Path) -> None:
-    plain = load_model(no_memory_dir)
+    plain = Colorizer.from_pretrained(no_memory_dir)
     assert plain.backbone is None
-    (out,) = colorize(plain, photo(15, 25, mode="RGBA"))
+    (out,) = plain(photo(15, 25, mode="RGBA"))
     assert out.size == (15, 25)
     with pytest.raises(ValueError, match="without memory"):
-        colorize(plain, photo(8, 8), top_k=2)
+        plain(photo(8, 8), top_k=2)
     with pytest.raises(ValueError, match="without memory"):
-        colorize(plain, photo(8, 8), palette="#ff0000")
+        plain(photo(8, 8), palette="#ff0000")
 
 
 def test_no_memory_model_refuses_top_k_and_palette_on_the_command_line(
@@ -354,19 +349,19 @@ def test_backbone_weights_other_than_the_trained_ones_are_refused(run_dir: Path,
     meta["backbone"] = {"name": "tiny", "sha256": "0123456789abcdef" * 4}
     save_checkpoint(tmp_path / "other.safetensors", tensors, meta)
     with pytest.raises(WeightsError, match="sha256 0123456789abcdef"):
-        load_model(tmp_path / "other.safetensors")
+        Colorizer.from_pretrained(tmp_path / "other.safetensors")
 
 
 # --- the colorize command ---------------------------------------------------------------------------------
 
 
-def test_top_k_files_are_named_k2_to_kK_and_hold_the_apis_results(model, tmp_path: Path) -> None:
+def test_top_k_files_are_named_k2_to_kK_and_hold_the_apis_results(colorizer, tmp_path: Path) -> None:
     image = photo(26, 18, seed=8, mode="RGBA")
     image.save(tmp_path / "frame.png")
-    assert cli(model.path, tmp_path / "frame.png", "-o", tmp_path / "out", "--top-k", "3") == 0
+    assert cli(colorizer.path, tmp_path / "frame.png", "-o", tmp_path / "out", "--top-k", "3") == 0
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["frame.k2.png", "frame.k3.png", "frame.png"]
-    expected = colorize(model, image, top_k=3)
+    expected = colorizer(image, top_k=3)
     for name, result in zip(["frame.png", "frame.k2.png", "frame.k3.png"], expected, strict=True):
         written = np.asarray(Image.open(tmp_path / "out" / name), dtype=int)
         assert np.abs(written - np.asarray(result, dtype=int)).max() <= 1
@@ -385,35 +380,39 @@ def outputs(out: Path) -> list[str]:
     return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
 
 
-def test_folder_inputs_are_mirrored_with_png_names(model, tmp_path: Path) -> None:
+def test_folder_inputs_are_mirrored_with_png_names(colorizer, tmp_path: Path) -> None:
     make_tree(tmp_path / "in")
-    assert cli(model.path, tmp_path / "in", "-o", tmp_path / "flat") == 0
+    assert cli(colorizer.path, tmp_path / "in", "-o", tmp_path / "flat") == 0
     assert outputs(tmp_path / "flat") == ["a.png", "b.png"]
-    assert cli(model.path, tmp_path / "in", "-o", tmp_path / "deep", "--recursive") == 0
+    assert cli(colorizer.path, tmp_path / "in", "-o", tmp_path / "deep", "--recursive") == 0
     assert outputs(tmp_path / "deep") == ["a.png", "b.png", "sub/c.png", "sub/deeper/d.png"]
 
 
-def test_globs_match_extensions_in_any_case_and_mirror_below_their_folder_part(model, tmp_path: Path) -> None:
+def test_globs_match_extensions_in_any_case_and_mirror_below_their_folder_part(
+    colorizer, tmp_path: Path
+) -> None:
     make_tree(tmp_path / "in")
     pattern = str(tmp_path / "in" / "**" / "*.png")
-    assert cli(model.path, pattern, "-o", tmp_path / "out") == 0
+    assert cli(colorizer.path, pattern, "-o", tmp_path / "out") == 0
     assert outputs(tmp_path / "out") == ["b.png", "sub/c.png"]
 
 
-def test_file_inputs_are_written_under_their_names(model, tmp_path: Path) -> None:
+def test_file_inputs_are_written_under_their_names(colorizer, tmp_path: Path) -> None:
     make_tree(tmp_path / "in")
     assert (
-        cli(model.path, tmp_path / "in" / "sub" / "c.png", tmp_path / "in" / "a.jpg", "-o", tmp_path / "o")
+        cli(
+            colorizer.path, tmp_path / "in" / "sub" / "c.png", tmp_path / "in" / "a.jpg", "-o", tmp_path / "o"
+        )
         == 0
     )
     assert outputs(tmp_path / "o") == ["a.png", "c.png"]
 
 
-def test_failures_are_reported_and_summarised_with_a_nonzero_exit(model, tmp_path: Path, capsys) -> None:
+def test_failures_are_reported_and_summarised_with_a_nonzero_exit(colorizer, tmp_path: Path, capsys) -> None:
     photo(10, 10).save(tmp_path / "good.png")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     status = cli(
-        model.path,
+        colorizer.path,
         tmp_path / "good.png",
         tmp_path / "broken.png",
         tmp_path / "gone.png",
@@ -429,48 +428,48 @@ def test_failures_are_reported_and_summarised_with_a_nonzero_exit(model, tmp_pat
     assert outputs(tmp_path / "o") == ["good.png"]
 
 
-def test_an_out_dir_that_is_an_input_folder_is_refused(model, tmp_path: Path, capsys) -> None:
+def test_an_out_dir_that_is_an_input_folder_is_refused(colorizer, tmp_path: Path, capsys) -> None:
     make_tree(tmp_path / "in")
-    assert cli(model.path, tmp_path / "in", "-o", tmp_path / "in") == 2
+    assert cli(colorizer.path, tmp_path / "in", "-o", tmp_path / "in") == 2
     assert "is the input folder" in capsys.readouterr().err
 
 
-def test_an_out_dir_inside_a_recursively_searched_input_is_refused(model, tmp_path: Path, capsys) -> None:
+def test_an_out_dir_inside_a_recursively_searched_input_is_refused(colorizer, tmp_path: Path, capsys) -> None:
     make_tree(tmp_path / "in")
-    assert cli(model.path, tmp_path / "in", "-o", tmp_path / "in" / "colored", "--recursive") == 2
+    assert cli(colorizer.path, tmp_path / "in", "-o", tmp_path / "in" / "colored", "--recursive") == 2
     assert "is inside the input folder" in capsys.readouterr().err
     # Without --recursive the sub-folder is never read back as input, so it is allowed.
-    assert cli(model.path, tmp_path / "in", "-o", tmp_path / "in" / "colored") == 0
+    assert cli(colorizer.path, tmp_path / "in", "-o", tmp_path / "in" / "colored") == 0
     assert outputs(tmp_path / "in" / "colored") == ["a.png", "b.png"]
 
 
-def test_an_input_file_is_never_overwritten(model, tmp_path: Path, capsys) -> None:
+def test_an_input_file_is_never_overwritten(colorizer, tmp_path: Path, capsys) -> None:
     photo(10, 10).save(tmp_path / "frame.png")
     before = (tmp_path / "frame.png").read_bytes()
-    assert cli(model.path, tmp_path / "frame.png", "-o", tmp_path, "--overwrite") == 2
+    assert cli(colorizer.path, tmp_path / "frame.png", "-o", tmp_path, "--overwrite") == 2
     assert "is an input file" in capsys.readouterr().err
     assert (tmp_path / "frame.png").read_bytes() == before
 
 
-def test_two_inputs_with_one_output_name_are_refused(model, tmp_path: Path, capsys) -> None:
+def test_two_inputs_with_one_output_name_are_refused(colorizer, tmp_path: Path, capsys) -> None:
     photo(10, 10).save(tmp_path / "frame.png")
     photo(10, 10).save(tmp_path / "frame.jpg")
-    assert cli(model.path, tmp_path / "frame.png", tmp_path / "frame.jpg", "-o", tmp_path / "o") == 2
+    assert cli(colorizer.path, tmp_path / "frame.png", tmp_path / "frame.jpg", "-o", tmp_path / "o") == 2
     assert "would both be written to" in capsys.readouterr().err
 
 
-def test_existing_outputs_need_overwrite_or_skip_existing(model, tmp_path: Path, capsys) -> None:
+def test_existing_outputs_need_overwrite_or_skip_existing(colorizer, tmp_path: Path, capsys) -> None:
     photo(10, 10).save(tmp_path / "frame.png")
     out = tmp_path / "o" / "frame.png"
-    assert cli(model.path, tmp_path / "frame.png", "-o", tmp_path / "o") == 0
+    assert cli(colorizer.path, tmp_path / "frame.png", "-o", tmp_path / "o") == 0
     out.write_bytes(b"marker")
     capsys.readouterr()
-    assert cli(model.path, tmp_path / "frame.png", "-o", tmp_path / "o") == 2
+    assert cli(colorizer.path, tmp_path / "frame.png", "-o", tmp_path / "o") == 2
     assert "1 outputs exist already" in capsys.readouterr().err
-    assert cli(model.path, tmp_path / "frame.png", "-o", tmp_path / "o", "--skip-existing") == 0
+    assert cli(colorizer.path, tmp_path / "frame.png", "-o", tmp_path / "o", "--skip-existing") == 0
     assert capsys.readouterr().out.strip() == "0 colorized, 0 failed, 1 skipped (outputs exist)"
     assert out.read_bytes() == b"marker"
-    assert cli(model.path, tmp_path / "frame.png", "-o", tmp_path / "o", "--overwrite") == 0
+    assert cli(colorizer.path, tmp_path / "frame.png", "-o", tmp_path / "o", "--overwrite") == 0
     assert Image.open(out).size == (10, 10)
 
 
@@ -484,13 +483,18 @@ def test_bad_palette_on_the_command_line_exits_2_before_loading_anything(tmp_pat
     )
 
 
-def test_batch_size_does_not_change_the_results(model, tmp_path: Path) -> None:
+def test_batch_size_does_not_change_the_results(colorizer, tmp_path: Path) -> None:
     for i in range(5):
         photo(14 + i, 11, seed=i).save(tmp_path / f"{i}.png")
     pattern = str(tmp_path / "*.png")
-    assert cli(model.path, pattern, "-o", tmp_path / "one", "--batch-size", "1") == 0
-    assert cli(model.path, pattern, "-o", tmp_path / "four", "--batch-size", "4") == 0
+    assert cli(colorizer.path, pattern, "-o", tmp_path / "one", "--batch-size", "1") == 0
+    assert cli(colorizer.path, pattern, "-o", tmp_path / "four", "--batch-size", "4") == 0
     for name in outputs(tmp_path / "one"):
         a = np.asarray(Image.open(tmp_path / "one" / name), dtype=int)
         b = np.asarray(Image.open(tmp_path / "four" / name), dtype=int)
         assert np.abs(a - b).max() <= 1
+
+
+def _colorize_all(colorizer, images, **options):
+    """Every image's colorings through the batch path, in input order."""
+    return [result.images for result in colorizer.colorize_each(images, **options)]

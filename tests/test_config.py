@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from memopainter.cli.main import main
-from memopainter.config import ConfigError, RunConfig, load_config
+from memopainter.config import REMOVED_KEYS, ConfigError, RunConfig, load_config
 
 pytestmark = pytest.mark.usefixtures("cache_dir")
 
@@ -51,6 +51,17 @@ def test_toml_file_then_set_overrides_resolve_in_that_order(tmp_path: Path) -> N
     assert config.train.batch_size == 16  # untouched: the default
 
 
+def test_a_saved_config_with_removed_options_loads_without_them() -> None:
+    saved = RunConfig().override(["train.steps=7"]).to_dict()
+    saved["train"] |= {"retrieved_condition": 0.0, "hue_rotation": 0.5}  # a config.json from before
+    config = RunConfig.from_dict(json.loads(json.dumps(saved)))
+    assert config == RunConfig().override(["train.steps=7"])
+    assert not {"retrieved_condition", "hue_rotation"} & set(config.to_dict()["train"])
+    assert REMOVED_KEYS == {"train.retrieved_condition", "train.hue_rotation"}
+    with pytest.raises(ConfigError, match="unknown key 'train.stpes'"):
+        RunConfig.from_dict({"train": {"stpes": 3}})  # any other unknown key is still an error
+
+
 def test_later_set_overrides_win_over_earlier_ones() -> None:
     assert load_config(overrides=["train.seed=1", "train.seed=2"]).train.seed == 2
 
@@ -91,6 +102,7 @@ def test_set_values_are_parsed_as_toml_scalars(assignment: str, key: str, value)
         ("[data]\nimage_size = 48\n", "data.image_size"),
         ("[train]\nbatch_size = 0\n", "train.batch_size"),
         ("steps = 3\n", "[steps]"),
+        ("[train]\nhue_rotation = 0.5\n", "train.hue_rotation"),  # removed: only saved configs drop it
     ],
 )
 def test_bad_toml_values_give_a_one_line_error_naming_the_key(tmp_path: Path, toml: str, named: str) -> None:
@@ -116,7 +128,8 @@ def test_bad_toml_values_give_a_one_line_error_naming_the_key(tmp_path: Path, to
         ("data.image_size=1024", "data.image_size"),
         ("data.feature=lab", "data.feature"),
         ("train.device=tpu", "train.device"),
-        ("train.retrieved_condition=1.5", "train.retrieved_condition"),
+        ("train.retrieved_condition=0.5", "train.retrieved_condition"),  # measured, lost and removed
+        ("train.hue_rotation=0.5", "train.hue_rotation"),
         ("train.checkpoint_every=0", "train.checkpoint_every"),
         ("memory.margin=-0.1", "memory.margin"),
         ("train.steps", "train.steps"),

@@ -3,8 +3,8 @@
 import json
 
 from memopainter.cli.main import main
+from memopainter.core.model import MODEL_FILE
 from memopainter.demo import run_demo
-from memopainter.training.model import MODEL_FILE
 
 
 def test_demo_runs_end_to_end_and_reuses_its_model(tmp_path, sprite_dir, cache_dir, tiny_settings):

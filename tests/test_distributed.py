@@ -21,13 +21,12 @@ import torch.multiprocessing as mp
 from PIL import Image
 
 from memopainter.config import RunConfig
-from memopainter.inference.api import colorize
-from memopainter.inference.api import load_model as load_colorizer
+from memopainter.core.checkpoint import load_checkpoint
+from memopainter.core.model import load_memopainter
+from memopainter.inference import Colorizer
 from memopainter.memory import ColorMemory
 from memopainter.training import distributed
-from memopainter.training.checkpoint import load_checkpoint
 from memopainter.training.loop import train
-from memopainter.training.model import load_model
 
 pytestmark = [
     pytest.mark.usefixtures("cache_dir"),
@@ -163,7 +162,7 @@ def test_both_ranks_hold_bitwise_identical_memories_after_every_step(two_ranks: 
     assert len(rank0) == STEPS  # one memory update per step
     assert rank0 == rank1
     assert len(set(rank0)) == STEPS  # the memory did change at every step: the comparison means something
-    model, _, _ = load_model(two_ranks.dir / "model.safetensors")
+    model = load_memopainter(two_ranks.dir / "model.safetensors")
     assert memory_digest(model.memory) == rank0[-1]  # and rank 0 saved exactly that memory
 
 
@@ -180,8 +179,8 @@ def test_rank_zero_alone_writes_a_log_line_per_step_of_the_whole_batch(two_ranks
 def test_the_checkpoint_written_by_rank_zero_loads_and_colorizes(two_ranks: SimpleNamespace) -> None:
     _, meta = load_checkpoint(two_ranks.dir / "checkpoint.safetensors")
     assert meta["step"] == STEPS
-    model = load_colorizer(two_ranks.dir / "model.safetensors")
-    (out,) = colorize(model, two_ranks.data / "wizard" / "wizard_1.png")
+    colorizer = Colorizer.from_pretrained(two_ranks.dir / "model.safetensors")
+    (out,) = colorizer(two_ranks.data / "wizard" / "wizard_1.png")
     assert out.size == (60, 90)
     assert out.mode == "RGBA"  # the sprite's transparency is kept
 
@@ -205,8 +204,8 @@ def test_two_ranks_resume_from_rank_zeros_checkpoint_bitwise_equal_to_an_uninter
 
 
 def test_two_ranks_of_8_match_one_process_of_16_on_the_same_data_order(two_ranks: SimpleNamespace) -> None:
-    two, _, _ = load_model(two_ranks.dir / "model.safetensors")
-    one, _, _ = load_model(two_ranks.single)
+    two = load_memopainter(two_ranks.dir / "model.safetensors")
+    one = load_memopainter(two_ranks.single)
     # The same images, in the same order, reached the memory in both runs: every decision agrees exactly.
     for name in ("values", "ages", "sources", "labels", "filled", "rng_state"):
         assert torch.equal(getattr(two.memory, name), getattr(one.memory, name)), name

@@ -28,7 +28,7 @@ from memopainter.evaluation import metrics
 from memopainter.evaluation.evaluate import PSNR_CAP, evaluate, lpips_inputs, measure
 from memopainter.evaluation.lpips import MIN_SIDE, load_lpips, lpips_distance
 from memopainter.evaluation.report import ReportUnavailable, require_matplotlib
-from memopainter.inference.api import load_model, predict, prepare
+from memopainter.inference import Colorizer
 from memopainter.inference.fullres import recombine
 from memopainter.training.loop import train
 
@@ -116,7 +116,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         root, [*TINY, "train.steps=150", "train.sample_every=150", "train.checkpoint_every=150"]
     )
     test_dir = write_classes(root / "test", TEST_SIZES)
-    return SimpleNamespace(root=root, model=model, test_dir=test_dir, colorizer=load_model(model))
+    return SimpleNamespace(
+        root=root, model=model, test_dir=test_dir, colorizer=Colorizer.from_pretrained(model)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -267,11 +269,11 @@ def test_test_classes_unknown_to_the_model_do_not_count_towards_accuracy(trained
 
 
 def test_a_model_without_memory_has_no_retrieval(no_memory_model: Path, trained) -> None:
-    result = evaluate(load_model(no_memory_model), trained.test_dir)
+    result = evaluate(Colorizer.from_pretrained(no_memory_model), trained.test_dir)
     assert result.summary()["retrieval_top1_accuracy"] is None
     assert all(s.slots is None and s.retrieved_class is None for s in result.per_image)
     with pytest.raises(ValueError, match="top_k must be 1"):
-        evaluate(load_model(no_memory_model), trained.test_dir, top_k=2)
+        evaluate(Colorizer.from_pretrained(no_memory_model), trained.test_dir, top_k=2)
 
 
 # The command and its JSON.
@@ -281,8 +283,8 @@ def conditioned_error(
     colorizer, rgb: torch.Tensor, alpha: torch.Tensor | None, feature: torch.Tensor
 ) -> float:
     """Mean CIEDE2000 of the image colored with the color feature (1, V) given outright."""
-    prepared = prepare(colorizer, rgb, alpha)
-    ab = predict(colorizer, [prepared], conditions=feature).ab[0, 0]
+    prepared = colorizer.prepare(rgb, alpha)
+    ab = colorizer.predict([prepared], conditions=feature).ab[0, 0]
     return metrics.delta_e2000(pil_to_tensors(recombine(prepared, ab))[0], rgb, alpha)
 
 

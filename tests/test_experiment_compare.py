@@ -20,8 +20,10 @@ from memopainter.experiments.compare import (
     ComparisonResult,
     MethodResult,
     SharedSettings,
+    _quiet,
     method_config,
 )
+from memopainter.training.events import TrainEvent
 
 
 def compare_args(split: Path, out: Path, *extra: str, steps: int = 2) -> list[str]:
@@ -187,3 +189,20 @@ def test_paired_differences_are_per_image_with_a_t_interval() -> None:
     assert paired["ci_high"] == pytest.approx(-1.0 + 4.303 / math.sqrt(3))
     assert paired["share_better"] == pytest.approx(2 / 3)
     assert comparison.paired(BASELINE) is None
+
+
+def test_training_progress_is_shown_every_hundred_steps_from_the_events() -> None:
+    shown: list[str] = []
+    report = _quiet(shown.append)
+    report(TrainEvent("message", text="12 images in split/train"))
+    for step in range(1, 251):
+        report(TrainEvent("step", step, 250, stats={"d": 0.5, "step": step}))
+    report(TrainEvent("checkpoint", 250, 250, path=Path("run/checkpoint.safetensors")))
+    report(TrainEvent("saved", 250, 250, path=Path("run/model.safetensors")))
+    assert shown == [
+        "12 images in split/train",
+        "step 100/250 d=0.5",
+        "step 200/250 d=0.5",
+        "step 250/250 d=0.5",
+        "model saved to run/model.safetensors",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shlex
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,7 @@ def test_cli_writes_table_json_and_plot(tmp_path, cache_dir, one_thread):
     argv += ["--episodes", "2", "--epochs", "1", "--backbone", "tiny", "--out", str(out)]
     assert run_cli(argv) == 0
     body = json.loads((out / "retrieval.json").read_text())
+    assert body["command"] == shlex.join(["memopainter", *argv])  # as typed: pasting it reruns the same
     assert body["num_images"] == 12 and body["episodes"] == 2
     assert [(c["ways"], c["mode"]) for c in body["cells"]] == [
         (2, "unsupervised"),
@@ -161,6 +163,13 @@ def test_cli_writes_table_json_and_plot(tmp_path, cache_dir, one_thread):
     assert "| | 2-way 2-shot | 3-way 2-shot |" in table
     assert "| Paper (supervised) | n/a | n/a |" in table
     assert (out / "retrieval.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_recorded_command_is_what_was_typed_quoted_for_a_shell():
+    parser = argparse.ArgumentParser(prog="memopainter")
+    experiment.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["experiment", "retrieval", "my data", "--out=res", "--ways", "5"])
+    assert args.command_line == "memopainter experiment retrieval 'my data' --out=res --ways 5"
 
 
 def test_cli_refuses_shots_without_a_held_out_image(tmp_path, cache_dir, one_thread, capsys):

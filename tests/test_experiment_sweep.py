@@ -9,12 +9,12 @@ import pytest
 import torch
 from conftest import TINY_NETWORKS, run_experiment, write_split
 
-from memopainter.config import RunConfig
+from memopainter.config import ConfigError, RunConfig
+from memopainter.core.checkpoint import load_checkpoint
 from memopainter.data.dataset import load_training_data
 from memopainter.experiments.compare import SharedSettings
 from memopainter.experiments.sweep import replay_memory, sweep_experiment
 from memopainter.networks.backbones import load_backbone
-from memopainter.training.checkpoint import load_checkpoint
 from memopainter.training.loop import train
 
 
@@ -74,12 +74,13 @@ def test_a_sweep_trains_once_and_scores_every_cell(tmp_path: Path, cache_dir: Pa
     assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_generator_conditioned_on_the_memory_cannot_be_swept(tmp_path: Path, cache_dir: Path) -> None:
+def test_a_removed_option_is_refused_before_any_training(tmp_path: Path, cache_dir: Path) -> None:
+    # train.retrieved_condition conditioned G on the memory, which the sweep could not replay; it is gone.
     split = write_split(tmp_path / "split", ["knight"])
     shared = SharedSettings(
         steps=1, image_size=32, batch_size=4, overrides=(*TINY_NETWORKS, "train.retrieved_condition=0.5")
     )
-    with pytest.raises(ValueError, match="retrieved_condition"):
+    with pytest.raises(ConfigError, match="unknown key 'train.retrieved_condition'"):
         sweep_experiment(split, tmp_path / "out", shared, [2], [1.0])
     assert not (tmp_path / "out").exists()
 

@@ -77,31 +77,6 @@ def test_generator_channels_double_per_level_up_to_8_times_base():
     assert [conv.out_channels for conv in generator.decoder] == [32, 32, 16, 8, 4, 2]
 
 
-@pytest.mark.parametrize("size", [0, 8, 15, 24, 48, 100, 64.0, True])
-def test_generator_refuses_image_sizes_that_are_not_powers_of_two_of_at_least_16(size: object):
-    with pytest.raises(ValueError, match="image_size"):
-        Generator(size, COND_DIM)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "name"),
-    [({"cond_dim": -1}, "cond_dim"), ({"base_channels": 0}, "base_channels"), ({"dropout": 1.0}, "dropout")],
-)
-def test_generator_refuses_invalid_arguments_naming_them(kwargs: dict, name: str):
-    arguments = {"image_size": 16, "cond_dim": COND_DIM, **kwargs}
-    with pytest.raises(ValueError, match=name):
-        Generator(**arguments)
-
-
-def test_generator_refuses_L_of_another_size_or_channel_count():
-    generator = Generator(32, COND_DIM, base_channels=4, mlp_hidden=8)
-    cond = torch.rand(2, COND_DIM)
-    with pytest.raises(ValueError, match=r"L must be \(B, 1, 32, 32\)"):
-        generator(torch.rand(2, 1, 64, 64), cond)
-    with pytest.raises(ValueError, match=r"L must be \(B, 1, 32, 32\)"):
-        generator(torch.rand(2, 3, 32, 32), cond)
-
-
 # --- AdaIN (eq. 13) -------------------------------------------------------------------------------------
 
 
@@ -119,11 +94,6 @@ def test_adain_normalises_each_sample_on_its_own():
     gamma, beta = torch.ones(2, 3), torch.zeros(2, 3)
     shifted = torch.cat([z[:1], z[1:] * 10 + 5])
     torch.testing.assert_close(AdaIN()(shifted, gamma, beta), AdaIN()(z, gamma, beta), atol=1e-4, rtol=0)
-
-
-def test_adain_refuses_a_1x1_map_whose_statistics_are_degenerate():
-    with pytest.raises(ValueError, match="at least 2 pixels"):
-        AdaIN()(torch.randn(2, 3, 1, 1), torch.ones(2, 3), torch.zeros(2, 3))
 
 
 # --- the condition ----------------------------------------------------------------------------------------
@@ -183,23 +153,6 @@ def test_unconditioned_generator_has_no_mlp_and_learns_one_gamma_and_beta_per_ch
     L, _ = _inputs(2, 32, 0)
     generator(L, None).square().mean().backward()
     assert generator.affine.grad.abs().sum() > 0
-
-
-def test_unconditioned_generator_refuses_a_cond_rather_than_ignoring_it():
-    generator = Generator(16, 0, base_channels=4)
-    with pytest.raises(ValueError, match="cond_dim 0"):
-        generator(torch.rand(2, 1, 16, 16), torch.rand(2, COND_DIM))
-
-
-def test_conditioned_generator_refuses_a_missing_or_misshapen_cond():
-    generator = Generator(16, COND_DIM, base_channels=4, mlp_hidden=8)
-    L = torch.rand(2, 1, 16, 16)
-    with pytest.raises(ValueError, match="cond .* is required"):
-        generator(L, None)
-    with pytest.raises(ValueError, match=r"cond must be \(2, 313\)"):
-        generator(L, torch.rand(2, 30))
-    with pytest.raises(ValueError, match=r"cond must be \(2, 313\)"):
-        generator(L, torch.rand(3, COND_DIM))
 
 
 # --- dropout ----------------------------------------------------------------------------------------------
@@ -271,28 +224,12 @@ def test_discriminator_sees_the_feature_as_16_tiled_channels_not_313():
     assert discriminator.body[0].in_channels == 1 + 2 + 16
 
 
-def test_unconditioned_discriminator_has_no_embedding_and_refuses_a_cond():
+def test_unconditioned_discriminator_has_no_embedding():
     discriminator = Discriminator(32, 0, base_channels=8)
     assert discriminator.cond_embed is None
     assert discriminator.body[0].in_channels == 3
     L, ab = torch.rand(2, 1, 32, 32), torch.rand(2, 2, 32, 32)
     assert discriminator(L, ab, None).shape == (2, 1, 2, 2)
-    with pytest.raises(ValueError, match="cond_dim 0"):
-        discriminator(L, ab, torch.rand(2, COND_DIM))
-
-
-def test_conditioned_discriminator_refuses_a_missing_cond_or_misshapen_ab():
-    discriminator = Discriminator(32, COND_DIM, base_channels=8)
-    L = torch.rand(2, 1, 32, 32)
-    with pytest.raises(ValueError, match="cond .* is required"):
-        discriminator(L, torch.rand(2, 2, 32, 32), None)
-    with pytest.raises(ValueError, match=r"ab must be \(2, 2, 32, 32\)"):
-        discriminator(L, torch.rand(2, 3, 32, 32), torch.rand(2, COND_DIM))
-
-
-def test_discriminator_refuses_sizes_below_32_where_patches_vanish():
-    with pytest.raises(ValueError, match="image_size must be an integer >= 32"):
-        Discriminator(16, COND_DIM)
 
 
 def test_discriminator_config_is_plain_values_that_rebuild_the_same_network():
@@ -421,5 +358,3 @@ def test_a_generator_description_without_cond_norm_builds_the_plain_condition():
     del described["cond_norm"]  # as checkpoints written before the option
     generator = Generator(**described)
     assert not generator.cond_norm and "cond_mean" not in generator.state_dict()
-    with pytest.raises(ValueError, match="built with cond_norm=False"):
-        generator.fit_condition(torch.rand(4, 30))

@@ -27,12 +27,12 @@ from memopainter.cli import memory as memory_cli
 from memopainter.cli import remember as remember_cli
 from memopainter.color import ciede2000, rgb_to_lab
 from memopainter.config import RunConfig
+from memopainter.core.checkpoint import load_checkpoint
 from memopainter.data.dataset import image_color_feature
 from memopainter.data.images import pil_to_tensors
-from memopainter.inference.api import colorize, image_tensors, load_model, prepare, query_keys
+from memopainter.inference import Colorizer, image_tensors
 from memopainter.inference.inspect import memory_stats, slot_swatch
 from memopainter.inference.remember import REFRESHED, WROTE, remember
-from memopainter.training.checkpoint import load_checkpoint
 from memopainter.training.loop import train
 
 pytestmark = pytest.mark.usefixtures("cache_dir", "one_thread")
@@ -83,8 +83,8 @@ def cli(*args: object) -> int:
 
 def top_slots(model, path: Path, k: int = 1) -> list[int]:
     """The memory slots an image retrieves, best first."""
-    keys = query_keys(model, [prepare(model, *image_tensors(path))])
-    return model.model.memory.retrieve(keys, k)[1][0].tolist()
+    keys = model.query_keys([model.prepare(*image_tensors(path))])
+    return model.memopainter.memory.retrieve(keys, k)[1][0].tolist()
 
 
 def color_error(result: Image.Image, truth_path: Path) -> float:
@@ -107,11 +107,9 @@ def sha256(path: Path) -> str:
 def test_remembering_one_frame_of_a_new_character_colors_its_other_frames(
     taught, tmp_path: Path, capsys
 ) -> None:
-    before = load_model(taught.model)
+    before = Colorizer.from_pretrained(taught.model)
     first_before = top_slots(before, taught.root / "c_new_frame.png")[0]
-    error_before = color_error(
-        colorize(before, taught.root / "c_new_frame.png")[0], taught.root / "c_new_frame.png"
-    )
+    error_before = color_error(before(taught.root / "c_new_frame.png")[0], taught.root / "c_new_frame.png")
     original = sha256(taught.model)
 
     taught_model = tmp_path / "with_c.safetensors"
@@ -123,10 +121,12 @@ def test_remembering_one_frame_of_a_new_character_colors_its_other_frames(
     assert line.startswith(f"{taught.root / 'c_reference.png'} (class c): wrote slot ")
     slot = int(line.split("wrote slot ")[1].split(",")[0])
 
-    after = load_model(taught_model)
-    result = colorize(after, taught.root / "c_new_frame.png")[0]
+    after = Colorizer.from_pretrained(taught_model)
+    result = after(taught.root / "c_new_frame.png")[0]
     error_after = color_error(result, taught.root / "c_new_frame.png")
-    assert int(before.model.memory.sources[first_before]) < 8  # before: a slot written by an A or B frame
+    assert (
+        int(before.memopainter.memory.sources[first_before]) < 8
+    )  # before: a slot written by an A or B frame
     assert top_slots(after, taught.root / "c_new_frame.png")[0] == slot
     # Observed 56 before and 28 after; training seeds 0 to 6 of this setup gave 49-62 and 10-28.
     assert error_after < error_before - 10
@@ -147,13 +147,13 @@ def test_the_new_checkpoint_records_the_reference_and_its_class(taught, tmp_path
 
 
 def test_the_written_slot_holds_the_references_key_color_and_source(taught) -> None:
-    model = load_model(taught.model)
+    model = Colorizer.from_pretrained(taught.model)
     reference = taught.root / "c_reference.png"
     (result,) = remember(model, [reference], [str(reference)])
-    memory = model.model.memory
-    key = query_keys(model, [prepare(model, *image_tensors(reference))])[0]
+    memory = model.memopainter.memory
+    key = model.query_keys([model.prepare(*image_tensors(reference))])[0]
     assert result.action == WROTE
-    assert result.index == len(model.model.source_paths) - 1 == 8
+    assert result.index == len(model.memopainter.source_paths) - 1 == 8
     assert torch.allclose(memory.keys[result.slot], key)
     assert torch.equal(memory.values[result.slot], image_color_feature(*image_tensors(reference), "rgb"))
     assert int(memory.sources[result.slot]) == 8
@@ -161,8 +161,8 @@ def test_the_written_slot_holds_the_references_key_color_and_source(taught) -> N
 
 
 def test_a_reference_whose_colors_its_top1_slot_already_holds_refreshes_that_slot(taught) -> None:
-    model = load_model(taught.model)
-    memory = model.model.memory
+    model = Colorizer.from_pretrained(taught.model)
+    memory = model.memopainter.memory
     frame = taught.root / "data" / "a" / "a_2.png"
     top = top_slots(model, frame)[0]
     value = image_color_feature(*image_tensors(frame), "rgb")
@@ -173,16 +173,16 @@ def test_a_reference_whose_colors_its_top1_slot_already_holds_refreshes_that_slo
     assert memory.num_filled == filled
     assert torch.equal(memory.values, values)
     assert not torch.equal(memory.keys[top], keys[top])  # eq. 8: the key moved toward the query
-    assert model.model.source_paths[-1] == "a_2 again"
+    assert model.memopainter.source_paths[-1] == "a_2 again"
 
 
 def test_a_red_palette_colors_a_new_shape_redder_than_a_green_one(taught) -> None:
-    model = load_model(taught.model)
+    model = Colorizer.from_pretrained(taught.model)
     gray = Image.open(taught.root / "c_new_frame.png").convert("LA")
     opaque = np.asarray(gray)[..., 1] > 127
 
     def mean_a(palette: str) -> float:
-        (out,) = colorize(model, gray, palette=palette)
+        (out,) = model(gray, palette=palette)
         rgb, _ = pil_to_tensors(out)
         return float(rgb_to_lab(rgb)[1][torch.from_numpy(opaque)].mean())
 
@@ -220,8 +220,8 @@ def test_remember_refuses_a_model_without_memory(
 
 
 def test_memory_prints_slot_count_use_and_ages(taught, capsys) -> None:
-    model = load_model(taught.model)
-    memory = model.model.memory
+    model = Colorizer.from_pretrained(taught.model)
+    memory = model.memopainter.memory
     ages = memory.ages[memory.filled]
     assert cli("memory", taught.model) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -234,7 +234,7 @@ def test_memory_prints_slot_count_use_and_ages(taught, capsys) -> None:
         lines[1] == f"ages of written slots: min {int(ages.min())}, median {median:g}, max {int(ages.max())}"
     )
     assert lines[2].startswith("written slots per class: a ")
-    assert memory_stats(model.model).used == used
+    assert memory_stats(model.memopainter).used == used
 
 
 def test_memory_query_prints_the_top3_slots_with_their_sources(taught, capsys) -> None:
@@ -243,13 +243,13 @@ def test_memory_query_prints_the_top3_slots_with_their_sources(taught, capsys) -
     lines = capsys.readouterr().out.splitlines()
     start = lines.index(f"query {frame}")
     ranked = lines[start + 1 : start + 4]
-    model = load_model(taught.model)
+    model = Colorizer.from_pretrained(taught.model)
     slots = top_slots(model, frame, k=3)
     for rank, (line, slot) in enumerate(zip(ranked, slots, strict=True), start=1):
         assert line.startswith(f"  {rank}. slot {slot}  score ")
-        source = int(model.model.memory.sources[slot])
-        name = model.model.class_names[model.model.source_classes[source]]
-        assert line.endswith(f"{model.model.source_paths[source]} ({name})")
+        source = int(model.memopainter.memory.sources[slot])
+        name = model.memopainter.class_names[model.memopainter.source_classes[source]]
+        assert line.endswith(f"{model.memopainter.source_paths[source]} ({name})")
 
 
 def test_memory_contact_sheet_shows_every_written_slot_and_the_queries(
@@ -260,15 +260,15 @@ def test_memory_contact_sheet_shows_every_written_slot_and_the_queries(
     assert cli("memory", taught.model, "--query", frame, "-o", sheet) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"contact sheet written to {sheet}"
     image = np.asarray(Image.open(sheet).convert("RGB"))
-    model = load_model(taught.model)
+    model = Colorizer.from_pretrained(taught.model)
     slot = top_slots(model, frame)[0]
-    color = np.array(slot_swatch(model.model, slot)[0][0])
+    color = np.array(slot_swatch(model.memopainter, slot)[0][0])
     assert image.shape[1] == 6 + 4 * (220 + 6)
     assert (np.abs(image - color).sum(-1) == 0).any()  # its top-1 slot's first swatch color is drawn
 
 
 def test_rgb_slot_swatches_are_the_ten_palette_colors(taught) -> None:
-    model = load_model(taught.model).model
+    model = Colorizer.from_pretrained(taught.model).memopainter
     slot = int(model.memory.filled.nonzero()[0, 0])
     swatch = slot_swatch(model, slot)
     palette = (model.memory.values[slot].reshape(10, 3) * 255).round().int().tolist()

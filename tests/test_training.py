@@ -24,11 +24,11 @@ from safetensors.torch import save_file
 import memopainter
 from memopainter.cli.main import main
 from memopainter.config import RunConfig
-from memopainter.inference.predict import predict_ab, retrieve_conditions
+from memopainter.core.checkpoint import CheckpointError, load_checkpoint
+from memopainter.core.model import load_memopainter, predict_ab, resolve_model_path, retrieve_conditions
 from memopainter.memory import ColorMemory
-from memopainter.training.checkpoint import CheckpointError, load_checkpoint
+from memopainter.training.events import TrainEvent, describe
 from memopainter.training.loop import train
-from memopainter.training.model import load_model
 
 pytestmark = pytest.mark.usefixtures("cache_dir")
 
@@ -48,10 +48,11 @@ def run(
     sprite_writer(root / "data")
     config = RunConfig().override(list(tiny_settings))
     messages: list[str] = []
+    events: list[TrainEvent] = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
-        final = train(config, root / "data", root / "run", progress=messages.append)
-    return SimpleNamespace(dir=root / "run", final=final, config=config, messages=messages)
+        final = train(config, root / "data", root / "run", on_event=events.append, progress=messages.append)
+    return SimpleNamespace(dir=root / "run", final=final, config=config, messages=messages, events=events)
 
 
 def metric_lines(run_dir: Path) -> list[dict]:
@@ -124,14 +125,44 @@ def test_progress_messages_say_what_is_computed_and_where_the_model_went(run: Si
     assert run.messages[-1] == f"model saved to {run.final}"
 
 
-# Checkpoints through load_model
+def test_progress_reaches_callers_as_events_and_the_text_is_rendered_from_them(run: SimpleNamespace) -> None:
+    kinds = [event.kind for event in run.events]
+    assert kinds[0] == "message" and kinds[-1] == "saved"
+    assert run.events[-1].path == run.final and run.events[-1].step == 4
+    steps = [event for event in run.events if event.kind == "step"]
+    assert [(event.step, event.steps) for event in steps] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert [event.stats for event in steps] == metric_lines(run.dir)  # each step's metrics line
+    files = [event for event in run.events if event.kind in ("sample", "checkpoint")]
+    written = [(event.kind, event.step, event.path.name) for event in files]
+    assert written == [
+        ("sample", 2, "step_000002.png"),
+        ("checkpoint", 2, "checkpoint.safetensors"),
+        ("sample", 4, "step_000004.png"),
+        ("checkpoint", 4, "checkpoint.safetensors"),
+    ]
+    # The text lines are the events described (steps move a bar instead when stderr is a terminal).
+    lines = [describe(event) for event in run.events if event.kind != "step"]
+    assert [m for m in run.messages if not m.startswith("step ")] == [line for line in lines if line]
+
+
+def test_a_step_is_described_on_the_first_every_tenth_and_the_last_step() -> None:
+    stats = {"d": 1.23456, "g": 9.0, "g_adv": 0.5, "g_l1": 2.0, "triplet": 0.25, "images_per_s": 80.0}
+    shown = [s for s in range(1, 26) if describe(TrainEvent("step", s, 25, stats={**stats, "step": s}))]
+    assert shown == [1, 10, 20, 25]
+    line = describe(TrainEvent("step", 10, 25, stats=stats))
+    assert line == "step 10/25 d=1.23 g_adv=0.5 g_l1=2 triplet=0.25 images_per_s=80"
+    assert describe(TrainEvent("warning", text="few images")) == "warning: few images"
+    assert describe(TrainEvent("checkpoint", 2, 25, path=Path("c.safetensors"))) is None
+
+
+# Checkpoints through load_memopainter
 
 
 def test_the_final_model_loads_with_nothing_but_the_file(run: SimpleNamespace, tmp_path: Path) -> None:
     alone = tmp_path / "elsewhere" / "painter.safetensors"
     alone.parent.mkdir()
     shutil.copy(run.final, alone)
-    model, _, _ = load_model(alone)
+    model = load_memopainter(alone)
     assert_bitwise_equal(model.tensors(), model_tensors(run.final))
     assert model.config == run.config
     assert model.generator.cond_dim == 313
@@ -145,9 +176,10 @@ def test_the_final_model_loads_with_nothing_but_the_file(run: SimpleNamespace, t
 
 
 def test_a_run_folder_loads_its_final_model(run: SimpleNamespace) -> None:
-    model, _, meta = load_model(run.dir)
-    assert meta["step"] == 4
-    assert "optimizers" not in meta  # the final model, not the resumable checkpoint
+    model = load_memopainter(run.dir)
+    assert model.step == 4
+    assert resolve_model_path(run.dir) == run.final  # the final model, not the resumable checkpoint
+    assert "optimizers" not in load_checkpoint(run.final)[1]
     assert_bitwise_equal(model.tensors(), model_tensors(run.final))
 
 
@@ -155,7 +187,10 @@ def test_a_run_folder_without_a_final_model_loads_its_checkpoint(
     run: SimpleNamespace, tmp_path: Path
 ) -> None:
     shutil.copy(run.dir / "checkpoint.safetensors", tmp_path / "checkpoint.safetensors")
-    model, _, meta = load_model(tmp_path)
+    model = load_memopainter(tmp_path)
+    assert model.step == 4
+    assert resolve_model_path(tmp_path) == tmp_path / "checkpoint.safetensors"
+    _, meta = load_checkpoint(tmp_path / "checkpoint.safetensors")
     assert meta["step"] == 4
     assert set(meta["optimizers"]) == {"generator", "discriminator", "query_head"}
     assert_bitwise_equal(model.tensors(), model_tensors(run.final))
@@ -182,7 +217,7 @@ def test_a_checkpoint_from_another_major_version_is_refused(run: SimpleNamespace
     path = tmp_path / "future.safetensors"
     save_file(tensors, path, metadata={"memopainter": json.dumps({**meta, "memopainter_version": "1.0.0"})})
     with pytest.raises(CheckpointError) as error:
-        load_model(path)
+        load_memopainter(path)
     message = str(error.value)
     assert message.startswith(f"{path}: written by memopainter 1.0.0 (major 1)")
     assert "reads major 0 checkpoints only" in message
@@ -192,7 +227,17 @@ def test_a_checkpoint_from_another_minor_version_loads(run: SimpleNamespace, tmp
     tensors, meta = load_checkpoint(run.final)
     path = tmp_path / "minor.safetensors"
     save_file(tensors, path, metadata={"memopainter": json.dumps({**meta, "memopainter_version": "0.99.0"})})
-    model, _, _ = load_model(path)
+    model = load_memopainter(path)
+    assert_bitwise_equal(model.tensors(), tensors)
+
+
+def test_a_checkpoint_whose_config_holds_removed_options_loads(run: SimpleNamespace, tmp_path: Path) -> None:
+    tensors, meta = load_checkpoint(run.final)
+    meta["config"]["train"] |= {"retrieved_condition": 0.0, "hue_rotation": 0.0}  # as written before
+    path = tmp_path / "old.safetensors"
+    save_file(tensors, path, metadata={"memopainter": json.dumps(meta)})
+    model = load_memopainter(path)
+    assert model.config == run.config
     assert_bitwise_equal(model.tensors(), tensors)
 
 
@@ -202,7 +247,7 @@ def test_a_truncated_checkpoint_is_refused(run: SimpleNamespace, tmp_path: Path,
     path = tmp_path / "cut.safetensors"
     path.write_bytes(data[: len(data) // 2 if kept is None else kept])
     with pytest.raises(CheckpointError) as error:
-        load_model(path)
+        load_memopainter(path)
     assert str(error.value).startswith(f"{path}: not a readable safetensors file (truncated or corrupt?)")
     assert "\n" not in str(error.value)
 
@@ -216,7 +261,7 @@ def test_a_file_that_is_no_checkpoint_is_refused(tmp_path: Path, content: bytes)
     path = tmp_path / "noise.safetensors"
     path.write_bytes(content)
     with pytest.raises(CheckpointError) as error:
-        load_model(path)
+        load_memopainter(path)
     assert str(error.value).startswith(f"{path}: not a readable safetensors file")
     assert "\n" not in str(error.value)
 
@@ -225,12 +270,12 @@ def test_a_safetensors_file_of_another_program_is_refused(tmp_path: Path) -> Non
     path = tmp_path / "other.safetensors"
     save_file({"weight": torch.zeros(3)}, path)
     with pytest.raises(CheckpointError, match="not a MemoPainter checkpoint"):
-        load_model(path)
+        load_memopainter(path)
 
 
 def test_a_run_folder_without_any_checkpoint_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="holds neither model.safetensors nor checkpoint.safetensors"):
-        load_model(tmp_path)
+        load_memopainter(tmp_path)
 
 
 # Reproducibility
@@ -263,9 +308,9 @@ def test_five_images_one_per_class_fewer_than_a_batch_train_with_a_warning(
     assert "warning: some classes have a single image; the memory will remember them one-shot" in messages
     assert final.is_file()
     assert [line["step"] for line in metric_lines(tmp_path / "run")] == [1, 2, 3]
-    model, _, meta = load_model(final)
-    assert meta["class_names"] == ["bat", "golem", "knight", "slime", "wizard"]
-    assert meta["memory"]["size"] == 6  # 1.2 x 5 images
+    model = load_memopainter(final)
+    assert model.class_names == ["bat", "golem", "knight", "slime", "wizard"]
+    assert load_checkpoint(final)[1]["memory"]["size"] == model.memory.size == 6  # 1.2 x 5 images
     assert 1 <= model.memory.num_filled <= 5
 
 
@@ -281,7 +326,7 @@ def test_no_memory_trains_the_ablation_without_memory_or_query_head(
     assert meta["generator"]["cond_dim"] == 0 and meta["discriminator"]["cond_dim"] == 0
     assert meta["config"]["memory"]["enabled"] is False
     assert "memory_hit_rate" not in metric_lines(tmp_path / "run")[0]
-    model, _, _ = load_model(tmp_path / "run")
+    model = load_memopainter(tmp_path / "run")
     assert model.memory is None and model.query_head is None
     assert predict_ab(model, torch.full((1, 1, SIZE, SIZE), 0.5), None).shape == (1, 2, SIZE, SIZE)
     with pytest.raises(ValueError, match="trained without memory"):
@@ -306,7 +351,8 @@ def test_supervised_memory_matches_by_class_label_and_labels_its_slots(
     assert main(cli_args(sprite_dir, tmp_path / "run", tiny_settings, "--supervised")) == 0
     assert len(given) == 4  # one triplet step per batch
     assert all(labels is not None and set(labels.tolist()) <= {0, 1, 2} for labels in given)
-    model, _, meta = load_model(tmp_path / "run")
+    model = load_memopainter(tmp_path / "run")
+    meta = model.meta()
     assert meta["config"]["memory"]["supervised"] is True and meta["memory"]["supervised"] is True
     memory = model.memory
     written = memory.filled.nonzero().squeeze(1)
@@ -314,7 +360,7 @@ def test_supervised_memory_matches_by_class_label_and_labels_its_slots(
     classes = torch.tensor(meta["source_classes"])
     assert torch.equal(memory.labels[written], classes[memory.sources[written]])
     assert bool((memory.labels[~memory.filled] == -1).all())
-    unsupervised, _, _ = load_model(run.final)
+    unsupervised = load_memopainter(run.final)
     assert bool((unsupervised.memory.labels == -1).all())  # labels are kept only when they decide matches
 
 
@@ -396,6 +442,16 @@ def test_resume_relogs_steps_after_the_checkpoint_once_and_drops_a_line_cut_shor
     assert not (run_dir / "model.safetensors").exists()
     with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as metrics:
         metrics.write('{"triplet": 0.1, "memory_hit')  # what a kill in the middle of a write leaves
-    final = train(tiny_config, sprite_dir, run_dir, resume=True, progress=lambda _: None)
+    # ... and a kill in the middle of saving the checkpoint or the model: their temp files
+    leftovers = [run_dir / ".checkpoint.safetensors.0123456789ab.tmp", run_dir / ".model.safetensors.ab.tmp"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half a checkpoint")
+    events: list[TrainEvent] = []
+    final = train(tiny_config, sprite_dir, run_dir, resume=True, on_event=events.append)
     assert [line["step"] for line in metric_lines(run_dir)] == [1, 2, 3, 4]
     assert_bitwise_equal(model_tensors(final), model_tensors(run.final))
+    assert not any(leftover.exists() for leftover in leftovers)
+    resumed = [event for event in events if event.kind == "resumed"]
+    assert [(e.step, e.path) for e in resumed] == [(2, run_dir / "checkpoint.safetensors")]
+    assert describe(resumed[0]) == f"resumed from {run_dir / 'checkpoint.safetensors'} at step 2"
+    assert [event.step for event in events if event.kind == "step"] == [3, 4]

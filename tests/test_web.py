@@ -24,7 +24,7 @@ pytest.importorskip("multipart", reason="the web extra is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from memopainter.config import RunConfig  # noqa: E402
-from memopainter.inference.api import colorize, load_model  # noqa: E402
+from memopainter.inference import Colorizer
 from memopainter.training.loop import train  # noqa: E402
 from memopainter.web.app import create_app  # noqa: E402
 from memopainter.web.uploads import Limits, display_name  # noqa: E402
@@ -129,7 +129,7 @@ def test_model_info_names_the_checkpoint_file_and_its_memory(client: TestClient)
 def test_colorize_returns_the_same_pixels_as_the_library(client: TestClient, model_file: Path) -> None:
     image = photo(40, 24, seed=1)
     body = post(client, "/api/colorize", png(image)).json()
-    (expected,) = colorize(load_model(model_file), image)
+    (expected,) = Colorizer.from_pretrained(model_file)(image)
     assert (body["width"], body["height"]) == (40, 24)
     np.testing.assert_array_equal(np.asarray(decode(body["results"][0])), np.asarray(expected))
 
@@ -269,9 +269,9 @@ def test_remember_saves_a_new_checkpoint_beside_the_served_one_and_serves_it(own
     (new,) = [p for p in own_model.parent.iterdir() if p != own_model]
     assert new.name.startswith("model.taught-") and new.suffix == ".safetensors"
     assert body["checkpoint"] == new.name == client.get("/api/model").json()["checkpoint"]
-    taught = load_model(new)
-    assert taught.model.source_paths[-1] == "hero.png"
-    assert taught.model.memory.num_filled == written + (body["action"] == "wrote")
+    taught = Colorizer.from_pretrained(new)
+    assert taught.memopainter.source_paths[-1] == "hero.png"
+    assert taught.memopainter.memory.num_filled == written + (body["action"] == "wrote")
 
 
 def test_remember_twice_keeps_every_checkpoint(own_model: Path) -> None:
@@ -289,7 +289,7 @@ def test_remember_replaces_the_served_file_only_when_confirmed(own_model: Path) 
     assert response.json()["checkpoint"] == "model.safetensors"
     assert [p.name for p in own_model.parent.iterdir()] == ["model.safetensors"]
     assert own_model.read_bytes() != before
-    assert load_model(own_model).model.source_paths[-1] == "hero.png"
+    assert Colorizer.from_pretrained(own_model).memopainter.source_paths[-1] == "hero.png"
 
 
 def test_failed_remember_writes_nothing_and_keeps_the_served_model(own_model: Path) -> None:

@@ -18,9 +18,11 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from memopainter.networks.generator import HEADS, NORMS  # model.norm and model.head choices
 
-NORMS = ("adain", "batch")  # model.norm choices
-HEADS = ("ab", "bins")  # model.head choices
+# Options measured and deleted. Saved configs (config.json, checkpoints) that still hold them load without
+# them; a TOML file or --set naming them is refused like any unknown key.
+REMOVED_KEYS = frozenset({"train.retrieved_condition", "train.hue_rotation"})
 
 
 class ConfigError(ValueError):
@@ -97,10 +99,6 @@ class TrainConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
-    retrieved_condition: float = 0.0  # share of batches whose G condition is the retrieved top-1 value
-    # Share of training images whose colors (ab and the G/D condition, not the memory) are turned by a random
-    # hue angle: the gray image stays the same, so the generator must take the colors from its condition.
-    hue_rotation: float = 0.0
     seed: int = 0
     device: str = "cpu"
     sample_every: int = 200  # steps between sample grids
@@ -123,16 +121,11 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> RunConfig:
-        """Build from a nested dict; unknown keys and wrong types are errors naming `source`."""
-        config = cls()
-        for section, entries in values.items():
-            if section not in _sections() or not isinstance(entries, dict):
-                known = ", ".join(sorted(_sections()))
-                raise ConfigError(f"{source}: unknown section [{section}]; expected one of {known}")
-            for key, value in entries.items():
-                _assign(config, f"{section}.{key}", value, source)
-        config.validate()
-        return config
+        """Build from a saved nested dict (config.json, a checkpoint's meta); errors name `source`.
+
+        REMOVED_KEYS are dropped; any other unknown key or a wrong type is an error.
+        """
+        return _from_values(values, source, REMOVED_KEYS)
 
     def override(self, assignments: list[str]) -> RunConfig:
         """Apply `section.key=value` strings (values parsed as TOML, bare words as strings)."""
@@ -175,8 +168,6 @@ class RunConfig:
             ("train.lr", self.train.lr > 0, "> 0"),
             ("train.beta1", 0 <= self.train.beta1 < 1, "in [0, 1)"),
             ("train.beta2", 0 <= self.train.beta2 < 1, "in [0, 1)"),
-            ("train.retrieved_condition", 0 <= self.train.retrieved_condition <= 1, "in [0, 1]"),
-            ("train.hue_rotation", 0 <= self.train.hue_rotation <= 1, "in [0, 1]"),
             (
                 "train.device",
                 self.train.device == "cpu" or self.train.device.startswith("cuda"),
@@ -190,11 +181,6 @@ class RunConfig:
                 raise ConfigError(f"{key} must be {expected}, got {_get(self, key)!r}")
         if self.memory.supervised and not self.memory.enabled:
             raise ConfigError("memory.supervised needs memory.enabled: --supervised and --no-memory conflict")
-        if self.train.hue_rotation > 0 and not self.memory.enabled:
-            raise ConfigError(
-                "train.hue_rotation needs memory.enabled: without a color condition the turned colors "
-                "cannot be told from the gray image"
-            )
         if self.model.norm == "batch" and self.memory.enabled:
             raise ConfigError(
                 'model.norm = "batch" is a baseline without a color condition: it needs '
@@ -213,8 +199,22 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"{path}: cannot read ({error.strerror or error})") from error
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise ConfigError(f"{path}: not valid TOML ({error})") from error
-        config = RunConfig.from_dict(values, source=str(path))
+        config = _from_values(values, str(path), frozenset())
     return config.override(overrides or [])
+
+
+def _from_values(values: dict, source: str, dropped: frozenset[str]) -> RunConfig:
+    """A validated config from a nested dict, skipping the `dropped` "section.key" names."""
+    config = RunConfig()
+    for section, entries in values.items():
+        if section not in _sections() or not isinstance(entries, dict):
+            known = ", ".join(sorted(_sections()))
+            raise ConfigError(f"{source}: unknown section [{section}]; expected one of {known}")
+        for key, value in entries.items():
+            if f"{section}.{key}" not in dropped:
+                _assign(config, f"{section}.{key}", value, source)
+    config.validate()
+    return config
 
 
 def _sections() -> dict[str, type]:

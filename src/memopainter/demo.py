@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memopainter.config import RunConfig, load_config
+from memopainter.core.model import MODEL_FILE
+from memopainter.core.runs import finished_with
 from memopainter.data.builders.kenney import build_kenney
 from memopainter.data.builders.split import build_split
-from memopainter.evaluation.evaluate import evaluate, write_json
+from memopainter.evaluation.evaluate import evaluate
 from memopainter.evaluation.report import ReportImages, require_matplotlib, write_report
-from memopainter.inference.api import load_model
+from memopainter.files import write_json
+from memopainter.inference import Colorizer
 from memopainter.networks.backbones import fetch_weights, find_weights, get_spec
 from memopainter.training.loop import train
-from memopainter.training.model import MODEL_FILE
-from memopainter.training.runs import finished_with
 
 SHOTS = 3  # three training frames per class: every Kenney class has at least four
 TOP_K = 3
@@ -69,14 +70,14 @@ def run_demo(
         train(config, split / "train", run, progress=say)
 
     say(f"colorizing and evaluating the held-out frames in {split / 'test'} with top-{TOP_K} alternatives")
-    model = load_model(run)
+    colorizer = Colorizer.from_pretrained(run)
     report = out / "report"
     if report.exists():
         shutil.rmtree(report)  # the demo's own output, rewritten each run
     images = ReportImages(report)
-    result = evaluate(model, split / "test", TOP_K, on_image=images.add)
-    index = write_report(report, result, model, images)
-    write_json(report / "metrics.json", result)
+    result = evaluate(colorizer, split / "test", TOP_K, on_image=images.add)
+    index = write_report(report, result, colorizer, images)
+    write_json(report / "metrics.json", result.to_json())
     return DemoResult(index, run / MODEL_FILE, result.summary())
 
 

@@ -14,15 +14,9 @@ import torch
 from tqdm import tqdm
 
 from memopainter.cli.common import EXIT_FAILED, EXIT_USAGE, load_checked_model, positive_int, print_error
-from memopainter.data.images import IMAGE_EXTENSIONS, ImageLoadError, list_images, load_image
-from memopainter.inference.api import (
-    Colorizer,
-    parse_palette,
-    predict,
-    prepare,
-    save_png,
-)
-from memopainter.inference.fullres import PreparedImage, recombine
+from memopainter.data.images import IMAGE_EXTENSIONS, ImageLoadError, list_images, save_png
+from memopainter.inference import Colorizer, Failed, parse_palette
+from memopainter.inference.colorizer import IMAGE_ERRORS
 
 _SHOWN = 3  # example paths quoted in an error about many files
 
@@ -119,10 +113,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     colorized, failed = 0, len(problems)
     if jobs:
-        model, status = load_checked_model(args.model, args.device, args.weights, args.top_k, palette)
-        if model is None:
+        colorizer, status = load_checked_model(args.model, args.device, args.weights, args.top_k, palette)
+        if colorizer is None:
             return status
-        colorized, batch_failed = colorize_jobs(model, jobs, args.out, args.top_k, palette, args.batch_size)
+        colorized, batch_failed = colorize_jobs(
+            colorizer, jobs, args.out, args.top_k, palette, args.batch_size
+        )
         failed += batch_failed
     summary = f"{colorized} colorized, {failed} failed"
     print(summary + (f", {skipped} skipped (outputs exist)" if skipped else ""))
@@ -201,7 +197,7 @@ def check_outputs(
 
 
 def colorize_jobs(
-    model: Colorizer,
+    colorizer: Colorizer,
     jobs: list[Job],
     out_dir: Path,
     top_k: int,
@@ -209,7 +205,7 @@ def colorize_jobs(
     batch_size: int,
     report: Callable[[str], None] = print_error,
 ) -> tuple[int, int]:
-    """Colorize jobs in batches (backbone and generator batched, full-size work per image): (done, failed)."""
+    """Colorize jobs through the library's batch path and write their outputs: (done, failed)."""
     done = failed = 0
     bar = _progress_bar(len(jobs))
 
@@ -219,37 +215,26 @@ def colorize_jobs(
         else:
             bar.write(f"error: {message}", file=sys.stderr)  # through the bar, which it would tear otherwise
 
+    by_source = {job.source: job for job in jobs}
+    results = colorizer.colorize_each(by_source, top_k, palette, batch_size=batch_size)
     try:
-        for start in range(0, len(jobs), batch_size):
-            batch: list[tuple[Job, PreparedImage]] = []
-            for job in jobs[start : start + batch_size]:
-                try:
-                    batch.append((job, _prepare_file(model, job.source)))
-                except (ImageLoadError, MemoryError, RuntimeError, ValueError) as error:
-                    say(_one_line(job.source, error))
-                    failed += 1
-            if batch:
-                prediction = predict(model, [prepared for _, prepared in batch], top_k, palette)
-                for (job, prepared), results in zip(batch, prediction.ab, strict=True):
-                    try:
-                        for path, ab in zip(job.outputs(out_dir, top_k), results, strict=True):
-                            save_png(path, recombine(prepared, ab))
-                        done += 1
-                    except (OSError, MemoryError, RuntimeError, ValueError) as error:
-                        say(_one_line(job.source, error))
-                        failed += 1
+        for result in results:
+            job = by_source[result.source]
+            try:
+                if isinstance(result, Failed):
+                    raise result.error
+                for path, image in zip(job.outputs(out_dir, top_k), result.images, strict=True):
+                    save_png(path, image)
+                done += 1
+            except IMAGE_ERRORS as error:
+                say(_one_line(job.source, error))
+                failed += 1
             if bar is not None:
-                bar.update(len(jobs[start : start + batch_size]))
+                bar.update(1)
     finally:
         if bar is not None:
             bar.close()
     return done, failed
-
-
-def _prepare_file(model: Colorizer, path: Path) -> PreparedImage:
-    """Load and reduce one file; the full-size color tensors are freed on return."""
-    rgb, alpha = load_image(path)
-    return prepare(model, rgb, alpha)
 
 
 def _one_line(path: Path, error: BaseException) -> str:

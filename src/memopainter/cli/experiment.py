@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from memopainter.cli.common import positive_int, print_error
 from memopainter.config import ConfigError
+from memopainter.core.checkpoint import CheckpointError
 from memopainter.data.dataset import load_training_data
 from memopainter.evaluation.report import ReportUnavailable, require_matplotlib
 from memopainter.experiments.compare import (
@@ -29,7 +30,6 @@ from memopainter.experiments.retrieval import (
 )
 from memopainter.experiments.sweep import sweep_experiment, write_sweep
 from memopainter.networks.backbones import BACKBONES, DEFAULT_BACKBONE, WeightsError, load_backbone
-from memopainter.training.checkpoint import CheckpointError
 
 EXIT_FAILED = 1  # the data could not be read or featurized
 EXIT_USAGE = 2  # refused before training: bad arguments, too few classes or images, no matplotlib
@@ -43,7 +43,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="reproduce the paper's experiments on a dataset",
         description="Reproduce an experiment of the paper; each writes a markdown table, JSON and a plot.",
     )
-    experiments = parser.add_subparsers(dest="experiment", metavar="EXPERIMENT", required=True)
+    experiments = parser.add_subparsers(
+        dest="experiment", metavar="EXPERIMENT", required=True, action=_RecordingSubParsers
+    )
+    _register_retrieval(experiments)
+    _register_compare(experiments)
+    _register_sweep(experiments)
+    _register_rare(experiments)
+
+
+class _RecordingSubParsers(argparse._SubParsersAction):
+    """The experiments' sub-parsers, which also keep the words they were given as `args.command_line`.
+
+    Here, not in main(): these are exactly the words after `experiment` however the parser was called (the
+    console script, main(argv), or a test's own parser), and argv is read once, not rebuilt flag by flag.
+    """
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        namespace.command_line = recorded_command(["experiment", *values])
+        super().__call__(parser, namespace, values, option_string)
+
+
+def recorded_command(argv: Sequence[str]) -> str:
+    """The command written into each results table: `memopainter` and the arguments as typed, shell-quoted."""
+    return shlex.join(["memopainter", *argv])
+
+
+def _register_retrieval(experiments: argparse._SubParsersAction) -> None:
     retrieval = experiments.add_parser(
         "retrieval",
         help="top-1 retrieval accuracy of the memory in N-way K-shot episodes (paper Table 2)",
@@ -84,7 +110,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--weights", type=Path, metavar="FILE", help="the backbone's weights file, if not found"
     )
     retrieval.set_defaults(run=run_retrieval)
-    _register_compare(experiments)
 
 
 def _register_compare(experiments: argparse._SubParsersAction) -> None:
@@ -104,6 +129,8 @@ def _register_compare(experiments: argparse._SubParsersAction) -> None:
     _shared_training_arguments(compare)
     compare.set_defaults(run=run_compare)
 
+
+def _register_sweep(experiments: argparse._SubParsersAction) -> None:
     sweep = experiments.add_parser(
         "sweep",
         help="colorization error against memory size and color threshold (paper Fig. 9)",
@@ -130,6 +157,8 @@ def _register_compare(experiments: argparse._SubParsersAction) -> None:
     _shared_training_arguments(sweep)
     sweep.set_defaults(run=run_sweep)
 
+
+def _register_rare(experiments: argparse._SubParsersAction) -> None:
     rare = experiments.add_parser(
         "rare",
         help="a color variant seen only a few times in training: memory against no memory (paper Fig. 2, 6)",
@@ -246,7 +275,7 @@ def run_retrieval(args: argparse.Namespace) -> int:
     except EpisodeError as error:
         print_error(f"{args.data}: {error}")
         return EXIT_USAGE
-    for path in write_report(result, args.out, str(args.data), _command(args)):
+    for path in write_report(result, args.out, str(args.data), args.command_line):
         print(path)
     return 0
 
@@ -320,7 +349,7 @@ def _run_training_experiment(
     except (WeightsError, CheckpointError, ValueError, OSError) as error:
         print_error(str(error))
         return EXIT_FAILED
-    for path in write(result, args.out, _training_command(args)):
+    for path in write(result, args.out, args.command_line):
         print(path)
     return 0
 
@@ -343,38 +372,6 @@ def _shared_settings(args: argparse.Namespace) -> SharedSettings:
         device=args.device,
         overrides=tuple(args.overrides),
     )
-
-
-def _training_command(args: argparse.Namespace) -> str:
-    """The command line of a training experiment, every shared setting spelled out."""
-    data = args.data if args.experiment == "rare" else args.split
-    words = ["memopainter", "experiment", args.experiment, str(data), "--out", str(args.out)]
-    words += ["--steps", str(args.steps), "--seed", str(args.seed), "--image-size", str(args.image_size)]
-    words += ["--batch-size", str(args.batch_size), "--top-k", str(args.top_k), "--device", args.device]
-    if args.experiment in ("compare", "rare"):
-        words += ["--methods", *args.methods]
-    if args.experiment == "rare":
-        words += ["--rare", args.rare, "--common", args.common, "--rare-shots", str(args.rare_shots)]
-        words += ["--test-share", str(args.test_share)]
-    if args.experiment == "sweep":
-        words += ["--memory-sizes", *map(str, args.memory_sizes), "--thresholds", *map(str, args.thresholds)]
-        words += ["--feature", args.feature]
-    for assignment in args.overrides:
-        words += ["--set", assignment]
-    return shlex.join(words)
-
-
-def _command(args: argparse.Namespace) -> str:
-    """The command line that reproduces this run, every setting spelled out."""
-    words = ["memopainter", "experiment", "retrieval", str(args.data), "--out", str(args.out)]
-    words += ["--ways", *map(str, args.ways), "--shots", *map(str, args.shots)]
-    words += ["--episodes", str(args.episodes), "--seed", str(args.seed), "--epochs", str(args.epochs)]
-    words += ["--batch-size", str(args.batch_size), "--feature", args.feature, "--backbone", args.backbone]
-    if args.test_per_class is not None:
-        words += ["--test-per-class", str(args.test_per_class)]
-    if args.threshold is not None:
-        words += ["--threshold", str(args.threshold)]
-    return shlex.join(words)
 
 
 def _say(message: str) -> None:

@@ -6,8 +6,10 @@ import argparse
 from pathlib import Path
 
 from memopainter.cli.common import print_error
-from memopainter.data.images import ImageLoadError
-from memopainter.inference.api import load_model, save_png
+from memopainter.core.checkpoint import CheckpointError
+from memopainter.core.model import load_memopainter, resolve_model_path
+from memopainter.data.images import ImageLoadError, save_png
+from memopainter.inference import Colorizer
 from memopainter.inference.inspect import (
     QueryResult,
     contact_sheet,
@@ -17,9 +19,6 @@ from memopainter.inference.inspect import (
     slot_source,
 )
 from memopainter.networks.backbones import WeightsError
-from memopainter.training.checkpoint import CheckpointError
-from memopainter.training.model import load_model as load_memopainter
-from memopainter.training.model import resolve_model_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,10 +48,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         path = resolve_model_path(args.model)
         if args.query:
-            colorizer = load_model(path, weights=args.weights)
-            model = colorizer.model
+            colorizer = Colorizer.from_pretrained(path, weights=args.weights)
+            model = colorizer.memopainter
         else:
-            model = load_memopainter(path)[0]
+            model = load_memopainter(path)
         stats = memory_stats(model)
     except (CheckpointError, WeightsError, ValueError, OSError) as error:
         print_error(str(error))

@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 
 from memopainter.cli.common import print_error
+from memopainter.core.checkpoint import CheckpointError
 from memopainter.data.images import ImageLoadError, load_image
-from memopainter.inference.api import load_model
-from memopainter.inference.remember import WROTE, remember, save_model
+from memopainter.inference import Colorizer
+from memopainter.inference.remember import WROTE, remember
 from memopainter.networks.backbones import WeightsError
-from memopainter.training.checkpoint import CheckpointError
 
 CHECKPOINT_SUFFIX = ".safetensors"
 
@@ -57,9 +57,9 @@ def run(args: argparse.Namespace) -> int:
         print_error(f"{failed} of {len(args.images)} images failed to load; nothing was written")
         return 1
     try:
-        model = load_model(args.model, device=args.device, weights=args.weights)
-        results = remember(model, images, [str(p) for p in args.images], args.class_name)
-        save_model(model, args.out)
+        colorizer = Colorizer.from_pretrained(args.model, device=args.device, weights=args.weights)
+        results = remember(colorizer, images, [str(p) for p in args.images], args.class_name)
+        colorizer.memopainter.save(args.out)
     except (CheckpointError, WeightsError, ValueError, OSError) as error:
         print_error(str(error))
         return 1
@@ -73,6 +73,6 @@ def run(args: argparse.Namespace) -> int:
                 f"{result.source}{label}: refreshed slot {result.slot} (its top-1 slot already held these "
                 "colors: the key moved toward this image, the slot's colors and source were kept)"
             )
-    memory = model.model.memory
+    memory = colorizer.memopainter.memory
     print(f"saved {args.out} ({memory.num_filled} of {memory.size} slots written)")
     return 0

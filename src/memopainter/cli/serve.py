@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from memopainter.cli.common import positive_int, print_error
+from memopainter.core.checkpoint import CheckpointError
 from memopainter.networks.backbones import WeightsError
-from memopainter.training.checkpoint import CheckpointError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 from memopainter.config import ConfigError, RunConfig, load_config
+from memopainter.core.checkpoint import CheckpointError
 from memopainter.data.images import ImageLoadError
 from memopainter.networks.backbones import WeightsError
 from memopainter.training import distributed
-from memopainter.training.checkpoint import CheckpointError
 from memopainter.training.loop import train
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from memopainter.color.bins import ab_bins, ab_distribution
+from memopainter.color.bins import NUM_BINS, ab_bins, ab_distribution
 from memopainter.color.palette import dominant_palette
 
-FEATURE_DIMS = {"dist": 313, "rgb": 30}
+# Value width of each color feature, the one table of it: a 313-bin ab distribution, or 10 RGB colors
+# flattened. It sizes the memory's values and the generator's condition.
+FEATURE_DIMS = {"dist": NUM_BINS, "rgb": 30}
 
 
 def color_feature(rgb: torch.Tensor, alpha: torch.Tensor | None, feature: str) -> torch.Tensor:
@@ -38,3 +40,20 @@ def describe_features(rgb: torch.Tensor, alpha: torch.Tensor | None, colors: int
             for m, i in zip(mass, idx, strict=True)
         ],
     }
+
+
+def palette_condition(colors: torch.Tensor, feature: str) -> torch.Tensor:
+    """User colors (n, 3) in [0, 1], 1 <= n <= 10 -> the generator's condition (value_dim,) for `feature`.
+
+    "rgb": the colors in the given order, repeated to 10 (as dominant palettes are topped up), flattened.
+    "dist": the ab distribution of an image made of the colors in equal areas.
+    """
+    if colors.dim() != 2 or colors.shape[1] != 3 or not 1 <= colors.shape[0] <= 10:
+        raise ValueError(f"palette colors must be shaped (n, 3) with 1 <= n <= 10, got {tuple(colors.shape)}")
+    if not colors.is_floating_point() or not bool(((colors >= 0) & (colors <= 1)).all()):
+        raise ValueError("palette colors must be floats in [0, 1]")
+    if feature == "rgb":
+        return colors[torch.arange(10) % colors.shape[0]].reshape(30)
+    if feature == "dist":
+        return ab_distribution(colors.T[:, None, :])  # one pixel per color: (3, 1, n)
+    raise ValueError(f"unknown color feature {feature!r}; expected 'dist' or 'rgb'")

@@ -8,8 +8,6 @@ kind of feature; nothing pickled.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from memopainter.files import atomic_write
 from memopainter.paths import cache_root
 
 
@@ -70,12 +69,5 @@ class FeatureCache:
 
     def _save(self, kind: str, stored: dict[str, torch.Tensor]) -> None:
         path = self.path(kind)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(handle)
-        try:
+        with atomic_write(path) as temp:
             save_file(stored, temp)
-            os.replace(temp, path)
-        finally:
-            if os.path.exists(temp):
-                os.unlink(temp)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import struct
-import uuid
 import warnings
 import zlib
 from pathlib import Path
@@ -23,10 +22,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from memopainter.files import atomic_write
+
 # About 100 megapixels (a 10000 x 10000 photo): far above any training or inference size, far below the
 # memory a decompression bomb would ask for. Pillow's own hard limit (2 * Image.MAX_IMAGE_PIXELS, about
 # 179 M by default) still applies above it.
 DEFAULT_MAX_PIXELS = 100_000_000
+# zlib level 1: about 3x faster than Pillow's default 6 on colorized photos, for files about 20% larger.
+PNG_COMPRESS_LEVEL = 1
 
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -205,27 +208,18 @@ def tensors_to_pil(rgb: torch.Tensor, alpha: torch.Tensor | None = None) -> Imag
 
 def save_image(path: str | os.PathLike[str], rgb: torch.Tensor, alpha: torch.Tensor | None = None) -> None:
     """Write rgb (3, H, W) and optional alpha (H, W) as an 8-bit PNG, atomically, creating parent folders."""
+    save_png(path, tensors_to_pil(rgb, alpha))
+
+
+def save_png(path: str | os.PathLike[str], image: Image.Image) -> None:
+    """Write a PIL image as PNG, atomically, creating parent folders."""
     path = Path(path)
     if path.suffix.lower() != ".png":
-        raise ValueError(f"{path}: save_image writes PNG only, the file name must end in .png")
+        raise ValueError(f"{path}: PNG only, the file name must end in .png")
     if path.is_dir():
         raise ValueError(f"{path}: is a directory")
-    img = tensors_to_pil(rgb, alpha)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A hidden temp file in the same folder: os.replace is atomic only within one file system, and
-    # list_images skips hidden names should a crash leave one behind.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    # os.open with 0o666 lets the umask decide the final permissions, as a plain open() would.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as temp, open(temp, "wb") as file:
+        image.save(file, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
 
 
 def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Path]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from memopainter.color import rgb_to_gray, rgb_to_lab
+from memopainter.color import lab_to_rgb, rgb_to_gray, rgb_to_lab
 from memopainter.data.images import composite_on_white
 
 L_SCALE = 100.0  # the generator sees L / 100 in [0, 1]
@@ -63,3 +63,9 @@ def backbone_input(rgb: torch.Tensor, alpha: torch.Tensor | None, size: int) -> 
     """The query backbone's input: the lightness as gray sRGB (3, size, size), transparency on white."""
     square, square_alpha = fit_square(rgb, alpha, size)
     return rgb_to_gray(composite_on_white(square, square_alpha)).clamp(0.0, 1.0)
+
+
+def lab_image(gray: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """L / 100 (B, 1, H, W) and ab in Lab units (B, 2, H, W) -> sRGB (B, 3, H, W) in [0, 1]."""
+    # Clamp ab to the Lab range before converting: unbounded ab gives visible artifacts in saturated areas.
+    return lab_to_rgb(torch.cat([gray * L_SCALE, ab.clamp(-128.0, 127.0)], dim=1))

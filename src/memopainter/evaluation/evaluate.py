@@ -20,10 +20,8 @@ Averages are taken over the images where a metric is defined, and are null where
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,14 +35,14 @@ from memopainter.data.images import (
     ImageLoadError,
     composite_on_white,
     list_images,
-    load_image,
     pil_to_tensors,
     tensors_to_pil,
 )
 from memopainter.evaluation.lpips import LPIPS, MIN_SIDE, lpips_distance, lpips_status
 from memopainter.evaluation.metrics import colorfulness, delta_e2000, psnr, ssim
-from memopainter.inference.api import Colorizer, check_request, predict, prepare
-from memopainter.inference.fullres import PreparedImage, recombine
+from memopainter.inference import Colored, Colorizer, Failed
+from memopainter.inference.colorizer import IMAGE_ERRORS
+from memopainter.inference.fullres import recombine
 
 # dB, what identical images score instead of infinity. Colorings are far below it: even a single 8-bit level
 # off in one channel of one pixel only reaches it in images of about 51,000 pixels or more.
@@ -58,8 +56,6 @@ AVERAGED = (
     "colorfulness_gt",
     "lpips",
 )
-# What one image can raise between loading and scoring that should skip it rather than stop the run.
-IMAGE_ERRORS = (ImageLoadError, MemoryError, RuntimeError, ValueError)
 
 
 @dataclass(frozen=True)
@@ -195,7 +191,7 @@ def list_test_images(test_dir: str | os.PathLike) -> list[Path]:
 
 
 def evaluate(
-    model: Colorizer,
+    colorizer: Colorizer,
     test_dir: str | os.PathLike,
     top_k: int = 1,
     *,
@@ -211,80 +207,72 @@ def evaluate(
 
     Unreadable images (and ones without an opaque pixel) are skipped and listed in `failures`.
     `on_image(index, score, images)` receives each evaluated image, index into per_image, for a report;
-    `on_failure` each failure as it happens; `progress` the number of files done after each batch.
+    `on_failure` each failure as it happens; `progress` the number of files done, as they are done.
     LPIPS weights are looked up as `lpips_status` does, unless given as paths. With `oracle`, each image
     is conditioned on its own true color feature instead of a memory slot (top-1 only): what a perfect
     retrieval would give, and so how much of the error is retrieval's.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    check_request(model, top_k, None)
-    if oracle and (not model.has_memory or top_k != 1):
-        raise ValueError(f"{model.path}: oracle conditions need a model with memory and top_k 1")
+    colorizer.check_request(top_k, None)
+    if oracle and (not colorizer.has_memory or top_k != 1):
+        raise ValueError(f"{colorizer.path}: oracle conditions need a model with memory and top_k 1")
     test_dir = Path(test_dir)
     files = list_test_images(test_dir)
-    lpips_model, lpips_unavailable = lpips_status(lpips_alexnet, lpips_heads, model.device)
-    classes = [] if oracle else _model_classes(model)  # nothing is retrieved, so no retrieval accuracy
-    result = Evaluation(str(model.path), str(test_dir), top_k, [], [], classes, lpips_unavailable)
+    lpips_model, lpips_unavailable = lpips_status(lpips_alexnet, lpips_heads, colorizer.device)
+    classes = [] if oracle else _model_classes(colorizer)  # nothing is retrieved, so no retrieval accuracy
+    result = Evaluation(str(colorizer.path), str(test_dir), top_k, [], [], classes, lpips_unavailable)
+    own_feature = None
+    if oracle:
+        def own_feature(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+            return image_color_feature(rgb, alpha, colorizer.feature)  # (V,), as training computes it
 
-    def fail(path: Path, error: BaseException) -> None:
-        # ImageLoadError's message repeats the path that Failure already holds: keep its problem only.
-        text = error.problem if isinstance(error, ImageLoadError) else " ".join(str(error).split())
-        text = text or type(error).__name__
-        failure = Failure(_relative(path, test_dir), text)
-        result.failures.append(failure)
-        if on_failure is not None:
-            on_failure(failure)
-
-    for start in range(0, len(files), batch_size):
-        chunk = files[start : start + batch_size]
-        batch: list[tuple[Path, torch.Tensor, torch.Tensor | None, PreparedImage]] = []
-        for path in chunk:
-            try:
-                rgb, alpha = load_image(path)
-                if alpha is not None and not bool((alpha >= 0.5).any()):
-                    raise ValueError("no opaque pixel (alpha >= 0.5): nothing to compare")
-                batch.append((path, rgb, alpha, prepare(model, rgb, alpha)))
-            except IMAGE_ERRORS as error:
-                fail(path, error)
-        if batch:
-            conditions = None
-            if oracle:
-                features = [image_color_feature(rgb, alpha, model.feature) for _, rgb, alpha, _ in batch]
-                conditions = torch.stack(features)  # (B, value_dim), as training computes them
-            prediction = predict(model, [prepared for *_, prepared in batch], top_k, conditions=conditions)
-            for i, (path, rgb, alpha, prepared) in enumerate(batch):
-                try:
-                    colorings = [recombine(prepared, ab) for ab in prediction.ab[i]]
-                    metrics = measure(rgb, alpha, [pil_to_tensors(c)[0] for c in colorings], lpips_model)
-                except IMAGE_ERRORS as error:
-                    fail(path, error)
-                    continue
-                slots = None if prediction.slots is None else prediction.slots[i].tolist()
-                where = _relative(path, test_dir), _class_of(path, test_dir)
-                score = ImageScore(*where, metrics, slots, *_source(model, slots))
-                result.per_image.append(score)
-                if on_image is not None:
-                    gray = recombine(prepared, torch.zeros_like(prediction.ab[i, 0]))
-                    images = EvaluatedImages(gray, colorings, tensors_to_pil(rgb, alpha))
-                    on_image(len(result.per_image) - 1, score, images)
+    colored = colorizer.colorize_each(
+        files, top_k, batch_size=batch_size, keep_input=True, check=_has_opaque_pixel, condition=own_feature
+    )
+    for item in colored:
+        path = item.source
+        try:
+            if isinstance(item, Failed):
+                raise item.error
+            score, images = _score(colorizer, item, test_dir, lpips_model, on_image is not None)
+        except IMAGE_ERRORS as error:
+            failure = Failure(_relative(path, test_dir), _problem(error))
+            result.failures.append(failure)
+            if on_failure is not None:
+                on_failure(failure)
+        else:
+            result.per_image.append(score)
+            if on_image is not None:
+                on_image(len(result.per_image) - 1, score, images)
         if progress is not None:
-            progress(len(chunk))
+            progress(1)
     return result
 
 
-def write_json(path: str | os.PathLike, evaluation: Evaluation) -> None:
-    """Write the whole result as strict JSON (no NaN or Infinity) atomically, creating parent folders."""
-    path = Path(path)
-    text = json.dumps(evaluation.to_json(), indent=2, allow_nan=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+def _score(
+    colorizer: Colorizer, item: Colored, test_dir: Path, lpips_model: LPIPS | None, with_images: bool
+) -> tuple[ImageScore, EvaluatedImages | None]:
+    """One colorized test image scored against its truth, with the images a report shows when asked."""
+    metrics = measure(item.rgb, item.alpha, [pil_to_tensors(c)[0] for c in item.images], lpips_model)
+    where = _relative(item.source, test_dir), _class_of(item.source, test_dir)
+    score = ImageScore(*where, metrics, item.slots, *_source(colorizer, item.slots))
+    images = None
+    if with_images:
+        gray = recombine(item.prepared, torch.zeros(2, *item.prepared.net_gray.shape[1:]))  # a = b = 0
+        images = EvaluatedImages(gray, item.images, tensors_to_pil(item.rgb, item.alpha))
+    return score, images
+
+
+def _has_opaque_pixel(rgb: torch.Tensor, alpha: torch.Tensor | None) -> None:
+    if alpha is not None and not bool((alpha >= 0.5).any()):
+        raise ValueError("no opaque pixel (alpha >= 0.5): nothing to compare")
+
+
+def _problem(error: BaseException) -> str:
+    """The one-line problem of a failure; ImageLoadError's message repeats the path Failure already holds."""
+    text = error.problem if isinstance(error, ImageLoadError) else " ".join(str(error).split())
+    return text or type(error).__name__
 
 
 def measure(
@@ -326,17 +314,17 @@ def lpips_inputs(
     return both[0].clamp(0.0, 1.0), both[1].clamp(0.0, 1.0)  # (3, h, w) each
 
 
-def _model_classes(model: Colorizer) -> list[str]:
+def _model_classes(colorizer: Colorizer) -> list[str]:
     """The model's class names when its memory slots can be traced to classed training images, else []."""
-    memo = model.model
+    memo = colorizer.memopainter
     if memo.memory is None or not any(label >= 0 for label in memo.source_classes):
         return []
     return list(memo.class_names)
 
 
-def _source(model: Colorizer, slots: list[int] | None) -> tuple[str | None, str | None]:
+def _source(colorizer: Colorizer, slots: list[int] | None) -> tuple[str | None, str | None]:
     """(class, path) of the image that wrote the top-1 slot; None for what is unknown."""
-    memo = model.model
+    memo = colorizer.memopainter
     if not slots or memo.memory is None:
         return None, None
     index = int(memo.memory.sources[slots[0]])

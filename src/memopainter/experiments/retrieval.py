@@ -2,15 +2,14 @@
 
 Each episode draws N classes among those with at least K + 1 images, K training images of each and the
 rest (or up to `test_per_class`) as held-out queries. A fresh query head and memory (no GAN) are trained
-on the N x K shots with the training loop's per-batch procedure: a threshold triplet step on the head
-(Adam), then a memory write. A held-out query is correct when its top-1 slot was written by a training
-image of its class. The same episodes are run unsupervised (threshold triplet loss, color matches) and
-supervised (label matches, the paper's upper bound), so the two rows are paired.
+on the N x K shots with the training loop's memory step (training.steps.memory_step): a threshold
+triplet step on the head (Adam), then a memory write. A held-out query is correct when its top-1 slot was
+written by a training image of its class. The same episodes are run unsupervised (threshold triplet loss,
+color matches) and supervised (label matches, the paper's upper bound), so the two rows are paired.
 """
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,9 +17,11 @@ from pathlib import Path
 
 import torch
 
-from memopainter.evaluation.outputs import figure_png, write_atomic
+from memopainter.evaluation.outputs import figure_png
 from memopainter.experiments.statistics import t_interval
+from memopainter.files import write_bytes, write_json, write_text
 from memopainter.memory import ColorMemory, QueryHead, default_memory_size
+from memopainter.training.steps import MemoryBatch, memory_step
 
 MODES = ("unsupervised", "supervised")
 # Table 2 of the paper (percent), by (ways, shots).
@@ -175,15 +176,9 @@ def run_episode(
         for start in range(0, len(order), settings.batch_size):
             batch = order[start : start + settings.batch_size]
             rows = train[batch]
-            batch_labels = train_labels[batch] if supervised else None
-            q = head(query_features[rows])  # (B, key_dim)
-            v = color[rows]  # (B, value_dim)
-            loss = memory.triplet_terms(q, v, batch_labels).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
             # The slot's source is the position in `train`, so its episode label is one lookup away.
-            memory.update(q.detach(), v, sources=batch, labels=batch_labels)
+            inputs = MemoryBatch(query_features[rows], color[rows], sources=batch, labels=train_labels[batch])
+            memory_step(head, memory, optimizer, inputs)
     with torch.no_grad():
         q = head(query_features[torch.tensor(episode.test)])  # (T, key_dim)
         _, slots = memory.retrieve(q, 1)  # (T, 1)
@@ -210,23 +205,7 @@ def retrieval_experiment(
     random.Random(f"{seed}/{ways}/{shots}/{e}"), so a cell does not depend on which other cells run.
     """
     settings = settings or RetrievalSettings()
-    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be a positive int, got {episodes!r}")
-    if not (query_features.shape[0] == color.shape[0] == labels.shape[0]):
-        raise ValueError(
-            f"query_features, color and labels must have one row per image, got {query_features.shape[0]}, "
-            f"{color.shape[0]} and {labels.shape[0]}"
-        )
-    for name, values in (("ways", ways), ("shots", shots)):
-        if not values or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in values):
-            raise ValueError(f"{name} must be a non-empty list of positive ints, got {values!r}")
-    for w in ways:
-        if w < 2:
-            raise ValueError(f"ways must be at least 2 for retrieval to be a choice, got {w}")
-        for s in shots:
-            found = len(eligible_classes(labels, s))
-            if found < w:
-                raise EpisodeError(_too_few_message(labels, w, s, found, class_names))
+    _check_request(query_features, color, labels, class_names, ways, shots, episodes)
     cells = []
     for w in ways:
         for s in shots:
@@ -256,15 +235,44 @@ def retrieval_experiment(
     )
 
 
+def _check_request(
+    query_features: torch.Tensor,
+    color: torch.Tensor,
+    labels: torch.Tensor,
+    class_names: list[str],
+    ways: list[int],
+    shots: list[int],
+    episodes: int,
+) -> None:
+    """Refuse, in one line, arguments no experiment can run on, before any episode is trained."""
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be a positive int, got {episodes!r}")
+    if not (query_features.shape[0] == color.shape[0] == labels.shape[0]):
+        raise ValueError(
+            f"query_features, color and labels must have one row per image, got {query_features.shape[0]}, "
+            f"{color.shape[0]} and {labels.shape[0]}"
+        )
+    for name, values in (("ways", ways), ("shots", shots)):
+        if not values or any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in values):
+            raise ValueError(f"{name} must be a non-empty list of positive ints, got {values!r}")
+    for w in ways:
+        if w < 2:
+            raise ValueError(f"ways must be at least 2 for retrieval to be a choice, got {w}")
+        for s in shots:
+            found = len(eligible_classes(labels, s))
+            if found < w:
+                raise EpisodeError(_too_few_message(labels, w, s, found, class_names))
+
+
 def write_report(result: RetrievalResult, out: str | Path, data: str, command: str) -> list[Path]:
     """Write out/retrieval.md (Table 2 layout), retrieval.json and retrieval.png; returns the paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     body = {"data": data, "command": command, **result.to_dict()}
     paths = [out / "retrieval.md", out / "retrieval.json", out / "retrieval.png"]
-    write_atomic(paths[0], markdown_table(result, data, command))
-    write_atomic(paths[1], json.dumps(body, indent=2, allow_nan=False) + "\n")
-    write_atomic(paths[2], plot_png(result))
+    write_text(paths[0], markdown_table(result, data, command))
+    write_json(paths[1], body)
+    write_bytes(paths[2], plot_png(result))
     return paths
 
 

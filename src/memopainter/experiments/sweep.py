@@ -10,7 +10,6 @@ settings would give (the tests check both claims bitwise), at a few percent of t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,14 +17,16 @@ from pathlib import Path
 import torch
 
 from memopainter.config import RunConfig
+from memopainter.core.model import build_model, memory_arguments
 from memopainter.data.dataset import TrainingData, load_training_data
 from memopainter.evaluation.evaluate import evaluate
-from memopainter.evaluation.outputs import figure_png, write_atomic
+from memopainter.evaluation.outputs import figure_png
 from memopainter.experiments.compare import SharedSettings, method_config, split_dirs, train_and_evaluate
-from memopainter.inference.api import Colorizer, load_model
+from memopainter.files import write_bytes, write_json, write_text
+from memopainter.inference import Colorizer
 from memopainter.memory import ColorMemory, QueryHead
-from memopainter.training.loop import batch_rows, memory_step, total_steps
-from memopainter.training.model import build_model, memory_arguments
+from memopainter.training.loop import batch_rows, total_steps
+from memopainter.training.steps import MemoryBatch, memory_step
 
 Say = Callable[[str], None]
 
@@ -78,9 +79,8 @@ def replay_memory(config: RunConfig, data: TrainingData, feature_dim: int) -> tu
     batch = min(config.train.batch_size, len(data))
     for step in range(total_steps(config, len(data))):
         rows = batch_rows(config, len(data), batch, step)
-        memory_step(
-            model, optimizer, config, data.query_features[rows], data.color[rows], rows, data.labels[rows]
-        )
+        inputs = MemoryBatch(data.query_features[rows], data.color[rows], rows, data.labels[rows])
+        memory_step(model.query_head, model.memory, optimizer, inputs)
     return model.query_head, model.memory
 
 
@@ -99,11 +99,6 @@ def sweep_experiment(
         raise ValueError("memory sizes must be integers >= 1 and thresholds numbers > 0, at least one each")
     method = "memopainter-dist" if feature == "dist" else "memopainter-rgb"
     base = method_config(method, shared)
-    if base.train.retrieved_condition > 0:
-        raise ValueError(
-            "train.retrieved_condition > 0 conditions the generator on the memory: the memory cannot be "
-            "swept on one trained generator; leave it at 0"
-        )
     points = [(s, t) for s in sizes for t in thresholds]
     configs = [
         method_config(method, shared, (f"memory.size={s}", f"memory.threshold={t}")) for s, t in points
@@ -111,10 +106,10 @@ def sweep_experiment(
     train_dir, test_dir = split_dirs(split)
     run = out / "runs" / method
     outcome = train_and_evaluate(method, base, train_dir, test_dir, run, shared.top_k, say=say)
-    colorizer = load_model(run, device="cpu")
+    colorizer = Colorizer.from_pretrained(run, device="cpu")
     data = load_training_data(train_dir, base.data.image_size, feature, colorizer.backbone, progress=say)
     defaults = memory_arguments(base, len(data))
-    default_threshold = colorizer.model.memory.threshold
+    default_threshold = colorizer.memopainter.memory.threshold
     cells = []
     for (size, threshold), config in zip(points, configs, strict=True):
         head, memory = replay_memory(config, data, data.query_features.shape[1])
@@ -146,8 +141,8 @@ def _score(
     threshold: float,
 ) -> Cell:
     """Evaluate the trained generator with this head and memory in place of its own."""
-    model = replace(colorizer.model, query_head=head.eval(), memory=memory)
-    swapped = replace(colorizer, model=model)
+    memopainter = replace(colorizer.memopainter, query_head=head.eval(), memory=memory)
+    swapped = colorizer.with_memopainter(memopainter, colorizer.path)
     k = min(top_k, memory.num_filled)
     summary = evaluate(swapped, test_dir, k).summary()
     return Cell(
@@ -164,10 +159,9 @@ def write_sweep(result: SweepResult, out: str | Path, command: str) -> list[Path
     """Write out/sweep.md, sweep.json and sweep.png (delta_e2000 against memory size per threshold)."""
     out = Path(out)
     paths = [out / name for name in ("sweep.md", "sweep.json", "sweep.png")]
-    write_atomic(paths[0], sweep_markdown(result, command))
-    body = {"command": command, **result.to_dict()}
-    write_atomic(paths[1], json.dumps(body, indent=2, allow_nan=False) + "\n")
-    write_atomic(paths[2], _plot(result))
+    write_text(paths[0], sweep_markdown(result, command))
+    write_json(paths[1], {"command": command, **result.to_dict()})
+    write_bytes(paths[2], _plot(result))
     return paths
 
 

@@ -12,10 +12,11 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from memopainter.color import ab_bins, lab_to_rgb
+from memopainter.core.model import MemoPainter
 from memopainter.data.images import tensors_to_pil
-from memopainter.inference.api import Colorizer, ImageLike, image_tensors, prepare, query_keys
+from memopainter.inference.colorizer import Colorizer
+from memopainter.inference.inputs import ImageLike, image_tensors
 from memopainter.memory import ColorMemory
-from memopainter.training.model import MemoPainter
 
 Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
 
@@ -95,16 +96,18 @@ def slot_swatch(model: MemoPainter, slot: int) -> list[tuple[tuple[int, int, int
     return [(_rgb8(c), float(s)) for c, s in zip(colors, share, strict=True)]
 
 
-def query_memory(model: Colorizer, images: Sequence[ImageLike], names: Sequence[str]) -> list[QueryResult]:
+def query_memory(
+    colorizer: Colorizer, images: Sequence[ImageLike], names: Sequence[str]
+) -> list[QueryResult]:
     """The top-3 slots (fewer if fewer are written) that each image retrieves, as colorize would."""
-    memory = _memory(model.model)
+    memory = _memory(colorizer.memopainter)
     k = min(QUERY_TOP_K, memory.num_filled)
     if k == 0:
-        raise ValueError(f"{model.path}: no memory slot is written yet; there is nothing to retrieve")
+        raise ValueError(f"{colorizer.path}: no memory slot is written yet; there is nothing to retrieve")
     results = []
     for image, name in zip(images, names, strict=True):
-        prepared = prepare(model, *image_tensors(image))
-        scores, slots = memory.retrieve(query_keys(model, [prepared]), k)  # (1, k) each
+        prepared = colorizer.prepare(*image_tensors(image))
+        scores, slots = memory.retrieve(colorizer.query_keys([prepared]), k)  # (1, k) each
         thumbnail = tensors_to_pil(prepared.backbone_rgb.cpu())
         results.append(QueryResult(name, thumbnail, slots[0].tolist(), scores[0].tolist()))
     return results

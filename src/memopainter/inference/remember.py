@@ -8,15 +8,15 @@ own: that is the paper's rule, and `Remembered.action` says which happened.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
+from memopainter.core.model import MemoPainter
 from memopainter.data.dataset import image_color_feature
-from memopainter.inference.api import Colorizer, ImageLike, image_tensors, prepare, query_keys
-from memopainter.training.checkpoint import save_checkpoint
+from memopainter.inference.colorizer import Colorizer
+from memopainter.inference.inputs import ImageLike, image_tensors
 
 WROTE, REFRESHED = "wrote", "refreshed"
 
@@ -33,49 +33,49 @@ class Remembered:
 
 
 def remember(
-    model: Colorizer,
+    colorizer: Colorizer,
     images: Sequence[ImageLike],
     sources: Sequence[str] | None = None,
     class_name: str | None = None,
 ) -> list[Remembered]:
-    """Write colored reference images into `model`'s memory in place, one after the other, by eqs. 8 and 9.
+    """Write colored reference images into `colorizer`'s memory in place, one by one, by eqs. 8 and 9.
 
     Each image's source name (default "image <n>") is appended to the model's source_paths, with its class
     (`class_name`, added to class_names if new; -1 without one). A supervised memory matches by class, so
-    it needs `class_name`. Save the result with `save_model`.
+    it needs `class_name`. Save the result with `colorizer.memopainter.save(path)`.
     """
-    memo = model.model
+    memo = colorizer.memopainter
     if memo.memory is None:
-        raise ValueError(f"{model.path}: trained without memory (--no-memory); there is nothing to teach")
+        raise ValueError(f"{colorizer.path}: trained without memory (--no-memory); there is nothing to teach")
     if sources is not None and len(sources) != len(images):
         raise ValueError(f"got {len(images)} images but {len(sources)} source names")
     if memo.memory.supervised and class_name is None:
-        raise ValueError(f"{model.path}: its memory is supervised (matches by class); name the class")
+        raise ValueError(f"{colorizer.path}: its memory is supervised (matches by class); name the class")
     label = -1
     if class_name is not None:
         if class_name not in memo.class_names:
             memo.class_names.append(class_name)
         label = memo.class_names.index(class_name)
-    device = model.device
+    device = colorizer.device
     results = []
     for i, image in enumerate(images):
         rgb, alpha = image_tensors(image)
-        key = query_keys(model, [prepare(model, rgb, alpha)])  # (1, key_dim)
-        value = image_color_feature(rgb, alpha, model.feature).to(device)[None]  # (1, value_dim)
+        key = colorizer.query_keys([colorizer.prepare(rgb, alpha)])  # (1, key_dim)
+        value = image_color_feature(rgb, alpha, colorizer.feature).to(device)[None]  # (1, value_dim)
         source = sources[i] if sources is not None else f"image {len(memo.source_paths)}"
         index = len(memo.source_paths)
         memo.source_paths.append(str(source))
         memo.source_classes.append(label)
-        results.append(_update(model, key, value, source, index, label))
+        results.append(_update(memo, key, value, source, index, label))
     return results
 
 
 @torch.no_grad()
 def _update(
-    model: Colorizer, key: torch.Tensor, value: torch.Tensor, source: str, index: int, label: int
+    memo: MemoPainter, key: torch.Tensor, value: torch.Tensor, source: str, index: int, label: int
 ) -> Remembered:
     """One memory update (eqs. 8, 9) for one reference, reporting the slot it wrote or refreshed."""
-    memory = model.model.memory
+    memory = memo.memory
     top = int(memory.retrieve(key, 1)[1][0, 0]) if memory.num_filled else -1
     before = memory.sources.clone()
     filled_before = memory.filled.clone()
@@ -86,11 +86,5 @@ def _update(
         return Remembered(source, index, top, REFRESHED, None)
     slot = int((memory.sources == index).nonzero()[0, 0])
     previous = int(before[slot])
-    known = bool(filled_before[slot]) and 0 <= previous < len(model.model.source_paths)
-    return Remembered(source, index, slot, WROTE, model.model.source_paths[previous] if known else None)
-
-
-def save_model(model: Colorizer, path: str | os.PathLike) -> None:
-    """Save the model, memory included, as a new final checkpoint (atomically); optimizer state is dropped."""
-    step = {"step": model.meta["step"]} if "step" in model.meta else {}
-    save_checkpoint(path, model.model.tensors(), {**model.model.meta(), **step})
+    known = bool(filled_before[slot]) and 0 <= previous < len(memo.source_paths)
+    return Remembered(source, index, slot, WROTE, memo.source_paths[previous] if known else None)

@@ -3,15 +3,9 @@
 from memopainter.memory.memory import ColorMemory, TripletTerms
 from memopainter.memory.query import QueryHead
 from memopainter.memory.ranking import topk_lowest_index
-from memopainter.memory.settings import (
-    FEATURE_VALUE_DIMS,
-    MemorySettings,
-    default_memory_size,
-    default_settings,
-)
+from memopainter.memory.settings import MemorySettings, default_memory_size, default_settings
 
 __all__ = [
-    "FEATURE_VALUE_DIMS",
     "ColorMemory",
     "MemorySettings",
     "QueryHead",

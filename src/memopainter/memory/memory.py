@@ -17,14 +17,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from memopainter.color import palette_distance, symmetric_kl
+from memopainter.color.features import FEATURE_DIMS
 from memopainter.memory.ranking import topk_lowest_index
-from memopainter.memory.settings import FEATURE_VALUE_DIMS, default_settings
+from memopainter.memory.settings import default_settings
 
 FIRST_WINDOW = 8  # neighbours compared first in the triplet loss; the window grows 4x for the rest
 # Slots scored per matrix product on CPU: with few queries, 1,024-key blocks ran 20-35% faster than one
 # product over all keys (m = 10,000 and 1,000,000, key_dim 512, 16 queries, 1 and 2 threads).
 SCORE_CHUNK = 1024
-UNIT_NORM_TOLERANCE = 1e-3  # queries are L2-normalised by the caller (eq. 2); this catches a forgotten step
 
 
 class TripletTerms(NamedTuple):
@@ -76,11 +76,12 @@ class ColorMemory(nn.Module):
     ) -> None:
         super().__init__()
         defaults = default_settings(feature)
-        value_dim = FEATURE_VALUE_DIMS[feature] if value_dim is None else value_dim
+        value_dim = FEATURE_DIMS[feature] if value_dim is None else value_dim
         threshold = defaults.threshold if threshold is None else threshold
         margin = defaults.margin if margin is None else margin
-        # The default top_k is a search width, not a user choice, so a small memory just searches all of it.
-        top_k = min(defaults.top_k, size) if top_k is None and _is_int(size) else top_k
+        # top_k is a search width: a memory smaller than it just searches all of its slots.
+        top_k = defaults.top_k if top_k is None else top_k
+        top_k = min(top_k, size) if _is_int(size) and _is_int(top_k) else top_k
         _check_config(size, key_dim, value_dim, feature, threshold, margin, top_k, seed)
         self.size, self.key_dim, self.value_dim, self.feature = size, key_dim, value_dim, feature
         self.threshold, self.margin, self.top_k = float(threshold), float(margin), top_k
@@ -139,10 +140,8 @@ class ColorMemory(nn.Module):
         Scores descend, equal scores are ordered by lower slot index, and empty slots come after every
         written slot with score -inf. The scores are detached; read the colors as `values[slots]`.
         """
-        q = self._check_queries(q)
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= self.size:
-            raise ValueError(f"k must be an int in [1, {self.size}] (the memory size), got {k!r}")
-        return self._rank(q, k)
+        assert 1 <= k <= self.size, k
+        return self._rank(self._queries(q), k)
 
     def triplet_loss(
         self, q: torch.Tensor, v: torch.Tensor, labels: torch.Tensor | None = None
@@ -163,10 +162,9 @@ class ColorMemory(nn.Module):
         nothing, not a zero, and when no query has both the loss is a zero still attached to q's graph.
         Keys are buffers, so the gradient reaches q alone.
         """
-        q = self._check_queries(q)
+        q = self._queries(q)
         batch = q.shape[0]
-        v = self._check_values(v, batch)
-        labels = self._check_labels(labels, batch)
+        v, labels = self._values(v, batch), self._labels(labels, batch)
         positive = torch.full((batch,), -1, dtype=torch.int64, device=q.device)
         negative = torch.full((batch,), -1, dtype=torch.int64, device=q.device)
         # Empty slots rank below all written ones, so the first min(top_k, filled) neighbours are written.
@@ -211,31 +209,25 @@ class ColorMemory(nn.Module):
         per query. The written slot is the r-th oldest in index order, r = randint(number of oldest) drawn
         from `generator` (a CPU torch.Generator) or, by default, from the memory's own rng_state.
         """
-        q = self._check_queries(q)
+        q = self._queries(q)
         batch = q.shape[0]
-        v = self._check_values(v, batch)
-        labels = self._check_labels(labels, batch)
-        sources = self._check_sources(sources, batch)
-        if generator is not None and generator.device.type != "cpu":
-            raise ValueError(f"generator must be a CPU torch.Generator, got one on {generator.device}")
+        v, labels = self._values(v, batch), self._labels(labels, batch)
+        sources = self._sources(sources, batch)
+        assert generator is None or generator.device.type == "cpu", "writes draw their slot on the CPU"
 
         scores = self._scores(q)  # (B, m)
         self._score_cache = None  # the loop below edits scores in place
         # Slot ages at query j are ages + j; a slot used by query t instead gets -1 - t, so the oldest
         # slots are always the argmax of this one vector and a slot touched in this batch is never oldest.
         ages = self.ages.clone()  # (m,)
-        # Decide every query's match against its top-1 before the batch in one call; a query whose top-1
-        # changes, or whose top-1 slot is rewritten earlier in the batch, is decided again in the loop.
-        first_top = scores.argmax(1)  # (B,); argmax returns the first maximum: ties go to the lower index
-        first_match = self.filled[first_top] & self._same(first_top[:, None], v, labels)[:, 0]
-        first_top_list, first_match_list = first_top.tolist(), first_match.tolist()
+        first_top, first_match = self._first_matches(scores, v, labels)
         rewritten: set[int] = set()
         matched = torch.zeros(batch, dtype=torch.bool, device=q.device)
         own_generator = generator is None
         for j in range(batch):
             n1 = int(scores[j].argmax())
-            if n1 == first_top_list[j] and n1 not in rewritten:
-                hit = first_match_list[j]
+            if n1 == first_top[j] and n1 not in rewritten:
+                hit = first_match[j]
             else:  # n1 was touched earlier in this batch, so it is written
                 n1_slot = torch.tensor([[n1]], device=q.device)
                 hit = bool(self._same(n1_slot, v[j : j + 1], _rows(labels, j)))
@@ -247,12 +239,7 @@ class ColorMemory(nn.Module):
                 if generator is None:
                     generator = torch.Generator().set_state(self.rng_state.cpu())
                 slot = _random_oldest(ages, generator)
-                self.keys[slot] = q[j]
-                self.values[slot] = v[j]
-                self.sources[slot] = sources[j]
-                if labels is not None:
-                    self.labels[slot] = labels[j]
-                self.filled[slot] = True
+                self._write(slot, q[j], v[j], sources[j], None if labels is None else labels[j])
                 rewritten.add(slot)
             ages[slot] = -1 - j
             scores[j + 1 :, slot] = q[j + 1 :] @ self.keys[slot]  # only this slot changed for later queries
@@ -260,6 +247,29 @@ class ColorMemory(nn.Module):
         if own_generator and generator is not None:
             self.rng_state.copy_(generator.get_state())
         return matched
+
+    def _first_matches(
+        self, scores: torch.Tensor, v: torch.Tensor, labels: torch.Tensor | None
+    ) -> tuple[list[int], list[bool]]:
+        """Each query's top-1 slot before the batch, and whether it matches the query, as Python lists.
+
+        Deciding all queries in one call saves a device round trip per query; `update` decides again only a
+        query whose top-1 changes, or whose top-1 slot is rewritten earlier in the batch.
+        """
+        first_top = scores.argmax(1)  # (B,); argmax returns the first maximum: ties go to the lower index
+        first_match = self.filled[first_top] & self._same(first_top[:, None], v, labels)[:, 0]
+        return first_top.tolist(), first_match.tolist()
+
+    def _write(
+        self, slot: int, q: torch.Tensor, v: torch.Tensor, source: torch.Tensor, label: torch.Tensor | None
+    ) -> None:
+        """Write one query's key, value, source and (supervised) label into `slot`."""
+        self.keys[slot] = q
+        self.values[slot] = v
+        self.sources[slot] = source
+        if label is not None:
+            self.labels[slot] = label
+        self.filled[slot] = True
 
     def _rank(self, q: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k (scores, slots), each (B, k), empty slots last at -inf."""
@@ -307,49 +317,30 @@ class ColorMemory(nn.Module):
             return self.labels[slots] == labels[:, None]
         return self._distance(self.values[slots], v[:, None]) < self.threshold  # (R, w)
 
-    def _check_queries(self, q: torch.Tensor) -> torch.Tensor:
-        """Validate q (B, key_dim) unit rows on the memory's device; returned in the keys' dtype."""
-        if not isinstance(q, torch.Tensor) or q.dim() != 2 or q.shape[1] != self.key_dim or q.shape[0] == 0:
-            shape = tuple(q.shape) if isinstance(q, torch.Tensor) else type(q).__name__
-            raise ValueError(f"q must be shaped (B, {self.key_dim}) with B >= 1, got {shape}")
-        if q.device != self.keys.device:
-            raise ValueError(f"q is on {q.device} but the memory is on {self.keys.device}")
-        q = q.to(self.keys.dtype)
-        norms = q.detach().norm(dim=1)
-        if not bool(((norms - 1).abs() <= UNIT_NORM_TOLERANCE).all()):
-            raise ValueError(
-                f"q rows must be L2-normalised (eq. 2), got norms in [{float(norms.min()):.4g}, "
-                f"{float(norms.max()):.4g}]"
-            )
-        return q
+    # Per-call inputs come from the library's own training and inference code, so they are asserted, not
+    # reported: no device sync, and nothing a user typed reaches them unchecked.
 
-    def _check_values(self, v: torch.Tensor, batch: int) -> torch.Tensor:
-        """Validate v (B, value_dim) on the memory's device; returned detached in the values' dtype."""
-        if not isinstance(v, torch.Tensor) or tuple(v.shape) != (batch, self.value_dim):
-            shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-            raise ValueError(f"v must be shaped ({batch}, {self.value_dim}) to match q, got {shape}")
-        if v.device != self.values.device:
-            raise ValueError(f"v is on {v.device} but the memory is on {self.values.device}")
+    def _queries(self, q: torch.Tensor) -> torch.Tensor:
+        """q (B, key_dim), unit rows (the caller normalises them, eq. 2), in the keys' dtype."""
+        assert q.dim() == 2 and q.shape[0] >= 1 and q.shape[1] == self.key_dim, tuple(q.shape)
+        assert q.device == self.keys.device, (q.device, self.keys.device)
+        return q.to(self.keys.dtype)
+
+    def _values(self, v: torch.Tensor, batch: int) -> torch.Tensor:
+        """v (B, value_dim), detached, in the values' dtype."""
+        assert v.shape == (batch, self.value_dim) and v.device == self.values.device, (v.shape, v.device)
         return v.detach().to(self.values.dtype)
 
-    def _check_labels(self, labels: torch.Tensor | None, batch: int) -> torch.Tensor | None:
-        """Labels are required in supervised mode and refused otherwise; (B,) non-negative ints."""
-        if not self.supervised:
-            if labels is not None:
-                raise ValueError("labels given to a memory built with supervised=False")
-            return None
-        if labels is None:
-            raise ValueError("labels (B,) are required by a memory built with supervised=True")
-        labels = _check_ids(labels, batch, "labels", self.labels.device)
-        if bool((labels < 0).any()):
-            raise ValueError("labels must be >= 0 (-1 marks a slot without a label)")
-        return labels
+    def _labels(self, labels: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """Class labels (B,) as int64: given exactly when the memory is supervised."""
+        assert (labels is not None) == self.supervised, "labels go with supervised=True, and only with it"
+        return None if labels is None else _ids(labels, batch, self.labels.device)
 
-    def _check_sources(self, sources: torch.Tensor | None, batch: int) -> torch.Tensor:
-        """Sources (B,) ints, or -1 for each query when not given."""
+    def _sources(self, sources: torch.Tensor | None, batch: int) -> torch.Tensor:
+        """Sources (B,) as int64, or -1 for each query when not given."""
         if sources is None:
             return torch.full((batch,), -1, dtype=torch.int64, device=self.sources.device)
-        return _check_ids(sources, batch, "sources", self.sources.device)
+        return _ids(sources, batch, self.sources.device)
 
 
 def _first_slot(mask: torch.Tensor, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -371,15 +362,10 @@ def _random_oldest(ages: torch.Tensor, generator: torch.Generator) -> int:
     return int(oldest[pick])
 
 
-def _check_ids(ids: torch.Tensor, batch: int, name: str, device: torch.device) -> torch.Tensor:
-    """Validate a (B,) integer tensor on `device`; returned as int64."""
-    if not isinstance(ids, torch.Tensor) or tuple(ids.shape) != (batch,):
-        shape = tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__
-        raise ValueError(f"{name} must be shaped ({batch},) to match q, got {shape}")
-    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
-        raise ValueError(f"{name} must hold integers, got dtype {ids.dtype}")
-    if ids.device != device:
-        raise ValueError(f"{name} is on {ids.device} but the memory is on {device}")
+def _ids(ids: torch.Tensor, batch: int, device: torch.device) -> torch.Tensor:
+    """A (B,) integer tensor on `device`, as int64."""
+    assert ids.shape == (batch,) and ids.device == device, (ids.shape, ids.device)
+    assert not (ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool), ids.dtype
     return ids.to(torch.int64)
 
 
@@ -406,7 +392,7 @@ def _check_config(
         raise ValueError(f"size must be a positive int, got {size!r}")
     if not _is_int(key_dim) or key_dim < 1:
         raise ValueError(f"key_dim must be a positive int, got {key_dim!r}")
-    expected_dim = FEATURE_VALUE_DIMS[feature]
+    expected_dim = FEATURE_DIMS[feature]
     if value_dim != expected_dim:
         raise ValueError(f"value_dim must be {expected_dim} for feature {feature!r}, got {value_dim!r}")
     if not _is_number(threshold) or not 0 < threshold < float("inf"):

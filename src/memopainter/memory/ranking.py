@@ -14,11 +14,8 @@ def topk_lowest_index(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch
     and only rows whose (k + 1)-th score ties the k-th, so that slots outside may tie slots inside, are
     patched by scanning that row once. Scores must not be NaN; -inf is allowed and ties like any value.
     """
-    if scores.dim() != 2:
-        raise ValueError(f"scores must be shaped (B, m), got {tuple(scores.shape)}")
     m = scores.shape[1]
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= m:
-        raise ValueError(f"k must be an int in [1, {m}] for {m} scores, got {k!r}")
+    assert scores.dim() == 2 and 1 <= k <= m, (tuple(scores.shape), k)
     if k == 1:
         indices = scores.argmax(1, keepdim=True)  # argmax returns the first maximum: the lowest index
         return scores.gather(1, indices), indices

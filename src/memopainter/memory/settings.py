@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from memopainter.color import NUM_BINS
-
-# Value width of each color feature: a 313-bin ab distribution, or 10 RGB colors flattened.
-FEATURE_VALUE_DIMS = {"dist": NUM_BINS, "rgb": 30}
-
 
 @dataclass(frozen=True)
 class MemorySettings:

@@ -19,12 +19,8 @@ _CHUNK = 1 << 18  # pixels soft-encoded at a time when counting the bin distribu
 @torch.no_grad()
 def rebalancing_weights(ab: torch.Tensor, lam: float = REBALANCE_LAMBDA) -> torch.Tensor:
     """Per-bin weights w ~ ((1 - lam) p + lam / 313)^-1 with sum_q p_q w_q = 1, from ab (..., 2) -> (313,)."""
-    if ab.shape[-1] != 2 or ab.numel() == 0:
-        raise ValueError(
-            f"rebalancing_weights: ab must be non-empty and shaped (..., 2), got {tuple(ab.shape)}"
-        )
-    if not 0 < lam <= 1:
-        raise ValueError(f"rebalancing_weights: lam must be in (0, 1], got {lam!r}")
+    assert ab.shape[-1] == 2 and ab.numel() > 0, tuple(ab.shape)
+    assert 0 < lam <= 1, lam  # loss.rebalance_lambda, checked by RunConfig.validate
     flat = ab.reshape(-1, 2)  # (N, 2)
     counts = torch.zeros(NUM_BINS, dtype=torch.float64, device=ab.device)
     for start in range(0, flat.shape[0], _CHUNK):
@@ -40,17 +36,8 @@ def rebalancing_weights(ab: torch.Tensor, lam: float = REBALANCE_LAMBDA) -> torc
 
 def classification_loss(logits: torch.Tensor, ab_target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Eq. 2: logits (B, 313, H, W), ab (B, 2, H, W) in Lab units, weights (313,) -> mean weighted CE, ()."""
-    if logits.dim() != 4 or logits.shape[1] != NUM_BINS:
-        raise ValueError(
-            f"classification_loss: logits must be (B, {NUM_BINS}, H, W), got {tuple(logits.shape)}"
-        )
     b, _, h, w = logits.shape
-    if ab_target.shape != (b, 2, h, w):
-        raise ValueError(
-            f"classification_loss: ab_target must be ({b}, 2, {h}, {w}), got {tuple(ab_target.shape)}"
-        )
-    if weights.shape != (NUM_BINS,):
-        raise ValueError(f"classification_loss: weights must be ({NUM_BINS},), got {tuple(weights.shape)}")
+    assert logits.shape[1] == NUM_BINS and ab_target.shape == (b, 2, h, w) and weights.shape == (NUM_BINS,)
     with torch.no_grad():
         soft, idx = soft_encode_sparse(ab_target.detach().permute(0, 2, 3, 1))  # (B, H, W, 10) each
         soft, idx = soft.permute(0, 3, 1, 2), idx.permute(0, 3, 1, 2)  # (B, 10, H, W) each
@@ -63,10 +50,8 @@ def classification_loss(logits: torch.Tensor, ab_target: torch.Tensor, weights: 
 
 def annealed_mean(logits: torch.Tensor, temperature: float = ANNEALED_TEMPERATURE) -> torch.Tensor:
     """Eq. 5: logits (B, 313, H, W) -> ab (B, 2, H, W) in Lab units, the mean of softmax(logits / T)."""
-    if logits.dim() != 4 or logits.shape[1] != NUM_BINS:
-        raise ValueError(f"annealed_mean: logits must be (B, {NUM_BINS}, H, W), got {tuple(logits.shape)}")
-    if not temperature > 0:
-        raise ValueError(f"annealed_mean: temperature must be > 0, got {temperature!r}")
+    assert logits.dim() == 4 and logits.shape[1] == NUM_BINS, tuple(logits.shape)
+    assert temperature > 0, temperature  # model.bins_temperature, checked by RunConfig.validate
     # softmax(logits / T) = p^(1/T) renormalised, p = softmax(logits); softmax subtracts the max, so a tiny T
     # stays finite.
     annealed = torch.softmax(logits / temperature, dim=1)  # (B, 313, H, W)

@@ -9,8 +9,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from memopainter.networks.validation import check_int
-
 # Three stride-2 and two stride-1 4x4 convs (padding 1) take S to S/8 - 2; at S = 16 the fourth conv would
 # leave a 1x1 map for instance norm and the fifth nothing, so 32 (2x2 logits) is the smallest size.
 MIN_IMAGE_SIZE = 32
@@ -23,9 +21,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, image_size: int, cond_dim: int, base_channels: int = 32) -> None:
         super().__init__()
-        check_int("Discriminator", "image_size", image_size, MIN_IMAGE_SIZE)
-        check_int("Discriminator", "cond_dim", cond_dim, 0)
-        check_int("Discriminator", "base_channels", base_channels, 1)
+        assert image_size >= MIN_IMAGE_SIZE, image_size  # RunConfig.validate keeps the image size >= 32
         self.image_size = image_size
         self.cond_dim = cond_dim
         self.base_channels = base_channels
@@ -52,23 +48,13 @@ class Discriminator(nn.Module):
     def forward(self, L: torch.Tensor, ab: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """L/100 (B, 1, S, S), ab/110 (B, 2, S, S), feature (B, cond_dim) or None -> logits (B, 1, h, w)."""
         size = self.image_size
-        if L.dim() != 4 or L.shape[1:] != (1, size, size):
-            raise ValueError(f"Discriminator.forward: L must be (B, 1, {size}, {size}), got {tuple(L.shape)}")
         batch = L.shape[0]
-        if ab.shape != (batch, 2, size, size):
-            raise ValueError(
-                f"Discriminator.forward: ab must be ({batch}, 2, {size}, {size}), got {tuple(ab.shape)}"
-            )
+        assert L.shape == (batch, 1, size, size) and ab.shape == (batch, 2, size, size), (L.shape, ab.shape)
         parts = [L, ab]
         if self.cond_embed is not None:
-            if cond is None:
-                raise ValueError(f"Discriminator.forward: cond (B, {self.cond_dim}) is required, got None")
-            if cond.shape != (batch, self.cond_dim):
-                raise ValueError(
-                    f"Discriminator.forward: cond must be ({batch}, {self.cond_dim}), got {tuple(cond.shape)}"
-                )
+            assert cond is not None and cond.shape == (batch, self.cond_dim)
             embedded = self.cond_embed(cond)  # (B, 16)
             parts.append(embedded[:, :, None, None].expand(-1, -1, size, size))  # (B, 16, S, S)
-        elif cond is not None:
-            raise ValueError("Discriminator.forward: this discriminator has cond_dim 0 and takes cond=None")
+        else:
+            assert cond is None, "a discriminator with cond_dim 0 takes cond=None"
         return self.body(torch.cat(parts, dim=1))

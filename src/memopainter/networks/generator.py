@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from memopainter.color.bins import NUM_BINS
-from memopainter.networks.validation import check_int
 
 MIN_IMAGE_SIZE = 16
 BOTTLENECK_SIZE = 2
@@ -40,13 +39,11 @@ class AdaIN(nn.Module):
         self.eps = eps
 
     def forward(self, z: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-        """Normalise z (B, C, H, W) over space, then scale by gamma (B, C) and shift by beta (B, C)."""
-        if z.dim() != 4 or z.shape[2] * z.shape[3] < 2:
-            raise ValueError(f"AdaIN: z must be (B, C, H, W) with at least 2 pixels, got {tuple(z.shape)}")
-        if gamma.shape != z.shape[:2] or beta.shape != z.shape[:2]:
-            raise ValueError(
-                f"AdaIN: gamma {tuple(gamma.shape)} and beta {tuple(beta.shape)} must be {tuple(z.shape[:2])}"
-            )
+        """Normalise z (B, C, H, W) over space, then scale by gamma (B, C) and shift by beta (B, C).
+
+        z needs at least 2 pixels for its statistics to mean anything; the Generator's 2x2 bottleneck
+        ensures that.
+        """
         # Biased variance, as instance norm: sigma is the spread of this very map, not an estimate.
         var, mu = torch.var_mean(z, dim=(2, 3), keepdim=True, correction=0)  # (B, C, 1, 1)
         normalised = (z - mu) * torch.rsqrt(var + self.eps)
@@ -71,22 +68,10 @@ class Generator(nn.Module):
         cond_norm: bool = False,
     ) -> None:
         super().__init__()
-        check_int("Generator", "image_size", image_size, MIN_IMAGE_SIZE)
-        if image_size & (image_size - 1):
-            raise ValueError(
-                f"Generator: image_size must be a power of two >= {MIN_IMAGE_SIZE}, got {image_size}"
-            )
-        check_int("Generator", "cond_dim", cond_dim, 0)
-        check_int("Generator", "base_channels", base_channels, 1)
-        check_int("Generator", "mlp_hidden", mlp_hidden, 1)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-            raise ValueError(f"Generator: dropout must be a probability in [0, 1), got {dropout!r}")
-        if norm not in NORMS:
-            raise ValueError(f"Generator: norm must be one of {', '.join(NORMS)}, got {norm!r}")
-        if head not in HEADS:
-            raise ValueError(f"Generator: head must be one of {', '.join(HEADS)}, got {head!r}")
-        if norm == "batch" and cond_dim != 0:
-            raise ValueError(f"Generator: norm 'batch' is unconditioned and needs cond_dim 0, got {cond_dim}")
+        # Checked once, by RunConfig.validate; these only catch a programming error.
+        assert image_size >= MIN_IMAGE_SIZE and image_size & (image_size - 1) == 0, image_size
+        assert norm in NORMS and head in HEADS, (norm, head)
+        assert norm == "adain" or cond_dim == 0, "norm 'batch' is unconditioned"
         self.image_size = image_size
         self.cond_dim = cond_dim
         self.base_channels = base_channels
@@ -96,20 +81,13 @@ class Generator(nn.Module):
         self.head = head
         self.cond_norm = bool(cond_norm) and cond_dim > 0
 
+        # Modules are created in this order (encoder, decoder, then the norms' parameters) so that a seeded
+        # generator draws the same initial weights as every earlier version.
         depth = (image_size // BOTTLENECK_SIZE).bit_length() - 1  # = log2(image_size) - 1
         channels = [base_channels * min(2**i, CHANNEL_CAP) for i in range(depth)]  # encoder outputs
-        self.encoder = nn.ModuleList()
-        for i, out_ch in enumerate(channels):
-            in_ch = 1 if i == 0 else channels[i - 1]
-            # A bias before a norm would be removed by its mean subtraction; the first block has no norm.
-            self.encoder.append(nn.Conv2d(in_ch, out_ch, 4, stride=2, padding=1, bias=i == 0))
-        # Decoder block j undoes encoder block depth-1-j; after the first, it also takes that level's skip.
         decoder_out = channels[-2::-1] + [HEAD_CHANNELS[head]]
-        self.decoder = nn.ModuleList()
-        for j, out_ch in enumerate(decoder_out):
-            in_ch = channels[-1] if j == 0 else 2 * channels[depth - 1 - j]
-            last = j == depth - 1
-            self.decoder.append(nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1, bias=last))
+        self.encoder = _encoder(channels)
+        self.decoder = _decoder(channels, decoder_out)
         self.dropout = nn.Dropout(self.dropout_p)
         # One norm per encoder block but the first and per decoder block but the last, in forward order.
         self.norm_channels: list[int] = channels[1:] + decoder_out[:-1]
@@ -121,28 +99,32 @@ class Generator(nn.Module):
             # pix2pix: affine BatchNorm with running statistics; no MLP, no learned AdaIN constants.
             self.adain_channels: list[int] = []
             self.batch_norms = nn.ModuleList(nn.BatchNorm2d(c) for c in self.norm_channels)
-            return
+        else:
+            self._build_adain(cond_dim, mlp_hidden)
+
+    def _build_adain(self, cond_dim: int, mlp_hidden: int) -> None:
+        """AdaIN at every norm layer, (gamma - 1, beta) from an MLP of the condition or learned constants."""
         self.adain = AdaIN()
         self.adain_channels = list(self.norm_channels)
         style_dim = 2 * sum(self.adain_channels)
-        if cond_dim > 0:
-            self.mlp = nn.Sequential(
-                nn.Linear(cond_dim, mlp_hidden),
-                nn.ReLU(inplace=True),
-                nn.Linear(mlp_hidden, mlp_hidden),
-                nn.ReLU(inplace=True),
-                nn.Linear(mlp_hidden, style_dim),
-            )
-            # The MLP predicts (gamma - 1, beta); a zero last layer starts every AdaIN as plain instance norm.
-            nn.init.zeros_(self.mlp[-1].weight)
-            nn.init.zeros_(self.mlp[-1].bias)
-            if self.cond_norm:
-                # Set from the training features by fit_condition; saved with the weights.
-                self.register_buffer("cond_mean", torch.zeros(cond_dim))
-                self.register_buffer("cond_scale", torch.ones(()))
-        else:
+        if cond_dim == 0:
             # Res-cGAN: the same (gamma - 1, beta) layout, learned once for all images.
             self.affine = nn.Parameter(torch.zeros(style_dim))
+            return
+        self.mlp = nn.Sequential(
+            nn.Linear(cond_dim, mlp_hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(mlp_hidden, mlp_hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(mlp_hidden, style_dim),
+        )
+        # The MLP predicts (gamma - 1, beta); a zero last layer starts every AdaIN as plain instance norm.
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+        if self.cond_norm:
+            # Set from the training features by fit_condition; saved with the weights.
+            self.register_buffer("cond_mean", torch.zeros(cond_dim))
+            self.register_buffer("cond_scale", torch.ones(()))
 
     @property
     def depth(self) -> int:
@@ -170,12 +152,8 @@ class Generator(nn.Module):
         apart is a small part of each feature; centred and scaled, that part reaches the MLP at full strength.
         One scale for all dimensions: a per-bin scale would blow up bins that training never filled.
         """
-        if not self.cond_norm:
-            raise ValueError("Generator.fit_condition: this generator was built with cond_norm=False")
-        if features.dim() != 2 or features.shape[1] != self.cond_dim or features.shape[0] < 1:
-            raise ValueError(
-                f"Generator.fit_condition: features must be (N, {self.cond_dim}), got {tuple(features.shape)}"
-            )
+        assert self.cond_norm, "fit_condition needs a generator built with cond_norm=True"
+        assert features.dim() == 2 and features.shape[0] >= 1 and features.shape[1] == self.cond_dim
         features = features.to(self.cond_mean)
         self.cond_mean.copy_(features.mean(0))
         spread = features.var(0, correction=0).mean() if features.shape[0] > 1 else torch.zeros(())
@@ -184,18 +162,12 @@ class Generator(nn.Module):
     def _styles(self, batch: int, cond: torch.Tensor | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(gamma, beta), each (B, C), for every AdaIN layer in forward order."""
         if self.mlp is not None:
-            if cond is None:
-                raise ValueError(f"Generator.forward: cond (B, {self.cond_dim}) is required, got None")
-            if cond.dim() != 2 or cond.shape != (batch, self.cond_dim):
-                raise ValueError(
-                    f"Generator.forward: cond must be ({batch}, {self.cond_dim}), got {tuple(cond.shape)}"
-                )
+            assert cond is not None and cond.shape == (batch, self.cond_dim)
             if self.cond_norm:
                 cond = (cond - self.cond_mean) * self.cond_scale  # (B, cond_dim), see fit_condition
             style = self.mlp(cond)  # (B, style_dim)
         else:
-            if cond is not None:
-                raise ValueError("Generator.forward: this generator has cond_dim 0 and takes cond=None")
+            assert cond is None, "a generator with cond_dim 0 takes cond=None"
             style = self.affine.expand(batch, -1)  # (B, style_dim)
         chunks = style.split([2 * c for c in self.adain_channels], dim=1)
         pairs = zip(chunks, self.adain_channels, strict=True)
@@ -204,8 +176,7 @@ class Generator(nn.Module):
     def _norms(self, batch: int, cond: torch.Tensor | None) -> list[Callable[[torch.Tensor], torch.Tensor]]:
         """Every norm layer in forward order, as a map (B, C, h, w) -> (B, C, h, w): AdaIN or BatchNorm."""
         if self.batch_norms is not None:
-            if cond is not None:
-                raise ValueError("Generator.forward: this generator has cond_dim 0 and takes cond=None")
+            assert cond is None, "a generator with cond_dim 0 takes cond=None"
             return list(self.batch_norms)
         return [partial(self.adain, gamma=gamma, beta=beta) for gamma, beta in self._styles(batch, cond)]
 
@@ -214,9 +185,7 @@ class Generator(nn.Module):
 
         With head "bins": raw logits (B, 313, S, S) instead, no tanh.
         """
-        size = self.image_size
-        if L.dim() != 4 or L.shape[1:] != (1, size, size):
-            raise ValueError(f"Generator.forward: L must be (B, 1, {size}, {size}), got {tuple(L.shape)}")
+        assert L.shape[1:] == (1, self.image_size, self.image_size), tuple(L.shape)
         norms = iter(self._norms(L.shape[0], cond))
         skips = []
         x = L
@@ -239,3 +208,25 @@ class Generator(nn.Module):
         if self.head == "bins":
             return x  # (B, 313, S, S) logits
         return torch.tanh(x)  # (B, 2, S, S)
+
+
+def _encoder(channels: list[int]) -> nn.ModuleList:
+    """Stride-2 4x4 convs from the 1-channel L down to channels[-1] at the 2x2 bottleneck."""
+    encoder = nn.ModuleList()
+    for i, out_ch in enumerate(channels):
+        in_ch = 1 if i == 0 else channels[i - 1]
+        # A bias before a norm would be removed by its mean subtraction; the first block has no norm.
+        encoder.append(nn.Conv2d(in_ch, out_ch, 4, stride=2, padding=1, bias=i == 0))
+    return encoder
+
+
+def _decoder(channels: list[int], decoder_out: list[int]) -> nn.ModuleList:
+    """Stride-2 4x4 transposed convs back up to the image size, ending in the head's channels."""
+    # Decoder block j undoes encoder block depth-1-j; after the first, it also takes that level's skip.
+    depth = len(channels)
+    decoder = nn.ModuleList()
+    for j, out_ch in enumerate(decoder_out):
+        in_ch = channels[-1] if j == 0 else 2 * channels[depth - 1 - j]
+        last = j == depth - 1
+        decoder.append(nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1, bias=last))
+    return decoder

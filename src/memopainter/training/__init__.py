@@ -1,1 +1,1 @@
-"""Training loop support: checkpoints that describe themselves, resume exactly and never unpickle."""
+"""Training: the loop of the paper's Fig. 3, its per-batch steps, progress events, sample grids, DDP."""

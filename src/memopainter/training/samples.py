@@ -6,13 +6,13 @@ from pathlib import Path
 
 import torch
 
+from memopainter.core.model import MemoPainter, predict_ab, retrieve_conditions
 from memopainter.data.dataset import TrainingData
 from memopainter.data.images import save_image
-from memopainter.data.preprocess import AB_SCALE
-from memopainter.inference.predict import lab_image, predict_ab, retrieve_conditions
-from memopainter.training.model import MemoPainter
+from memopainter.data.preprocess import AB_SCALE, lab_image
 
 TOP_K = 3
+SAMPLE_IMAGES = 8  # fixed training images shown in every sample grid
 
 
 @torch.no_grad()
@@ -34,8 +34,8 @@ def sample_grid(
     return rows.permute(2, 0, 3, 1, 4).reshape(3, n * s, c * s).cpu()
 
 
-def save_sample_grid(
-    model: MemoPainter, data: TrainingData, indices: torch.Tensor, path: Path, device: torch.device
-) -> None:
-    """Write the sample grid as a PNG (atomically)."""
+def save_sample_grid(model: MemoPainter, data: TrainingData, path: Path, device: torch.device) -> Path:
+    """Write the grid of SAMPLE_IMAGES training images spread over the data (so over its classes) as a PNG."""
+    indices = torch.linspace(0, len(data) - 1, min(SAMPLE_IMAGES, len(data))).round().long()
     save_image(path, sample_grid(model, data, indices, device))
+    return path

@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from memopainter.training.checkpoint import CheckpointError
+from memopainter.core.checkpoint import CheckpointError
 from memopainter.web.session import ModelSession, data_url
 from memopainter.web.uploads import Limits, UploadError, decode_image, display_name, read_upload
 
@@ -45,6 +45,14 @@ def create_app(
     app = FastAPI(title="MemoPainter", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.session = session
     app.state.limits = limits
+    _add_error_handling(app, limits)
+    _add_routes(app, session, limits, static)
+    app.mount("/static", StaticFiles(directory=static), name="static")
+    return app
+
+
+def _add_error_handling(app: FastAPI, limits: Limits) -> None:
+    """Every error as one JSON line with its status; bodies over the cap refused before they are read."""
 
     @app.middleware("http")
     async def refuse_large_bodies(request: Request, call_next):
@@ -79,6 +87,10 @@ def create_app(
     async def server_fault(_: Request, error: Exception) -> JSONResponse:
         _log.exception("unexpected error while serving a request")
         return _error(500, f"the server failed on this request ({type(error).__name__}); see its log")
+
+
+def _add_routes(app: FastAPI, session: ModelSession, limits: Limits, static: Path) -> None:
+    """The page and the JSON API over the served model."""
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
@@ -132,9 +144,6 @@ def create_app(
             "replaced": taught.replaced,
             **session.info(),
         }
-
-    app.mount("/static", StaticFiles(directory=static), name="static")
-    return app
 
 
 def load_upload(upload: UploadFile, limits: Limits) -> tuple[str, torch.Tensor, torch.Tensor | None]:

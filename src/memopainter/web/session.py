@@ -15,18 +15,11 @@ import torch
 from PIL import Image
 
 from memopainter.color.features import to_hex
-from memopainter.inference.api import (
-    PNG_COMPRESS_LEVEL,
-    Colorizer,
-    check_request,
-    load_model,
-    parse_palette,
-    predict,
-    prepare,
-)
+from memopainter.data.images import PNG_COMPRESS_LEVEL
+from memopainter.inference import Colorizer, Failed, parse_palette
 from memopainter.inference.fullres import recombine
 from memopainter.inference.inspect import slot_swatch
-from memopainter.inference.remember import remember, save_model
+from memopainter.inference.remember import remember
 
 CHECKPOINT_SUFFIX = ".safetensors"
 
@@ -58,22 +51,22 @@ class ModelSession:
     def __init__(
         self, model_path: str | os.PathLike, device: str = "cpu", weights: str | os.PathLike | None = None
     ) -> None:
-        self.model = load_model(model_path, device=device, weights=weights)
+        self.colorizer = Colorizer.from_pretrained(model_path, device=device, weights=weights)
         self._lock = threading.Lock()
 
     def info(self) -> dict:
         """A JSON-ready description of the served model."""
         with self._lock:
-            model = self.model
-            memory = model.model.memory
+            colorizer = self.colorizer
+            memory = colorizer.memopainter.memory
             return {
-                "checkpoint": model.path.name,
-                "feature": model.feature,
-                "has_memory": model.has_memory,
+                "checkpoint": colorizer.path.name,
+                "feature": colorizer.feature,
+                "has_memory": colorizer.has_memory,
                 "slots_written": memory.num_filled if memory is not None else 0,
                 "slots": memory.size if memory is not None else 0,
                 "supervised": bool(memory is not None and memory.supervised),
-                "classes": list(model.model.class_names),
+                "classes": list(colorizer.memopainter.class_names),
             }
 
     def colorize(
@@ -82,19 +75,20 @@ class ModelSession:
         """Colorize one image (rgb (3, H, W), alpha (H, W) or None) as `memopainter colorize` does."""
         colors = parse_palette(palette) if palette is not None else None  # (n, 3)
         with self._lock:
-            model = self.model
-            check_request(model, top_k, colors)
-            prepared = prepare(model, rgb, alpha)
-            prediction = predict(model, [prepared], top_k, colors)
-            gray = recombine(prepared, torch.zeros_like(prediction.ab[0, 0]))  # a = b = 0: the gray input
-            results = [png_bytes(recombine(prepared, ab)) for ab in prediction.ab[0]]
-            if prediction.slots is not None:
-                slots = [int(s) for s in prediction.slots[0]]
-                scores = [round(float(s), 4) for s in prediction.scores[0]]
-                palettes = [[_hex8(c) for c, _ in slot_swatch(model.model, s)] for s in slots]
+            colorizer = self.colorizer
+            (result,) = colorizer.colorize_each([(rgb, alpha)], top_k, colors)
+            if isinstance(result, Failed):
+                raise result.error
+            prepared = result.prepared
+            gray = recombine(prepared, torch.zeros(2, *prepared.net_gray.shape[1:]))  # a = b = 0: the input
+            if result.slots is not None:
+                slots, scores = result.slots, [round(s, 4) for s in result.scores]
+                memopainter = colorizer.memopainter
+                palettes = [[_hex8(c) for c, _ in slot_swatch(memopainter, s)] for s in slots]
             else:
                 slots = scores = None
                 palettes = [[to_hex(c) for c in colors]] if colors is not None else [[]]
+            results = [png_bytes(image) for image in result.images]
         return Coloring(png_bytes(gray), results, slots, scores, palettes)
 
     def remember(
@@ -106,14 +100,13 @@ class ModelSession:
         when `replace` is true; either way atomically. If anything fails the served model is untouched.
         """
         with self._lock:
-            served = self.model
-            memo = copy.deepcopy(served.model)
-            taught = Colorizer(memo, served.backbone, served.path, served.meta, served.device)
+            served = self.colorizer
+            taught = served.with_memopainter(copy.deepcopy(served.memopainter), served.path)
             (result,) = remember(taught, [(rgb, alpha)], [name], class_name)
             target = served.path if replace else new_checkpoint_path(served.path)
-            save_model(taught, target)
+            taught.memopainter.save(target)
             taught.path = target
-            self.model = taught
+            self.colorizer = taught
         return Taught(result.action, result.slot, result.replaced, target)
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +13,7 @@ import torch
 
 from memopainter import __version__
 from memopainter.data.images import tensors_to_pil
+from memopainter.files import atomic_folder, atomic_write
 from memopainter.paths import cache_root
 
 MANIFEST = "dataset.json"
@@ -55,22 +54,15 @@ def atomic_dest(dest: Path, force: bool = False) -> Iterator[Path]:
         raise BuildError(f"{dest}: DEST exists and is not a folder")
     if dest.is_dir() and any(dest.iterdir()) and not force:
         raise BuildError(f"{dest}: DEST exists and is not empty; pass --force to replace it")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # A hidden sibling: the final rename stays within one file system, and folder listings skip it.
-    temp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.partial"
-    temp.mkdir()
-    try:
+    with atomic_folder(dest) as temp:
         yield temp
-        if dest.exists():
-            old = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.old"
-            os.rename(dest, old)
-            os.rename(temp, dest)
-            shutil.rmtree(old)
-        else:
-            os.rename(temp, dest)
-    finally:
-        if temp.exists():
-            shutil.rmtree(temp, ignore_errors=True)
+
+
+def keep_download(downloaded: Path, cached: Path) -> None:
+    """Put a file just fetched into the cache at `cached`, atomically."""
+    with atomic_write(cached) as temp:
+        # Fetchers download into scratch space beside the cache: this is a rename, not a copy of tens of MB.
+        shutil.move(downloaded, temp)
 
 
 @contextmanager

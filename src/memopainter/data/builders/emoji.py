@@ -18,7 +18,7 @@ import tarfile
 import tempfile
 import zlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -32,6 +32,7 @@ from memopainter.data.builders.common import (
     check_separate,
     class_counts,
     downloads_dir,
+    keep_download,
     manifest,
     quiet,
     write_manifest,
@@ -267,7 +268,7 @@ def emoji_tarball(log: Log = quiet) -> Path:
         if not tarball.is_file():
             raise BuildError(f"`npm pack {NPM_SPEC}` did not produce {TARBALL}{_OFFLINE}")
         _check_sha256(tarball, TARBALL)
-        tarball.replace(cached)
+        keep_download(tarball, cached)
     return cached
 
 
@@ -299,24 +300,8 @@ def build_emoji(dest: Path, source: Path | None = None, force: bool = False, log
         raise BuildError(
             f"{package.path}: no emoji in package/{METADATA} has all six skin tones; not {PACKAGE}?"
         )
-    kept: list[tuple[Emoji, dict[str, bytes]]] = []
-    missing: list[dict[str, Any]] = []
-    unreadable: list[dict[str, str]] = []
-    shapes: Counter[str] = Counter()
-    for emoji in candidates:
-        data = {tone: package.read(str(IMAGES / image)) for tone, image in emoji.images.items()}
-        absent = [emoji.images[tone] for tone, content in data.items() if content is None]
-        if absent:
-            missing.append({"emoji": emoji.short_name, "images": absent})
-            continue
-        checked = {tone: _check_png(content) for tone, content in data.items() if content is not None}
-        bad = {tone: problem for tone, (_, problem) in checked.items() if problem is not None}
-        for tone, problem in bad.items():
-            unreadable.append({"path": str(IMAGES / emoji.images[tone]), "problem": problem})
-        if not bad:
-            kept.append((emoji, {tone: content for tone, content in data.items() if content is not None}))
-            shapes.update(shape for shape, _ in checked.values() if shape is not None)
-    if not kept:
+    found = _read_images(package, candidates)
+    if not found.kept:
         raise BuildError(
             f"{package.path}: none of the {len(candidates)} emoji with six skin tones has all six images "
             f"readable under package/{IMAGES}/"
@@ -324,33 +309,20 @@ def build_emoji(dest: Path, source: Path | None = None, force: bool = False, log
     with atomic_dest(dest, force) as temp:
         for tone in TONES:
             (temp / tone).mkdir()
-        for emoji, images in kept:
+        for emoji, images in found.kept:
             for tone, content in images.items():
                 (temp / tone / f"{emoji.file}.png").write_bytes(content)
         body = manifest(
             "emoji",
             {"source": str(source) if source is not None else None},
             class_counts(temp),
-            source=f"Google's Noto Emoji in the npm package {NPM_SPEC} ({TARBALL_URL}), package/{IMAGES}/",
-            version=package.version(),
-            sha256=package.sha256,
-            license=LICENSE,
-            attribution=ATTRIBUTION,
-            license_note="The emoji images are Apache-2.0: keep this attribution and the license "
-            "(https://www.apache.org/licenses/LICENSE-2.0) with datasets or images made from them. The "
-            "package's own LICENSE file is emoji-data's MIT license, for its code and metadata only.",
-            metadata_license_text=(package.read(LICENSE_FILE) or b"").decode("utf-8", "replace").strip()
-            or None,
-            how="one class per skin tone: 'default' is an emoji's base (yellow) image, the others its "
-            "skin_variations 1F3FB to 1F3FF (two-tone couples left out); only the emoji with all six images "
-            "kept, each as DEST/<tone>/<short_name>.png (the name made file-safe: memopainter.data.builders."
-            "emoji.file_stem), its PNG bytes copied as they are",
+            **_manifest_fields(package),
             tones=dict(TONES),
-            image_sizes=dict(sorted(shapes.items())),
+            image_sizes=dict(sorted(found.shapes.items())),
             emoji_in_metadata=len(entries),
             emoji_with_six_tones=len(candidates),
-            missing_images=missing,
-            unreadable=unreadable,
+            missing_images=found.missing,
+            unreadable=found.unreadable,
             emoji={
                 emoji.file: {
                     "short_name": emoji.short_name,
@@ -359,8 +331,60 @@ def build_emoji(dest: Path, source: Path | None = None, force: bool = False, log
                     "category": emoji.category,
                     "images": emoji.images,
                 }
-                for emoji, _ in kept
+                for emoji, _ in found.kept
             },
         )
         write_manifest(temp, body)
     return body
+
+
+@dataclass
+class _Found:
+    """The six-tone emoji whose images are all present and readable (with their PNG bytes by tone), and why
+    the others were left out."""
+
+    kept: list[tuple[Emoji, dict[str, bytes]]] = field(default_factory=list)
+    missing: list[dict[str, Any]] = field(default_factory=list)
+    unreadable: list[dict[str, str]] = field(default_factory=list)
+    shapes: Counter[str] = field(default_factory=Counter)
+
+
+def _read_images(package: _Source, candidates: list[Emoji]) -> _Found:
+    """Read and check the six images of each candidate emoji."""
+    found = _Found()
+    for emoji in candidates:
+        data = {tone: package.read(str(IMAGES / image)) for tone, image in emoji.images.items()}
+        absent = [emoji.images[tone] for tone, content in data.items() if content is None]
+        if absent:
+            found.missing.append({"emoji": emoji.short_name, "images": absent})
+            continue
+        checked = {tone: _check_png(content) for tone, content in data.items() if content is not None}
+        bad = {tone: problem for tone, (_, problem) in checked.items() if problem is not None}
+        for tone, problem in bad.items():
+            found.unreadable.append({"path": str(IMAGES / emoji.images[tone]), "problem": problem})
+        if not bad:
+            found.kept.append(
+                (emoji, {tone: content for tone, content in data.items() if content is not None})
+            )
+            found.shapes.update(shape for shape, _ in checked.values() if shape is not None)
+    return found
+
+
+def _manifest_fields(package: _Source) -> dict[str, Any]:
+    """The fields of dataset.json on where the images come from, their license, and how they were kept."""
+    metadata_license = (package.read(LICENSE_FILE) or b"").decode("utf-8", "replace").strip()
+    return {
+        "source": f"Google's Noto Emoji in the npm package {NPM_SPEC} ({TARBALL_URL}), package/{IMAGES}/",
+        "version": package.version(),
+        "sha256": package.sha256,
+        "license": LICENSE,
+        "attribution": ATTRIBUTION,
+        "license_note": "The emoji images are Apache-2.0: keep this attribution and the license "
+        "(https://www.apache.org/licenses/LICENSE-2.0) with datasets or images made from them. The "
+        "package's own LICENSE file is emoji-data's MIT license, for its code and metadata only.",
+        "metadata_license_text": metadata_license or None,
+        "how": "one class per skin tone: 'default' is an emoji's base (yellow) image, the others its "
+        "skin_variations 1F3FB to 1F3FF (two-tone couples left out); only the emoji with all six images "
+        "kept, each as DEST/<tone>/<short_name>.png (the name made file-safe: memopainter.data.builders."
+        "emoji.file_stem), its PNG bytes copied as they are",
+    }

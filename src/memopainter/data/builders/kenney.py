@@ -23,6 +23,7 @@ from memopainter.data.builders.common import (
     check_separate,
     class_counts,
     downloads_dir,
+    keep_download,
     manifest,
     one_torch_thread,
     quiet,
@@ -193,7 +194,7 @@ def arcade_wheel(log: Log = quiet) -> Path:
             raise BuildError(
                 f"{ARCADE_WHEEL}: sha256 {digest[:16]}... is not the expected {ARCADE_SHA256[:16]}..."
             )
-        wheel.replace(cached)
+        keep_download(wheel, cached)
     return cached
 
 

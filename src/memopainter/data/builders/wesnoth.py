@@ -17,7 +17,9 @@ import subprocess
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -37,6 +39,7 @@ from memopainter.data.builders.common import (
 )
 from memopainter.data.builders.team_color import RED_RANGE, recolor_map, recolor_team_color
 from memopainter.data.images import ImageLoadError, list_images, load_image
+from memopainter.files import atomic_folder
 
 PACKAGE = "wesnoth-1.16-data"
 UNITS = Path("usr/share/games/wesnoth/1.16/data/core/images/units")
@@ -165,14 +168,14 @@ def wesnoth_package(log: Log = quiet) -> Path:
         return cached
     cached.parent.mkdir(parents=True, exist_ok=True)
     log(f"fetching {PACKAGE} with apt-get download (about 146 MB, once) into {cached.parent}")
-    with tempfile.TemporaryDirectory(dir=cached.parent, prefix=f".{PACKAGE}-") as temp:
-        deb = _apt_download(Path(temp))
-        _dpkg_extract(deb, Path(temp) / "unpacked")
-        subset = Path(temp) / "subset"
-        _keep_subset(Path(temp) / "unpacked", subset)
-        if cached.exists():  # a leftover without its units folder
-            shutil.rmtree(cached)
-        os.rename(subset, cached)
+    # Scratch space beside the cache, so that moving the kept parts out of it stays on one file system.
+    with (
+        tempfile.TemporaryDirectory(dir=cached.parent, prefix=f".{PACKAGE}-") as scratch,
+        atomic_folder(cached) as subset,
+    ):
+        deb = _apt_download(Path(scratch))
+        _dpkg_extract(deb, Path(scratch) / "unpacked")
+        _keep_subset(Path(scratch) / "unpacked", subset)
     return cached
 
 
@@ -212,71 +215,100 @@ def build_wesnoth(
     if max_units is not None and max_units < 1:
         raise BuildError(f"--max-units must be at least 1, got {max_units}")
     dest = Path(dest)
+    options = {
+        "source": str(source) if source is not None else None,
+        "min_frames": min_frames,
+        "max_units": max_units,
+        "seed": seed,
+    }
     with tempfile.TemporaryDirectory(prefix="memopainter-deb-") as unpack:
         units_dir, root = _resolve_source(
             Path(source) if source is not None else None, dest, Path(unpack), log
         )
         groups = group_units(units_dir)
-        if not groups:
-            raise BuildError(f"{units_dir}: no unit sprites (<faction>/<unit>[-pose].png) in it")
-        eligible = [name for name, files in groups.items() if len(files) >= min_frames]
-        if not eligible:
-            raise BuildError(f"{units_dir}: no unit has --min-frames {min_frames} sprites or more")
-        chosen = eligible
-        if max_units is not None and max_units < len(eligible):
-            chosen = sorted(random.Random(seed).sample(eligible, max_units))
-        mapping = recolor_map()
-        unreadable: list[dict[str, str]] = []
-        recolored_pixels = recolored_images = 0
+        eligible, chosen = _choose_units(units_dir, groups, min_frames, max_units, seed)
         with atomic_dest(dest, force) as temp, one_torch_thread():
-            for name in _progress(chosen, progress):
-                for file in groups[name]:
-                    try:
-                        rgb, alpha = load_image(file)
-                    except ImageLoadError as err:
-                        unreadable.append(
-                            {"path": file.relative_to(units_dir).as_posix(), "problem": err.problem}
-                        )
-                        continue
-                    rgb, changed = recolor_team_color(rgb, mapping)
-                    recolored_pixels += changed
-                    recolored_images += changed > 0
-                    target = temp / name / file.name
-                    if target.exists():
-                        raise BuildError(f"{file}: a second sprite named {file.name} in unit {name}")
-                    write_png(target, rgb, alpha)
+            written = _write_units(temp, {name: groups[name] for name in chosen}, units_dir, progress)
             body = manifest(
                 "wesnoth",
-                {
-                    "source": str(source) if source is not None else None,
-                    "min_frames": min_frames,
-                    "max_units": max_units,
-                    "seed": seed,
-                },
+                options,
                 class_counts(temp),
-                source=f"Battle for Wesnoth unit sprites, Debian package {PACKAGE}, {UNITS}",
-                version=_package_version(root),
-                license=LICENSE,
-                license_note="Battle for Wesnoth's art is GPL-2+; see the package's copyright file "
-                f"({DOC / 'copyright'}). Datasets built from it stay under the GPL.",
-                how="one class <faction>__<unit> per unit: its sprites anywhere under units/<faction>/, "
-                "the unit being the file name up to its first pose or frame token (memopainter.data."
-                "builders.wesnoth.unit_name); team color recolored; every image re-saved as an 8-bit PNG",
-                team_color={
-                    "rule": "pixels whose RGB is exactly one of the 19 colors of the game's magenta "
-                    "team-color palette (data/core/team-colors.cfg) are mapped by the game's own "
-                    "recolor_range onto the 'red' team range; alpha and all other pixels untouched",
-                    "range": "mid {:06X}, max {:06X}, min {:06X}".format(*RED_RANGE),
-                    "mapping": {f"{k:06X}": f"{v:06X}" for k, v in mapping.items()},
-                    "recolored_images": recolored_images,
-                    "recolored_pixels": recolored_pixels,
-                },
+                **_manifest_fields(root, written),
                 units_found=len(groups),
                 units_eligible=len(eligible),
-                unreadable=unreadable,
+                unreadable=written.unreadable,
             )
             write_manifest(temp, body)
     return body
+
+
+def _choose_units(
+    units_dir: Path, groups: dict[str, list[Path]], min_frames: int, max_units: int | None, seed: int
+) -> tuple[list[str], list[str]]:
+    """(units with `min_frames` sprites or more, the units kept among them)."""
+    if not groups:
+        raise BuildError(f"{units_dir}: no unit sprites (<faction>/<unit>[-pose].png) in it")
+    eligible = [name for name, files in groups.items() if len(files) >= min_frames]
+    if not eligible:
+        raise BuildError(f"{units_dir}: no unit has --min-frames {min_frames} sprites or more")
+    if max_units is not None and max_units < len(eligible):
+        return eligible, sorted(random.Random(seed).sample(eligible, max_units))
+    return eligible, eligible
+
+
+@dataclass
+class _Written:
+    """What writing the sprites found: the team-color mapping used, what it changed, what was unreadable."""
+
+    mapping: dict[int, int]
+    unreadable: list[dict[str, str]] = field(default_factory=list)
+    recolored_pixels: int = 0
+    recolored_images: int = 0
+
+
+def _write_units(folder: Path, units: dict[str, list[Path]], units_dir: Path, progress: bool) -> _Written:
+    """Write folder/<unit>/<sprite>.png for each unit, its team color made red."""
+    written = _Written(recolor_map())
+    for name in _progress(list(units), progress):
+        for file in units[name]:
+            try:
+                rgb, alpha = load_image(file)
+            except ImageLoadError as err:
+                written.unreadable.append(
+                    {"path": file.relative_to(units_dir).as_posix(), "problem": err.problem}
+                )
+                continue
+            rgb, changed = recolor_team_color(rgb, written.mapping)
+            written.recolored_pixels += changed
+            written.recolored_images += changed > 0
+            target = folder / name / file.name
+            if target.exists():
+                raise BuildError(f"{file}: a second sprite named {file.name} in unit {name}")
+            write_png(target, rgb, alpha)
+    return written
+
+
+def _manifest_fields(root: Path | None, written: _Written) -> dict[str, Any]:
+    """The fields of dataset.json that say where the sprites come from, their license, and the recoloring."""
+    return {
+        "source": f"Battle for Wesnoth unit sprites, Debian package {PACKAGE}, {UNITS}",
+        "version": _package_version(root),
+        "license": LICENSE,
+        "license_note": "Battle for Wesnoth's art is GPL-2+; see the package's copyright file "
+        f"({DOC / 'copyright'}). Datasets built from it stay under the GPL.",
+        "how": "one class <faction>__<unit> per unit: its sprites anywhere under units/<faction>/, "
+        "the unit being the file name up to its first pose or frame token (memopainter.data."
+        "builders.wesnoth.unit_name); team color recolored; every image re-saved as an 8-bit PNG",
+        "team_color": {
+            "rule": "pixels whose RGB is exactly one of the 19 colors of the game's magenta "
+            "team-color palette (data/core/team-colors.cfg) are mapped by the game's own "
+            "recolor_range onto the 'red' team range; alpha and all other pixels untouched",
+            "range": "mid {:06X}, max {:06X}, min {:06X}".format(*RED_RANGE),
+            "mapping": {f"{k:06X}": f"{v:06X}" for k, v in written.mapping.items()},
+            "recolored_images": written.recolored_images,
+            "recolored_pixels": written.recolored_pixels,
+        },
+    }
 
 
 def _progress(items: list[str], enabled: bool) -> Iterable[str]:

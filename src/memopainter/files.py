@@ -1,0 +1,111 @@
+"""Writing files and folders atomically: a reader, or a run killed half-way, sees the old version or the new.
+
+Every file MemoPainter writes (checkpoints, images, JSON, caches, weights) goes through `atomic_write`,
+and every folder it builds through `atomic_folder`. Temp names are hidden siblings of the target (same file
+system, so the final rename is atomic; image listings skip hidden names): `.NAME.<hex>.tmp` for files and
+`.NAME.<hex>.partial` for folders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden temp path next to `path`; write it inside the block, and it replaces `path` on success.
+
+    Parent folders are created. The file gets the mode a plain open() would give (the umask's), whatever
+    the writer did to the temp file, and reaches the disk before the rename. On any error the temp file is
+    removed and `path` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    # Claiming the name with 0o666 lets the umask decide the mode, as open() would; some writers
+    # (safetensors, mkstemp) make 0600 files, so the mode is put back after them.
+    os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+    try:
+        mode = stat.S_IMODE(os.stat(temp).st_mode)
+        yield temp
+        os.chmod(temp, mode)
+        with open(temp, "rb+") as written:
+            os.fsync(written.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_folder(path.parent)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` atomically; returns the path."""
+    with atomic_write(path) as temp:
+        temp.write_bytes(data)
+    return Path(path)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 `text` to `path` atomically; returns the path."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike, value) -> Path:
+    """Write `value` as indented strict JSON (no NaN or Infinity) atomically; returns the path."""
+    return write_text(path, json.dumps(value, indent=2, allow_nan=False) + "\n")
+
+
+@contextmanager
+def atomic_folder(dest: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden empty folder next to `dest`; fill it in the block, and it replaces `dest` on success.
+
+    A failure or a crash leaves `dest` as it was and, at worst, a hidden `.DEST.<hex>.partial` folder.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    temp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.partial"
+    temp.mkdir()
+    try:
+        yield temp
+        if dest.exists():
+            old = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.old"
+            os.rename(dest, old)
+            os.rename(temp, dest)
+            shutil.rmtree(old)
+        else:
+            os.rename(temp, dest)
+    finally:
+        if temp.exists():
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def remove_leftovers(path: str | os.PathLike) -> list[Path]:
+    """Delete the temp files a killed `atomic_write(path)` left next to `path`; returns what was removed."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    removed = [temp for temp in path.parent.glob(f".{path.name}.*.tmp") if temp.is_file()]
+    for temp in removed:
+        temp.unlink(missing_ok=True)
+    return removed
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush a folder's entry list so a just-renamed file survives a crash (not possible on every OS)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
