@@ -264,7 +264,7 @@ def test_a_memory_model_with_the_bins_head_trains_the_memory_and_follows_its_con
     tmp_path: Path, cache_dir: Path, sprite_dir: Path, tiny_settings: tuple[str, ...]
 ):
     config = RunConfig().override([*tiny_settings, "model.head=bins", "train.steps=6"])
-    final = train(config, sprite_dir, tmp_path / "run", progress=lambda _: None)
+    final = train(config, sprite_dir, tmp_path / "run", on_event=lambda _: None)
     lines = metric_lines(tmp_path / "run")
     assert all({"ce", "triplet", "memory_hit_rate"} <= set(line) for line in lines)
     assert not any("d" in line or "g_adv" in line for line in lines)  # no discriminator, no GAN term
@@ -375,7 +375,7 @@ def cic(tmp_path_factory: pytest.TempPathFactory, tiny_settings) -> SimpleNamesp
     config = RunConfig().override(settings)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
-        final = train(config, data, root / "run", progress=lambda _: None)
+        final = train(config, data, root / "run", on_event=lambda _: None)
     return SimpleNamespace(data=data, dir=root / "run", final=final, config=config)
 
 
@@ -463,13 +463,13 @@ def test_a_cic_run_resumes_bitwise_equal_to_an_uninterrupted_one(
     tmp_path: Path, sprite_dir: Path, tiny_config: RunConfig, old_style: bool
 ):
     config = tiny_config.override(list(CIC))
-    reference = train(config, sprite_dir, tmp_path / "reference", progress=lambda _: None)
+    reference = train(config, sprite_dir, tmp_path / "reference", on_event=lambda _: None)
     run_dir = tmp_path / "run"
-    train(config, sprite_dir, run_dir, stop_after=3, progress=lambda _: None)  # checkpoint at step 2
+    train(config, sprite_dir, run_dir, stop_after=3, on_event=lambda _: None)  # checkpoint at step 2
     assert not (run_dir / "model.safetensors").exists()
     if old_style:
         with_untrained_discriminator(run_dir / "checkpoint.safetensors", optimizer=True)
-    resumed = train(config, sprite_dir, run_dir, resume=True, progress=lambda _: None)
+    resumed = train(config, sprite_dir, run_dir, resume=True, on_event=lambda _: None)
     a, b = load_checkpoint(resumed)[0], load_checkpoint(reference)[0]
     assert sorted(a) == sorted(b)
     assert all(torch.equal(a[key], b[key]) for key in a)
@@ -496,7 +496,7 @@ def test_classification_uses_rebalancing_weights_of_the_training_data(
     monkeypatch.setattr(steps, "rebalancing_weights", spy_weights)
     monkeypatch.setattr(steps, "classification_loss", spy_loss)
     config = tiny_config.override([*CIC, "loss.rebalance_lambda=0.25", "train.steps=2"])
-    train(config, data, tmp_path / "run", progress=lambda _: None)
+    train(config, data, tmp_path / "run", on_event=lambda _: None)
     assert len(seen) == 1 and len(given) == 2  # computed once, used every step
     ab, lam = seen[0]
     assert lam == 0.25 and ab.shape == (4, SIZE, SIZE, 2)

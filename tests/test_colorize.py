@@ -35,7 +35,7 @@ def train_tiny(root: Path, sprite_writer, settings: list[str]) -> Path:
     sprite_writer(root / "data")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
-        train(RunConfig().override(settings), root / "data", root / "run", progress=lambda _: None)
+        train(RunConfig().override(settings), root / "data", root / "run", on_event=lambda _: None)
     return root / "run"
 
 

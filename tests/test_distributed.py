@@ -99,7 +99,7 @@ def rank_worker(
             run_dir,
             resume=resume,
             stop_after=stop_after,
-            progress=lambda _: None,
+            on_event=lambda _: None,
             group=group,
         )
     finally:
@@ -150,7 +150,7 @@ def two_ranks(tmp_path_factory: pytest.TempPathFactory, sprite_writer, tiny_sett
     single_dir = root / "one"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
-        single = train(config.override(["train.batch_size=16"]), data, single_dir, progress=lambda _: None)
+        single = train(config.override(["train.batch_size=16"]), data, single_dir, on_event=lambda _: None)
     return SimpleNamespace(
         root=root, config=config, dir=run_dir, data=data, single_dir=single_dir, single=single
     )

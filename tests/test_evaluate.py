@@ -93,7 +93,7 @@ def train_run(root: Path, settings: list[str]) -> Path:
     write_classes(root / "data", TRAIN_SIZES)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
-        train(RunConfig().override(settings), root / "data", root / "run", progress=lambda _: None)
+        train(RunConfig().override(settings), root / "data", root / "run", on_event=lambda _: None)
     return root / "run" / "model.safetensors"
 
 

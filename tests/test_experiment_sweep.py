@@ -29,7 +29,7 @@ def test_the_generator_does_not_depend_on_the_memory_settings(tmp_path: Path, ca
     split = write_split(tmp_path / "split", ["knight", "slime", "wizard"])
     runs = []
     for i, settings in enumerate([("memory.size=3", "memory.threshold=0.2"), ("memory.size=9",)]):
-        path = train(tiny_config(*settings), split / "train", tmp_path / f"run{i}", progress=lambda _: None)
+        path = train(tiny_config(*settings), split / "train", tmp_path / f"run{i}", on_event=lambda _: None)
         runs.append(load_checkpoint(path)[0])
     networks = [k for k in runs[0] if k.startswith(("generator.", "discriminator."))]
     assert networks and all(torch.equal(runs[0][k], runs[1][k]) for k in networks)
@@ -40,7 +40,7 @@ def test_the_generator_does_not_depend_on_the_memory_settings(tmp_path: Path, ca
 def test_a_replayed_memory_is_bitwise_the_memory_of_a_full_run(tmp_path: Path, cache_dir: Path) -> None:
     split = write_split(tmp_path / "split", ["knight", "slime", "wizard"])
     config = tiny_config("memory.size=4", "memory.threshold=0.5")
-    tensors, _ = load_checkpoint(train(config, split / "train", tmp_path / "run", progress=lambda _: None))
+    tensors, _ = load_checkpoint(train(config, split / "train", tmp_path / "run", on_event=lambda _: None))
     backbone = load_backbone("tiny")
     data = load_training_data(split / "train", 32, "dist", backbone, progress=lambda _: None)
     head, memory = replay_memory(config, data, backbone.feature_dim)

@@ -65,7 +65,7 @@ def taught(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     ]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
-        train(RunConfig().override(settings), root / "data", root / "run", progress=lambda _: None)
+        train(RunConfig().override(settings), root / "data", root / "run", on_event=lambda _: None)
     draw_sprite((36, 40), *CORAL).save(root / "c_reference.png")
     draw_sprite((40, 44), *CORAL).save(root / "c_new_frame.png")
     return SimpleNamespace(root=root, model=root / "run" / "model.safetensors")
@@ -210,7 +210,7 @@ def test_remember_refuses_a_model_without_memory(
 ) -> None:
     sprite_writer(tmp_path / "data", per_class=1)
     settings = [*tiny_settings, "memory.enabled=false", "train.steps=1"]
-    train(RunConfig().override(settings), tmp_path / "data", tmp_path / "run", progress=lambda _: None)
+    train(RunConfig().override(settings), tmp_path / "data", tmp_path / "run", on_event=lambda _: None)
     image = next((tmp_path / "data").rglob("*.png"))
     assert cli("remember", tmp_path / "run", image, "--out", tmp_path / "new.safetensors") == 1
     assert "trained without memory" in capsys.readouterr().err

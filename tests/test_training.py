@@ -27,7 +27,7 @@ from memopainter.config import RunConfig
 from memopainter.core.checkpoint import CheckpointError, load_checkpoint
 from memopainter.core.model import load_memopainter, predict_ab, resolve_model_path, retrieve_conditions
 from memopainter.memory import ColorMemory
-from memopainter.training.events import TrainEvent, describe
+from memopainter.training.events import TextProgress, TrainEvent, describe
 from memopainter.training.loop import train
 
 pytestmark = pytest.mark.usefixtures("cache_dir")
@@ -51,7 +51,8 @@ def run(
     events: list[TrainEvent] = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
-        final = train(config, root / "data", root / "run", on_event=events.append, progress=messages.append)
+        text = TextProgress(messages.append, bar=False)
+        final = train(config, root / "data", root / "run", on_event=lambda e: (events.append(e), text(e)))
     return SimpleNamespace(dir=root / "run", final=final, config=config, messages=messages, events=events)
 
 
@@ -285,10 +286,10 @@ def test_same_seed_same_data_on_cpu_gives_bitwise_equal_weights(
     run: SimpleNamespace, tmp_path: Path, sprite_writer, tiny_config: RunConfig
 ) -> None:
     sprite_writer(tmp_path / "data")  # same content, another place, a fresh feature cache
-    again = train(tiny_config, tmp_path / "data", tmp_path / "again", progress=lambda _: None)
+    again = train(tiny_config, tmp_path / "data", tmp_path / "again", on_event=lambda _: None)
     assert_bitwise_equal(model_tensors(again), model_tensors(run.final))
     other = train(
-        tiny_config.override(["train.seed=1"]), tmp_path / "data", tmp_path / "seed1", progress=lambda _: None
+        tiny_config.override(["train.seed=1"]), tmp_path / "data", tmp_path / "seed1", on_event=lambda _: None
     )
     base, seed1 = model_tensors(run.final), model_tensors(other)
     assert any(not torch.equal(seed1[key], base[key]) for key in base if key.startswith("generator."))
@@ -303,7 +304,9 @@ def test_five_images_one_per_class_fewer_than_a_batch_train_with_a_warning(
     sprite_writer(tmp_path / "few", per_class=1, classes=["bat", "golem", "knight", "slime", "wizard"])
     messages: list[str] = []
     config = tiny_config.override(["train.batch_size=16", "train.steps=3"])
-    final = train(config, tmp_path / "few", tmp_path / "run", progress=messages.append)
+    final = train(
+        config, tmp_path / "few", tmp_path / "run", on_event=TextProgress(messages.append, bar=False)
+    )
     assert "warning: 5 images, fewer than a batch of 16; batches hold all" in messages
     assert "warning: some classes have a single image; the memory will remember them one-shot" in messages
     assert final.is_file()
@@ -371,7 +374,7 @@ def test_supervised_training_refuses_images_without_a_class(
     config = tiny_config.override(["memory.supervised=true"])
     expected = r"sprites: memory\.supervised needs every image in a class sub-folder; 1 are not"
     with pytest.raises(ValueError, match=expected):
-        train(config, sprite_dir, tmp_path / "run", progress=lambda _: None)
+        train(config, sprite_dir, tmp_path / "run", on_event=lambda _: None)
 
 
 # Resuming after a kill
@@ -420,7 +423,7 @@ def test_resume_after_sigkill_ends_bitwise_equal_to_an_uninterrupted_run(
     assert 2 <= interrupted_at < steps
 
     config = RunConfig.from_dict(json.loads((run_dir / "config.json").read_text(encoding="utf-8")))
-    reference = train(config, sprite_dir, tmp_path / "reference", progress=lambda _: None)
+    reference = train(config, sprite_dir, tmp_path / "reference", on_event=lambda _: None)
 
     # A resume with other settings is refused, and leaves the run as it was.
     assert main([*cli_args(sprite_dir, run_dir, [], "--resume"), "--set", "train.lr=0.1"]) == 1
@@ -438,7 +441,7 @@ def test_resume_relogs_steps_after_the_checkpoint_once_and_drops_a_line_cut_shor
     run: SimpleNamespace, tmp_path: Path, sprite_dir: Path, tiny_config: RunConfig
 ) -> None:
     run_dir = tmp_path / "run"
-    train(tiny_config, sprite_dir, run_dir, stop_after=3, progress=lambda _: None)  # checkpoint at step 2
+    train(tiny_config, sprite_dir, run_dir, stop_after=3, on_event=lambda _: None)  # checkpoint at step 2
     assert not (run_dir / "model.safetensors").exists()
     with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as metrics:
         metrics.write('{"triplet": 0.1, "memory_hit')  # what a kill in the middle of a write leaves

@@ -40,7 +40,7 @@ def model_file(tmp_path_factory: pytest.TempPathFactory, sprite_writer, tiny_set
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
         config = RunConfig().override([*tiny_settings, "train.steps=12"])
-        train(config, root / "data", root / "run", progress=lambda _: None)
+        train(config, root / "data", root / "run", on_event=lambda _: None)
     return root / "run" / "model.safetensors"
 
 

@@ -54,7 +54,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, sprite_writer, tiny_setting
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
         config = RunConfig().override([*tiny_settings, "train.steps=12"])
-        train(config, root / "data", root / "run", progress=lambda _: None)
+        train(config, root / "data", root / "run", on_event=lambda _: None)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -21,6 +21,7 @@ from memopainter.evaluation.report import ReportImages, require_matplotlib, writ
 from memopainter.files import write_json
 from memopainter.inference import Colorizer
 from memopainter.networks.backbones import fetch_weights, find_weights, get_spec
+from memopainter.training.events import TextProgress
 from memopainter.training.loop import train
 
 SHOTS = 3  # three training frames per class: every Kenney class has at least four
@@ -67,7 +68,7 @@ def run_demo(
         if run.exists():
             shutil.rmtree(run)  # an interrupted or differently configured demo run: start over
         say(f"training on {split / 'train'} ({config.train.steps} steps; progress below)")
-        train(config, split / "train", run, progress=say)
+        train(config, split / "train", run, on_event=TextProgress(say))
 
     say(f"colorizing and evaluating the held-out frames in {split / 'test'} with top-{TOP_K} alternatives")
     colorizer = Colorizer.from_pretrained(run)

@@ -13,6 +13,7 @@ from memopainter.core.checkpoint import CheckpointError
 from memopainter.data.images import ImageLoadError
 from memopainter.networks.backbones import WeightsError
 from memopainter.training import distributed
+from memopainter.training.events import TextProgress
 from memopainter.training.loop import train
 
 
@@ -106,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     group = None
     try:
         group = distributed.from_env(config.train.device)
-        final = train(config, args.data_dir, args.out, resume=args.resume, progress=_stderr, group=group)
+        report = TextProgress(_stderr)
+        final = train(config, args.data_dir, args.out, resume=args.resume, on_event=report, group=group)
     except (ValueError, RuntimeError, WeightsError, CheckpointError, ImageLoadError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

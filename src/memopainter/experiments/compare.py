@@ -326,8 +326,36 @@ def comparison_markdown(result: ComparisonResult, command: str) -> str:
         "",
         f"Split: `{result.split}` ({first.summary()['images']} test images). Command: `{command}`",
         "",
-        f"| method | delta_e2000 | best of {shared.top_k} | true feature | PSNR (dB) | SSIM | colorfulness "
-        "| retrieval top-1 | train (s) |",
+        *_averages_table(result),
+        "",
+        f"Ground-truth colorfulness: {_num(first.average('colorfulness_gt'), 1)}. delta_e2000 is the mean "
+        "CIEDE2000 over opaque pixels at full resolution (lower is better); best of "
+        f"{shared.top_k} takes, per image, the best of the colorings from the top-{shared.top_k} memory "
+        "slots; true feature conditions every test image on its own color feature instead of a memory "
+        "slot, what a perfect retrieval would give (memory methods only).",
+        "",
+        f"Per-image delta_e2000 minus the no-memory ablation's ({METHODS[BASELINE].label}), mean and 95% "
+        "t-interval over the test images (negative: better than the ablation):",
+        "",
+        *_paired_table(result),
+        "",
+        f"Every method: {shared.steps} steps of batch {shared.batch_size} at {shared.image_size}x"
+        f"{shared.image_size}, seed {shared.seed}, on {shared.device}; the same loop, optimizers and "
+        "augmentation. Methods:",
+        "",
+        *[f"- {METHODS[m.name].label}: {METHODS[m.name].description}." for m in result.methods],
+        "",
+        PRETRAINING_NOTE,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _averages_table(result: ComparisonResult) -> list[str]:
+    """Markdown rows of every method's averages."""
+    lines = [
+        f"| method | delta_e2000 | best of {result.shared.top_k} | true feature | PSNR (dB) | SSIM | "
+        "colorfulness | retrieval top-1 | train (s) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in result.methods:
@@ -345,21 +373,12 @@ def comparison_markdown(result: ComparisonResult, command: str) -> str:
             "–" if s["train_seconds"] is None else f"{s['train_seconds']:.0f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    truth = first.average("colorfulness_gt")
-    lines += [
-        "",
-        f"Ground-truth colorfulness: {_num(truth, 1)}. delta_e2000 is the mean CIEDE2000 over opaque pixels "
-        f"at full resolution (lower is better); best of {shared.top_k} takes, per image, the best of the "
-        f"colorings from the top-{shared.top_k} memory slots; true feature conditions every test image on "
-        "its own color feature instead of a memory slot, what a perfect retrieval would give (memory "
-        "methods only).",
-        "",
-        f"Per-image delta_e2000 minus the no-memory ablation's ({METHODS[BASELINE].label}), mean and 95% "
-        "t-interval over the test images (negative: better than the ablation):",
-        "",
-        "| method | mean difference | 95% interval | images better |",
-        "|---|---|---|---|",
-    ]
+    return lines
+
+
+def _paired_table(result: ComparisonResult) -> list[str]:
+    """Markdown rows of each method's paired difference to the no-memory ablation."""
+    lines = ["| method | mean difference | 95% interval | images better |", "|---|---|---|---|"]
     for m in result.methods:
         paired = result.paired(m.name)
         if paired is None:
@@ -369,16 +388,7 @@ def comparison_markdown(result: ComparisonResult, command: str) -> str:
             f"| {METHODS[m.name].label} | {paired['mean']:+.2f} | {interval} | "
             f"{100 * paired['share_better']:.0f}% |"
         )
-    lines += [
-        "",
-        f"Every method: {shared.steps} steps of batch {shared.batch_size} at {shared.image_size}x"
-        f"{shared.image_size}, seed {shared.seed}, on {shared.device}; the same loop, optimizers and "
-        "augmentation. Methods:",
-        "",
-    ]
-    lines += [f"- {METHODS[m.name].label}: {METHODS[m.name].description}." for m in result.methods]
-    lines += ["", PRETRAINING_NOTE, ""]
-    return "\n".join(lines)
+    return lines
 
 
 def comparison_grid(result: ComparisonResult) -> Image.Image:

@@ -9,7 +9,6 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
@@ -50,7 +49,6 @@ def train(
     stop_after: int | None = None,
     on_event: EventHandler | None = None,
     group: Group | None = None,
-    progress: Callable[[str], None] | None = None,
 ) -> Path:
     """Train on the color images under `data_dir`, writing logs, samples and checkpoints into `run_dir`.
 
@@ -58,10 +56,10 @@ def train(
     `stop_after` ends the process's work after that many steps (tests use it to simulate an interruption).
     With `group` (training.distributed.from_env) this process is one rank of a DistributedDataParallel run:
     train.batch_size images per rank; rank 0 alone writes and reports. Reports go to `on_event` as
-    TrainEvents, and as text lines to `progress` (to the log when neither is given).
+    TrainEvents (to the log as text when it is None; `events.TextProgress(say)` prints them).
     """
     run_dir, writes = Path(run_dir), group is None or group.is_main
-    emit = _reporter(on_event, progress) if writes else _ignore
+    emit = (on_event or TextProgress(log.info)) if writes else _ignore
     device = _device(config, group)
     data, backbone = _training_data(config, data_dir, cache, device, group, emit)
     model = _fresh_model(config, data, data_dir, backbone, device)
@@ -203,19 +201,6 @@ def restore(path: Path, model: MemoPainter, optimizers: Optimizers, config: RunC
     rng_from_tensors(tensors, meta["rng"])
     model.step = int(meta["step"])
     return model.step
-
-
-def _reporter(on_event: EventHandler | None, progress: Callable[[str], None] | None) -> EventHandler:
-    """Events to `on_event`, and as text to `progress`, or to the log when neither is given."""
-    handlers = [] if on_event is None else [on_event]
-    if progress is not None or on_event is None:
-        handlers.append(TextProgress(progress or log.info))
-
-    def emit(event: TrainEvent) -> None:
-        for handle in handlers:
-            handle(event)
-
-    return emit
 
 
 def _ignore(event: TrainEvent) -> None:
