@@ -13,7 +13,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from memopainter.cli.common import EXIT_FAILED, EXIT_USAGE, load_checked_model, positive_int, print_error
+from memopainter.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    add_model_options,
+    load_checked_model,
+    positive_int,
+    print_error,
+)
 from memopainter.data.images import IMAGE_EXTENSIONS, ImageLoadError, list_images, save_png
 from memopainter.inference import Colorizer, Failed, parse_palette
 from memopainter.inference.colorizer import IMAGE_ERRORS
@@ -83,10 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="B",
         help="images per network batch (default 8)",
     )
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the networks run")
-    parser.add_argument(
-        "--weights", type=Path, metavar="FILE", help="the backbone's weights file, if not found"
-    )
+    add_model_options(parser)
     parser.set_defaults(run=run)
 
 

@@ -21,6 +21,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--device and --weights, shared by the commands that run a trained model."""
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the networks run")
+    parser.add_argument(
+        "--weights", type=Path, metavar="FILE", help="the backbone's weights file, if not found"
+    )
+
+
 def print_error(message: str) -> None:
     """Print a one-line error on stderr."""
     print(f"error: {message}", file=sys.stderr)

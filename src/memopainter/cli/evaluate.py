@@ -9,7 +9,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from memopainter.cli.common import EXIT_FAILED, EXIT_USAGE, load_checked_model, positive_int, print_error
+from memopainter.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    add_model_options,
+    load_checked_model,
+    positive_int,
+    print_error,
+)
 from memopainter.evaluation.evaluate import PSNR_CAP, Failure, evaluate, list_test_images
 from memopainter.evaluation.report import (
     ReportImages,
@@ -52,12 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--top-k", type=positive_int, default=1, metavar="K", help="also score the 2nd..Kth slots' colorings"
     )
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the networks run")
+    add_model_options(parser)
     parser.add_argument("--lpips-alexnet", type=Path, metavar="FILE", help="torchvision's AlexNet weights")
     parser.add_argument("--lpips-heads", type=Path, metavar="FILE", help="LPIPS v0.1 alex linear heads")
-    parser.add_argument(
-        "--weights", type=Path, metavar="FILE", help="the backbone's weights file, if not found"
-    )
     parser.add_argument(
         "--batch-size",
         type=positive_int,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from memopainter.cli.common import print_error
+from memopainter.cli.common import add_model_options, print_error
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.data.images import ImageLoadError, load_image
 from memopainter.inference import Colorizer
@@ -34,10 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--out", type=Path, required=True, metavar="NEW_MODEL", help="checkpoint file to write (.safetensors)"
     )
     parser.add_argument("--class", dest="class_name", metavar="NAME", help="the references' class")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the networks run")
-    parser.add_argument(
-        "--weights", type=Path, metavar="FILE", help="the backbone's weights file, if not found"
-    )
+    add_model_options(parser)
     parser.set_defaults(run=run)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from memopainter.cli.common import positive_int, print_error
+from memopainter.cli.common import add_model_options, positive_int, print_error
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.networks.backbones import WeightsError
 
@@ -43,10 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="largest image accepted, in pixels (default 16000000)",
     )
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the networks run")
-    parser.add_argument(
-        "--weights", type=Path, metavar="FILE", help="the backbone's weights file, if not found"
-    )
+    add_model_options(parser)
     parser.set_defaults(run=run)
 
 
