@@ -188,15 +188,37 @@ def load_memopainter(path: str | Path, device: str | torch.device = "cpu") -> Me
     if meta.get("kind") != KIND:
         raise CheckpointError(f"{path}: not a MemoPainter model checkpoint (kind {meta.get('kind')!r})")
     try:
+        _check_memory_tensors(meta, tensors)
         model = _from_meta(meta, str(path))
     except (KeyError, TypeError, ValueError) as error:  # ConfigError is a ValueError
         raise CheckpointError(f"{path}: inconsistent model description ({error})") from error
+    bad = next((key for key, tensor in tensors.items() if not _finite(tensor)), None)
+    if bad is not None:
+        problem = "holds NaN or infinite values (a damaged file, or a run that diverged)"
+        raise CheckpointError(f"{path}: tensor {bad} {problem}")
     try:
         for prefix, module in model.modules().items():
             module_from_tensors(module, tensors, prefix)
     except ValueError as error:
         raise CheckpointError(f"{path}: {error}") from error
     return model.to(device)
+
+
+def _check_memory_tensors(meta: dict, tensors: dict[str, torch.Tensor]) -> None:
+    """The recorded memory size must be that of the keys stored in the file, before anything is allocated:
+    the file's own size then bounds what loading it allocates."""
+    memory = meta.get("memory")
+    if memory is None:
+        return
+    keys = tensors.get("memory.keys")
+    shape = (memory.get("size"), memory.get("key_dim"))
+    if keys is None or tuple(keys.shape) != shape:
+        found = None if keys is None else tuple(keys.shape)
+        raise ValueError(f"its memory is described as {shape} slots x key width, the file holds keys {found}")
+
+
+def _finite(tensor: torch.Tensor) -> bool:
+    return not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())
 
 
 def _from_meta(meta: dict, source: str) -> MemoPainter:
@@ -214,7 +236,7 @@ def _from_meta(meta: dict, source: str) -> MemoPainter:
     if has_memory:
         feature_dim = get_spec(config.memory.backbone).feature_dim
         _described(meta, "query_head", {"feature_dim": feature_dim, "key_dim": config.memory.key_dim})
-        _check_memory(meta["memory"], config, len(meta.get("source_paths", [])))
+        _check_memory(meta["memory"], config)
     return MemoPainter(
         config,
         Generator(**generator),
@@ -230,11 +252,9 @@ def _from_meta(meta: dict, source: str) -> MemoPainter:
     )
 
 
-def _check_memory(memory: dict, config: RunConfig, num_images: int) -> None:
-    """Refuse a recorded memory larger than its config allows, or of another key width or feature."""
-    largest = config.memory.size or default_memory_size(max(num_images, 1))
-    agrees = memory.get("key_dim") == config.memory.key_dim and memory.get("feature") == config.data.feature
-    if not agrees or not isinstance(memory.get("size"), int) or not 1 <= memory["size"] <= largest:
+def _check_memory(memory: dict, config: RunConfig) -> None:
+    """Refuse a recorded memory of another key width or color feature than its config."""
+    if memory.get("key_dim") != config.memory.key_dim or memory.get("feature") != config.data.feature:
         raise ValueError(f"its memory description {memory} does not match its config")
 
 
