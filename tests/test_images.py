@@ -19,6 +19,7 @@ from PIL import Image
 from memopainter.data.images import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
+    AnimatedImageWarning,
     ImageLoadError,
     composite_on_white,
     list_images,
@@ -219,7 +220,8 @@ def test_bmp_round_trips_exactly(tmp_path: Path) -> None:
 def test_animated_gif_gives_its_first_frame(tmp_path: Path) -> None:
     red, blue = Image.new("RGB", (4, 4), (255, 0, 0)), Image.new("RGB", (4, 4), (0, 0, 255))
     red.save(tmp_path / "x.gif", save_all=True, append_images=[blue], duration=100)
-    rgb, _ = load_image(tmp_path / "x.gif")
+    with pytest.warns(AnimatedImageWarning):
+        rgb, _ = load_image(tmp_path / "x.gif")
     assert torch.equal(rgb, torch.tensor([1.0, 0.0, 0.0]).reshape(3, 1, 1).expand(3, 4, 4))
 
 

@@ -28,6 +28,9 @@ from memopainter.files import atomic_write
 # memory a decompression bomb would ask for. Pillow's own hard limit (2 * Image.MAX_IMAGE_PIXELS, about
 # 179 M by default) still applies above it.
 DEFAULT_MAX_PIXELS = 100_000_000
+# Longer side over shorter side. The networks see a padded square, so a 20000 x 1 strip is 20000 padded
+# rows of nothing; sprite strips and webtoon pages stay far below this.
+MAX_ASPECT = 100
 # zlib level 1: about 3x faster than Pillow's default 6 on colorized photos, for files about 20% larger.
 PNG_COMPRESS_LEVEL = 1
 
@@ -54,6 +57,10 @@ _DECODE_ERRORS = (
     struct.error,
     zlib.error,
 )
+
+
+class AnimatedImageWarning(UserWarning):
+    """An animated image was read as its first frame only."""
 
 
 class ImageLoadError(ValueError):
@@ -96,6 +103,7 @@ def load_image(
                 img.load()
                 # GIF frames may extend past the logical screen declared in the header.
                 _check_pixels(path, img.size, max_pixels)
+                _warn_if_animated(path, img)
                 img = ImageOps.exif_transpose(img)
     except ImageLoadError:
         raise
@@ -122,6 +130,23 @@ def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:
         raise ImageLoadError(
             path, f"too many pixels ({width}x{height} = {width * height} > max_pixels {max_pixels})"
         )
+    problem = aspect_problem(height, width)
+    if problem is not None:
+        raise ImageLoadError(path, problem)
+
+
+def aspect_problem(height: int, width: int) -> str | None:
+    """Why an image of this shape is refused (its sides too unequal), or None."""
+    if max(height, width) > MAX_ASPECT * max(min(height, width), 1):
+        return f"{width}x{height} is longer than {MAX_ASPECT} times its width; cut it into parts first"
+    return None
+
+
+def _warn_if_animated(path: Path, img: Image.Image) -> None:
+    frames = getattr(img, "n_frames", 1)
+    if frames > 1:
+        message = f"{path}: animated ({frames} frames); only its first frame is read"
+        warnings.warn(message, AnimatedImageWarning, stacklevel=3)
 
 
 def pil_to_tensors(

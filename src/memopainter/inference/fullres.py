@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from memopainter.color import lab_to_rgb, rgb_to_lab
 from memopainter.color.lab import linear_to_srgb, srgb_to_linear
-from memopainter.data.preprocess import L_SCALE
+from memopainter.data.images import aspect_problem
+from memopainter.data.preprocess import L_SCALE, shrink_padded, unpremultiply
 
 # Pixels per row chunk of full-size work: about 12 MB per 3-channel float32 temporary. Small chunks would
 # multiply the number of torch calls, each of which can wait milliseconds for its threads on a busy machine.
@@ -59,12 +59,13 @@ def prepare_image(
         expected, got = tuple(rgb.shape[1:]), tuple(alpha.shape)
         raise ValueError(f"alpha must be shaped {expected} to match rgb, got {got}")
     _, h, w = rgb.shape
-    side = max(h, w)
-    top, left = (side - h) // 2, (side - w) // 2
+    problem = aspect_problem(h, w)
+    if problem is not None:
+        raise ValueError(f"image of {problem}")
     lightness = torch.empty(h, w, dtype=torch.float32)
-    # fit_square's padded image for a gray input, premultiplied: channel 0 gray x alpha, channel 1 alpha;
-    # the padding is transparent. One gray channel instead of three keeps big inputs affordable.
-    square = torch.zeros(2, side, side, dtype=torch.float32)
+    # The image as fit_square premultiplies it, gray only: channel 0 gray x alpha, channel 1 alpha. One gray
+    # channel instead of three keeps big inputs affordable; shrink_padded adds the transparent padding.
+    content = torch.empty(2, h, w, dtype=torch.float32)
     for r0, r1 in _row_chunks(h, w):
         # Only the luminance is needed: one channel through the curves instead of a full Lab round trip.
         linear = srgb_to_linear(rgb[:, r0:r1].to(torch.float32))  # (3, r, W)
@@ -72,14 +73,14 @@ def prepare_image(
         lightness[r0:r1] = _lightness(luminance)
         gray = linear_to_srgb(luminance).clamp_(0.0, 1.0)  # the neutral gray of that lightness
         a = alpha[r0:r1].to(torch.float32) if alpha is not None else None
-        square[0, top + r0 : top + r1, left : left + w] = gray if a is None else gray * a
-        square[1, top + r0 : top + r1, left : left + w] = 1.0 if a is None else a
-    net_white = _on_white(square, net_size)  # (S, S)
+        content[0, r0:r1] = gray if a is None else gray * a
+        content[1, r0:r1] = 1.0 if a is None else a
+    net_white = _on_white(content, net_size)  # (S, S)
     net_gray = rgb_to_lab(net_white.expand(3, -1, -1))[:1] / L_SCALE  # (1, S, S)
     backbone_rgb = None
     if backbone_size is not None:
         # Already a neutral gray: the rgb_to_gray that backbone_input applies would move it by < 1e-4.
-        backbone_rgb = _on_white(square, backbone_size).expand(3, -1, -1)
+        backbone_rgb = _on_white(content, backbone_size).expand(3, -1, -1)
     alpha_u8 = None
     if alpha is not None:
         alpha_u8 = alpha.to(torch.float32).clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8).numpy()
@@ -148,16 +149,11 @@ def region_weights(length: int, offset: int, side: int, size: int) -> torch.Tens
     return weights
 
 
-def _on_white(square: torch.Tensor, size: int) -> torch.Tensor:
-    """The premultiplied (2, side, side) square resized to (size, size) and composited on white."""
-    if square.shape[-1] != size:
-        # antialias: big inputs shrink many times over, and plain bilinear would alias their line art.
-        square = F.interpolate(square[None], size=(size, size), mode="bilinear", antialias=True)[0]
-    gray, alpha = square.clamp(0.0, 1.0).unbind(0)
-    visible = alpha > 0
-    # Un-premultiply and clamp as resize_rgba does, then composite, so the result matches fit_square's.
-    gray = torch.where(visible, gray / torch.where(visible, alpha, 1.0), 1.0).clamp(0.0, 1.0)
-    return gray * alpha + (1.0 - alpha)  # (size, size)
+def _on_white(content: torch.Tensor, size: int) -> torch.Tensor:
+    """Premultiplied (2, H, W) gray and alpha, padded to a square and resized to (size, size) as fit_square
+    does, then composited on white."""
+    gray, alpha = shrink_padded(content, size).clamp(0.0, 1.0).unbind(0)
+    return unpremultiply(gray, alpha) * alpha + (1.0 - alpha)  # (size, size)
 
 
 def _lightness(luminance: torch.Tensor) -> torch.Tensor:
