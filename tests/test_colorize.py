@@ -498,3 +498,48 @@ def test_batch_size_does_not_change_the_results(colorizer, tmp_path: Path) -> No
 def _colorize_all(colorizer, images, **options):
     """Every image's colorings through the batch path, in input order."""
     return [result.images for result in colorizer.colorize_each(images, **options)]
+
+
+# --- what a careless user or a full disk does ---------------------------------------------------------------
+
+
+def test_a_symlink_loop_is_named_as_one_not_as_a_missing_file(run_dir: Path, tmp_path: Path, capsys) -> None:
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(loop)
+    assert cli(run_dir, loop, "-o", tmp_path / "out") == 1
+    assert "loop.png: a broken symbolic link or a loop" in capsys.readouterr().err
+
+
+def test_an_unwritable_out_dir_is_refused_before_the_model_loads(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo(8, 8).save(tmp_path / "frame.png")
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(colorize_cli.tempfile, "TemporaryFile", read_only)
+    # No model exists at all: the refusal must come first, before any loading.
+    assert cli(tmp_path / "no-model", tmp_path / "frame.png", "-o", tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: -o {tmp_path / 'out'}: cannot write in {tmp_path} (Read-only file system)"
+
+
+def test_a_full_disk_leaves_no_partial_top_k_set(
+    run_dir: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    photo(12, 9).save(tmp_path / "frame.png")
+    calls = []
+    real_save = Image.Image.save
+
+    def disk_fills_on_the_second_file(self: Image.Image, fp, *args: object, **kwargs: object) -> None:
+        calls.append(fp)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", disk_fills_on_the_second_file)
+    out = tmp_path / "out"
+    assert cli(run_dir, tmp_path / "frame.png", "-o", out, "--top-k", 2) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    assert list(out.rglob("*")) == []  # neither frame.png nor frame.k2.png, and no temp file

@@ -583,3 +583,10 @@ def test_composite_on_white_refuses_mismatched_alpha() -> None:
         composite_on_white(torch.zeros(2, 3, 4, 4), torch.zeros(4, 4))
     with pytest.raises(ValueError, match="rgb must be shaped"):
         composite_on_white(torch.zeros(4, 4, 4), torch.zeros(4, 4))
+
+
+def test_a_symlink_loop_is_reported_as_one(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.png"
+    loop.symlink_to(loop)
+    with pytest.raises(ImageLoadError, match=r"loop\.png: a broken symbolic link or a symbolic link loop"):
+        load_image(loop)

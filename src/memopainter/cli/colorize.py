@@ -6,6 +6,7 @@ import argparse
 import glob
 import re
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ from memopainter.cli.common import (
     positive_int,
     print_error,
 )
-from memopainter.data.images import IMAGE_EXTENSIONS, ImageLoadError, list_images, save_png
+from memopainter.data.images import IMAGE_EXTENSIONS, ImageLoadError, list_images, save_pngs
 from memopainter.inference import Colorizer, Failed, parse_palette
 from memopainter.inference.colorizer import IMAGE_ERRORS
 
@@ -156,7 +157,10 @@ def collect_jobs(inputs: list[str], recursive: bool) -> tuple[list[Job], list[Ro
             if not found:
                 problems.append(f"{text}: the pattern matches no image files")
         else:
-            problems.append(f"{text}: no such file or folder")
+            broken = path.is_symlink()  # exists() is false for a dangling link and for a loop
+            problems.append(
+                f"{text}: " + ("a broken symbolic link or a loop" if broken else "no such file or folder")
+            )
             continue
         for job in found:
             jobs.setdefault(job.source.resolve(), job)
@@ -197,6 +201,19 @@ def check_outputs(
         shown = ", ".join(str(p) for p in existing[:_SHOWN])
         more = f" and {len(existing) - _SHOWN} more" if len(existing) > _SHOWN else ""
         return f"{len(existing)} outputs exist already ({shown}{more}); pass --overwrite or --skip-existing"
+    return _unwritable(out_dir)
+
+
+def _unwritable(out_dir: Path) -> str | None:
+    """Why nothing can be written under OUT_DIR (tried, not guessed from permission bits), or None."""
+    folder = out_dir.resolve()
+    while not folder.exists():
+        folder = folder.parent
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return f"-o {out_dir}: cannot write in {folder} ({error.strerror or error})"
     return None
 
 
@@ -227,8 +244,7 @@ def colorize_jobs(
             try:
                 if isinstance(result, Failed):
                     raise result.error
-                for path, image in zip(job.outputs(out_dir, top_k), result.images, strict=True):
-                    save_png(path, image)
+                save_pngs(job.outputs(out_dir, top_k), result.images)  # all of an image's set, or none
                 done += 1
             except IMAGE_ERRORS as error:
                 say(_one_line(job.source, error))

@@ -16,6 +16,8 @@ import os
 import struct
 import warnings
 import zlib
+from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +86,8 @@ def load_image(
         raise ValueError(f"max_pixels must be at least 1, got {max_pixels}")
     path = Path(path)
     if not path.exists():
-        raise ImageLoadError(path, "no such file")
+        broken = "a broken symbolic link or a symbolic link loop"
+        raise ImageLoadError(path, broken if path.is_symlink() else "no such file")
     if path.is_dir():
         raise ImageLoadError(path, "is a directory, not an image file")
     try:
@@ -238,13 +241,23 @@ def save_image(path: str | os.PathLike[str], rgb: torch.Tensor, alpha: torch.Ten
 
 def save_png(path: str | os.PathLike[str], image: Image.Image) -> None:
     """Write a PIL image as PNG, atomically, creating parent folders."""
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"{path}: PNG only, the file name must end in .png")
-    if path.is_dir():
-        raise ValueError(f"{path}: is a directory")
-    with atomic_write(path) as temp, open(temp, "wb") as file:
-        image.save(file, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    save_pngs([path], [image])
+
+
+def save_pngs(paths: Sequence[str | os.PathLike[str]], images: Sequence[Image.Image]) -> None:
+    """Write images as PNGs as one unit: every file is encoded to its temp file first, and only when all
+    are written are they renamed into place, so a full disk leaves none of them rather than some."""
+    paths = [Path(path) for path in paths]
+    for path in paths:
+        if path.suffix.lower() != ".png":
+            raise ValueError(f"{path}: PNG only, the file name must end in .png")
+        if path.is_dir():
+            raise ValueError(f"{path}: is a directory")
+    with ExitStack() as stack:
+        for path, image in zip(paths, images, strict=True):
+            temp = stack.enter_context(atomic_write(path))
+            with open(temp, "wb") as file:
+                image.save(file, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
 
 
 def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Path]:
