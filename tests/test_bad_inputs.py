@@ -1,0 +1,125 @@
+"""Every image-taking command against the bad-input corpus: per file the exit status and one line naming the
+file; inputs unchanged; nothing half-written or temporary left in the output folders."""
+
+from __future__ import annotations
+
+import hashlib
+import warnings
+from pathlib import Path
+
+import pytest
+from bad_inputs import Case, write_corpus
+
+from memopainter.cli.main import main
+from memopainter.config import RunConfig
+from memopainter.training.loop import train
+
+pytestmark = pytest.mark.usefixtures("cache_dir")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Case]]:
+    folder = tmp_path_factory.mktemp("corpus")
+    return folder, write_corpus(folder)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory, sprite_writer, tiny_settings) -> Path:
+    root = tmp_path_factory.mktemp("model")
+    sprite_writer(root / "data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
+        train(RunConfig().override(list(tiny_settings)), root / "data", root / "run", on_event=lambda _: None)
+    return root / "run"
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Hidden temp files and folders that an atomic write left behind."""
+    return [p for p in folder.rglob(".*") if p.name.endswith((".tmp", ".partial"))]
+
+
+def run(argv: list[object], capsys) -> tuple[int, list[str]]:
+    with warnings.catch_warnings():
+        status = main([str(a) for a in argv])
+    return status, capsys.readouterr().err.strip().splitlines()
+
+
+def check_failure(case: Case, folder: Path, lines: list[str]) -> None:
+    """The error is one line that names the file and says what is wrong with it."""
+    named = [line for line in lines if str(folder / case.name) in line or case.name in line]
+    assert named, lines
+    assert all(line.startswith(("error:", "warning:")) for line in named)
+    assert any(case.problem in line for line in named), named
+
+
+@pytest.fixture
+def each_case(corpus, request) -> tuple[Path, Case]:
+    folder, cases = corpus
+    return folder, next(c for c in cases if c.name == request.param)
+
+
+NAMES = [
+    "zero-bytes.png", "text.png", "truncated.png", "bomb.png", "strip.png",
+    "sixteen-bit.png", "palette.png", "rgba.png", "cmyk.jpg", "animated.gif", "tiny.png", "tall.png",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("each_case", NAMES, indirect=True)
+def test_colorize(model: Path, each_case, tmp_path: Path, capsys) -> None:
+    folder, case = each_case
+    before = digests(folder)
+    status, lines = run(["colorize", model, folder / case.name, "-o", tmp_path / "out", "--top-k", 2], capsys)
+    assert digests(folder) == before
+    if case.readable:
+        assert status == 0, lines
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+            [Path(case.name).stem + ".png", Path(case.name).stem + ".k2.png"]
+        )
+    else:
+        assert status == 1
+        check_failure(case, folder, lines)
+        assert not any((tmp_path / "out").rglob("*.png"))
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("each_case", NAMES, indirect=True)
+def test_evaluate(model: Path, each_case, tmp_path: Path, capsys) -> None:
+    folder, case = each_case
+    test_dir = tmp_path / "test"
+    test_dir.mkdir()
+    (test_dir / case.name).write_bytes((folder / case.name).read_bytes())
+    status, lines = run(["evaluate", model, test_dir, "--json", tmp_path / "eval.json"], capsys)
+    if case.readable:
+        assert status == 0, lines
+    else:
+        assert status == 1
+        assert any(case.problem in line for line in lines), lines
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("each_case", NAMES, indirect=True)
+def test_remember(model: Path, each_case, tmp_path: Path, capsys) -> None:
+    folder, case = each_case
+    out = tmp_path / "taught.safetensors"
+    status, lines = run(["remember", model, folder / case.name, "--out", out], capsys)
+    if case.readable:
+        assert status == 0, lines
+        assert out.is_file()
+    else:
+        assert status == 1
+        check_failure(case, folder, lines)
+        assert not out.exists()
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("each_case", NAMES, indirect=True)
+def test_features(each_case, capsys) -> None:
+    folder, case = each_case
+    status, lines = run(["features", folder / case.name], capsys)
+    assert status == (0 if case.readable else 1)
+    if not case.readable:
+        check_failure(case, folder, lines)
