@@ -6,8 +6,10 @@ import gzip
 import hashlib
 import json
 import shutil
+import struct
 import subprocess
 import zipfile
+import zlib
 from io import BytesIO
 from pathlib import Path, PurePosixPath
 
@@ -41,6 +43,23 @@ def _png(path: Path, rgba: np.ndarray | None = None, color: tuple[int, int, int]
         rgba[..., 3] = 255
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgba, mode="RGBA").save(path)
+    return path
+
+
+def _png_header_only(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header claims width x height pixels, with almost no data: a decompression bomb's shape."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -448,7 +467,7 @@ def test_folder_keeps_classes_resaves_png_and_lists_unreadable_files(
     (src / "dogs" / "notes.txt").write_text("not an image")
 
     dest = tmp_path / "dest"
-    assert _cli(["data", "folder", str(src), str(dest)]) == 0
+    assert _cli(["data", "folder", str(src), str(dest), "--skip-bad"]) == 0
     err = capsys.readouterr().err
     assert "dogs/broken.png" in err and len(err.strip().splitlines()) == 1
     assert _files(dest) == ["cats/ginger.png", "cats/tabby.png", "dataset.json", "dogs/puppies__pug.png"]
@@ -460,6 +479,23 @@ def test_folder_keeps_classes_resaves_png_and_lists_unreadable_files(
     assert body["classes"] == {"cats": 2, "dogs": 1}
     assert body["layout"] == "classes"
     assert [entry["path"] for entry in body["unreadable"]] == ["dogs/broken.png"]
+
+
+def test_folder_exits_1_after_leaving_out_unreadable_images_unless_skip_bad(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "src"
+    _png(src / "cats" / "tabby.png")
+    (src / "cats" / "empty.png").write_bytes(b"")
+    assert _cli(["data", "folder", str(src), str(tmp_path / "dest")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("folder: wrote 1 images in 1 classes to ")  # written all the same
+    assert captured.err.splitlines() == [
+        "skipped unreadable cats/empty.png: empty file (0 bytes)",
+        "memopainter data folder: error: 1 unreadable image left out (listed above); pass --skip-bad to "
+        "accept that with exit status 0",
+    ]
+    assert _files(tmp_path / "dest") == ["cats/tabby.png", "dataset.json"]
 
 
 def test_a_flat_folder_is_written_flat_without_classes(tmp_path: Path) -> None:
@@ -564,6 +600,52 @@ def test_split_refuses_a_class_with_fewer_than_k_plus_one_images_naming_it(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "class 'gray' has 2 images, fewer than --shots 2 + 1" in err
+    assert not (tmp_path / "split").exists()
+
+
+def _bad_files(folder: Path) -> list[str]:
+    """A decompression bomb, a text file named .png and a zero-byte .png in `folder`; their names."""
+    _png_header_only(folder / "bomb.png", 12_000, 12_000)
+    (folder / "notes.png").write_text("not an image at all")
+    (folder / "zero.png").write_bytes(b"")
+    return ["bomb.png", "notes.png", "zero.png"]
+
+
+def test_split_leaves_out_files_that_are_no_readable_image_and_lists_them(
+    classes_dir: Path, tmp_path: Path
+) -> None:
+    bad = _bad_files(classes_dir / "red")
+    body = build_split(classes_dir, tmp_path / "split", shots=2, seed=0)
+    assert [entry["path"] for entry in body["unreadable"]] == [f"red/{name}" for name in bad]
+    assert body["unreadable"][0]["problem"].startswith("too many pixels (12000x12000")
+    assert body["unreadable"][2]["problem"] == "empty file (0 bytes)"
+    copied = {path.rsplit("/", 1)[-1] for path in _files(tmp_path / "split")}
+    assert not copied & set(bad)
+    assert len(body["train"]["red"]) + len(body["test"]["red"]) == 8  # every readable image, none else
+    assert _manifest(tmp_path / "split")["unreadable"] == body["unreadable"]
+
+
+def test_split_exits_1_naming_each_unreadable_file_unless_skip_bad(
+    classes_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = _bad_files(classes_dir / "green")
+    argv = ["data", "split", str(classes_dir), str(tmp_path / "strict"), "--shots", "1"]
+    assert _cli(argv) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in err[:3]] == [f"skipped unreadable green/{name}" for name in bad]
+    assert err[3].startswith("memopainter data split: error: 3 unreadable images left out (listed above)")
+    assert (tmp_path / "strict" / "dataset.json").is_file()
+    assert _cli([*argv[:3], str(tmp_path / "lenient"), *argv[4:], "--skip-bad"]) == 0
+    assert len(capsys.readouterr().err.splitlines()) == 3  # still listed, no error
+
+
+def test_split_says_when_a_class_is_short_because_files_were_left_out(tmp_path: Path) -> None:
+    _png(tmp_path / "src" / "gray" / "a.png")
+    (tmp_path / "src" / "gray" / "b.png").write_bytes(b"")
+    with pytest.raises(
+        BuildError, match=r"has 1 image, fewer .* \(1 unreadable left out, first gray/b\.png\)"
+    ):
+        build_split(tmp_path / "src", tmp_path / "split", shots=1)
     assert not (tmp_path / "split").exists()
 
 

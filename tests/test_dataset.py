@@ -16,7 +16,7 @@ import memopainter.data.dataset as dataset_module
 from memopainter.color.features import color_feature
 from memopainter.data.cache import FeatureCache
 from memopainter.data.dataset import FEATURE_VERSION, load_training_data, scan_images
-from memopainter.data.images import load_image
+from memopainter.data.images import ImageLoadError, load_image
 from memopainter.networks.backbones import load_backbone
 
 pytestmark = pytest.mark.usefixtures("cache_dir")
@@ -189,6 +189,20 @@ def test_unreadable_files_are_skipped_with_a_warning(
     assert len(warned) == 2
     assert any("broken.png" in message for message in warned)
     assert any("empty.png" in message for message in warned)
+
+
+def test_unreadable_files_go_to_on_unreadable_instead_of_the_log(
+    sprite_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (sprite_dir / "knight" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (sprite_dir / "slime" / "empty.png").write_bytes(b"")
+    reported: list[ImageLoadError] = []
+    with caplog.at_level(logging.WARNING, logger="memopainter.data.dataset"):
+        data = load_training_data(sprite_dir, SIZE, "rgb", on_unreadable=reported.append)
+    assert len(data) == 9
+    assert [Path(error.path).name for error in reported] == ["broken.png", "empty.png"]
+    assert reported[1].problem == "empty file (0 bytes)"
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]  # reported once, by the caller
 
 
 def test_a_folder_without_readable_images_is_an_error(tmp_path: Path) -> None:

@@ -153,6 +153,8 @@ def test_a_step_is_described_on_the_first_every_tenth_and_the_last_step() -> Non
     line = describe(TrainEvent("step", 10, 25, stats=stats))
     assert line == "step 10/25 d=1.23 g_adv=0.5 g_l1=2 triplet=0.25 images_per_s=80"
     assert describe(TrainEvent("warning", text="few images")) == "warning: few images"
+    skipped = TrainEvent("skipped", text="empty file (0 bytes)", path=Path("data/a.png"))
+    assert describe(skipped) == "skipped unreadable data/a.png: empty file (0 bytes)"
     assert describe(TrainEvent("checkpoint", 2, 25, path=Path("c.safetensors"))) is None
 
 

@@ -2,12 +2,15 @@
 
 It colorizes through the library's own inference (same pixels as `colorize`), answers every bad input with
 a 4xx and a one-line JSON message, never uses a client's path, and teaches the memory into a new checkpoint
-file beside the served one unless the user confirms replacing it.
+file beside the served one unless the user confirms replacing it, keeping only the newest taught ones.
+Clients here talk as the page does: at the address served, with the token the page carries (the refusals
+of other sites and addresses are specified in test_web_security.py).
 """
 
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import struct
 import zlib
@@ -21,12 +24,15 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the web extra is not installed")
 pytest.importorskip("multipart", reason="the web extra is not installed")
 
+from conftest import run_cli  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
+from memopainter.cli import serve  # noqa: E402
 from memopainter.config import RunConfig  # noqa: E402
-from memopainter.inference import Colorizer
+from memopainter.inference import Colorizer  # noqa: E402
 from memopainter.training.loop import train  # noqa: E402
-from memopainter.web.app import create_app  # noqa: E402
+from memopainter.web.app import TOKEN_HEADER, create_app  # noqa: E402
+from memopainter.web.session import DEFAULT_KEEP_TAUGHT  # noqa: E402
 from memopainter.web.uploads import Limits, display_name  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("cache_dir", "one_thread")
@@ -44,10 +50,18 @@ def model_file(tmp_path_factory: pytest.TempPathFactory, sprite_writer, tiny_set
     return root / "run" / "model.safetensors"
 
 
+def page_client(app, **options) -> TestClient:
+    """A client talking to `app` as its page does: at the address served, sending the page's token."""
+    client = TestClient(app, base_url="http://127.0.0.1:8000", **options)
+    page = client.get("/").text
+    client.headers[TOKEN_HEADER] = re.search(r'name="memopainter-token" content="([^"]+)"', page)[1]
+    return client
+
+
 @pytest.fixture(scope="module")
 def client(model_file: Path) -> TestClient:
     """A client of the app serving the tiny model read-only (no test here teaches through it)."""
-    return TestClient(create_app(model_file), raise_server_exceptions=False)
+    return page_client(create_app(model_file), raise_server_exceptions=False)
 
 
 @pytest.fixture
@@ -216,7 +230,7 @@ def test_empty_file_is_a_400(client: TestClient) -> None:
 
 
 def test_pixel_and_upload_caps_are_configurable(model_file: Path) -> None:
-    small = TestClient(create_app(model_file, limits=Limits(max_upload_bytes=2000, max_pixels=400)))
+    small = page_client(create_app(model_file, limits=Limits(max_upload_bytes=2000, max_pixels=400)))
     over_pixels = post(small, "/api/colorize", png(Image.new("L", (21, 20))))
     assert over_pixels.status_code == 413
     assert "21x20 = 420 > max_pixels 400" in over_pixels.json()["error"]
@@ -241,7 +255,8 @@ def test_a_server_fault_is_a_json_message_not_a_stack_trace(model_file: Path, mo
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(app.state.session, "colorize", broken)
-    response = post(TestClient(app, raise_server_exceptions=False), "/api/colorize", png(photo(8, 8)))
+    # The fault is answered inside the app: nothing escapes to the server (the client would re-raise it).
+    response = post(page_client(app), "/api/colorize", png(photo(8, 8)))
     assert response.status_code == 500
     assert response.json() == {"error": "the server failed on this request (RuntimeError); see its log"}
 
@@ -259,7 +274,7 @@ def test_concurrent_requests_all_succeed_with_identical_results(client: TestClie
 
 def test_remember_saves_a_new_checkpoint_beside_the_served_one_and_serves_it(own_model: Path) -> None:
     before = own_model.read_bytes()
-    client = TestClient(create_app(own_model))
+    client = page_client(create_app(own_model))
     written = client.get("/api/model").json()["slots_written"]
     response = post(client, "/api/remember", png(photo(24, 32, seed=4)), name="hero.png")
     assert response.status_code == 200
@@ -275,7 +290,7 @@ def test_remember_saves_a_new_checkpoint_beside_the_served_one_and_serves_it(own
 
 
 def test_remember_twice_keeps_every_checkpoint(own_model: Path) -> None:
-    client = TestClient(create_app(own_model))
+    client = page_client(create_app(own_model))
     for seed in (5, 6):
         assert post(client, "/api/remember", png(photo(20, 20, seed=seed))).status_code == 200
     assert len(list(own_model.parent.glob("*.safetensors"))) == 3
@@ -283,7 +298,7 @@ def test_remember_twice_keeps_every_checkpoint(own_model: Path) -> None:
 
 def test_remember_replaces_the_served_file_only_when_confirmed(own_model: Path) -> None:
     before = own_model.read_bytes()
-    client = TestClient(create_app(own_model))
+    client = page_client(create_app(own_model))
     response = post(client, "/api/remember", png(photo(20, 20, seed=7)), name="hero.png", replace="true")
     assert response.status_code == 200
     assert response.json()["checkpoint"] == "model.safetensors"
@@ -293,10 +308,55 @@ def test_remember_replaces_the_served_file_only_when_confirmed(own_model: Path) 
 
 
 def test_failed_remember_writes_nothing_and_keeps_the_served_model(own_model: Path) -> None:
-    client = TestClient(create_app(own_model))
+    client = page_client(create_app(own_model))
     info = client.get("/api/model").json()
     response = post(client, "/api/remember", b"GIF89a but not really", name="x.gif")
     assert response.status_code == 415
     assert response.json()["error"].startswith("x.gif: ")
     assert [p.name for p in own_model.parent.iterdir()] == ["model.safetensors"]
     assert client.get("/api/model").json() == info
+
+
+def test_remember_keeps_only_the_newest_taught_checkpoints(own_model: Path) -> None:
+    folder = own_model.parent
+    # An earlier session's, oldest first: '-10' is newer than '-2' and both than their unnumbered twin.
+    earlier = [f"model.taught-20200101-000000{n}.safetensors" for n in ("", "-2", "-10")]
+    another = "other.taught-20200101-000000.safetensors"  # another model's: not counted, not deleted
+    for name in [*earlier, another]:
+        (folder / name).write_bytes(b"an earlier session's checkpoint")
+    client = page_client(create_app(own_model, keep_taught=2))
+    first = post(client, "/api/remember", png(photo(20, 20, seed=5))).json()
+    assert first["removed"] == earlier[:2]
+    second = post(client, "/api/remember", png(photo(20, 20, seed=6))).json()
+    assert second["removed"] == earlier[2:]
+    left = [
+        "model.safetensors",
+        first["checkpoint"],
+        second["checkpoint"],
+        earlier[0].replace("model", "other"),
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(left)
+    assert client.get("/api/model").json()["checkpoint"] == second["checkpoint"]
+
+
+def test_remember_never_deletes_the_loaded_checkpoint_whatever_its_name(own_model: Path) -> None:
+    loaded = own_model.rename(own_model.with_name("model.taught-20200101-000000.safetensors"))
+    client = page_client(create_app(loaded, keep_taught=1))
+    bodies = [post(client, "/api/remember", png(photo(20, 20, seed=seed))).json() for seed in (5, 6)]
+    assert [body["removed"] for body in bodies] == [[], [bodies[0]["checkpoint"]]]
+    assert sorted(p.name for p in loaded.parent.iterdir()) == [loaded.name, bodies[1]["checkpoint"]]
+    with pytest.raises(ValueError, match="keep_taught must be at least 1"):
+        create_app(loaded, keep_taught=0)
+
+
+def test_serve_passes_its_address_and_checkpoint_limit_to_the_app(model_file: Path, monkeypatch) -> None:
+    import uvicorn
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **_: served.update(app=app, at=(host, port)))
+    assert run_cli(serve, ["serve", str(model_file), "--port", "8123", "--keep-taught", "3"]) == 0
+    assert served["at"] == ("127.0.0.1", 8123)
+    assert served["app"].state.session.keep_taught == 3
+    assert TestClient(served["app"], base_url="http://localhost:8123").get("/").status_code == 200
+    assert TestClient(served["app"], base_url="http://localhost:8000").get("/").status_code == 421
+    assert serve.DEFAULT_KEEP_TAUGHT == DEFAULT_KEEP_TAUGHT

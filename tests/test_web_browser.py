@@ -58,7 +58,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, sprite_writer, tiny_setting
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = create_app(root / "run")
+    app = create_app(root / "run", port=port)  # the page's POSTs carry its token; Host must name this port
     served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=served.run, daemon=True)
     thread.start()

@@ -97,6 +97,36 @@ def remove_leftovers(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def is_leftover(path: str | os.PathLike) -> bool:
+    """Whether `path` is named as the temp file of an `atomic_write` (`.NAME.<hex>.tmp`), not real content."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3
+
+
+def remove(path: str | os.PathLike) -> None:
+    """Delete the file, link or folder tree at `path` if there is one, and the temp files of its saves."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+    remove_leftovers(path)
+
+
+def probe_writable(folder: str | os.PathLike) -> Path:
+    """Create `folder` (and its parents) and write and delete a temp file in it; returns the folder.
+
+    Raises the OSError a later write would meet (read-only, no permission, a file in the way), so a command
+    can refuse before its work rather than after it. The probe is named as a leftover temp file.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".write-probe.{uuid.uuid4().hex[:12]}.tmp"
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    probe.unlink()
+    return folder
+
+
 def _fsync_folder(folder: Path) -> None:
     """Flush a folder's entry list so a just-renamed file survives a crash (not possible on every OS)."""
     try:

@@ -24,8 +24,13 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def _report(action: str, dest: Path, build: Callable[[], Manifest]) -> int:
-    """Run one builder; print its summary, or its error as one line on stderr."""
+def _report(action: str, dest: Path, build: Callable[[], Manifest], skip_bad: bool = True) -> int:
+    """Run one builder; print its summary, or its error as one line on stderr.
+
+    Unreadable images are listed one line each; unless `skip_bad`, they make the exit status 1 (the dataset
+    is still written without them). kenney, wesnoth and emoji keep the default: their sources are pinned
+    upstream packages, so a member left out there is no input of the user's that failed.
+    """
     start = time.perf_counter()
     try:
         body = build()
@@ -46,6 +51,15 @@ def _report(action: str, dest: Path, build: Callable[[], Manifest]) -> int:
         if body["num_classes"] and body.get("unlabelled_images"):
             classes += f" and {body['unlabelled_images']} at the top level without a class"
         print(f"{action}: wrote {body['num_images']} images{classes} to {dest} in {seconds:.1f} s")
+    skipped = len(body.get("unreadable", []))
+    if skipped and not skip_bad:
+        count = f"{skipped} unreadable image{'' if skipped == 1 else 's'}"
+        print(
+            f"memopainter data {action}: error: {count} left out (listed above); pass --skip-bad to accept "
+            "that with exit status 0",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -79,7 +93,7 @@ def run_emoji(args: argparse.Namespace) -> int:
 
 def run_folder(args: argparse.Namespace) -> int:
     """Normalise a folder of images into a dataset."""
-    return _report("folder", args.dest, lambda: build_folder(args.src, args.dest, args.force))
+    return _report("folder", args.dest, lambda: build_folder(args.src, args.dest, args.force), args.skip_bad)
 
 
 def run_split(args: argparse.Namespace) -> int:
@@ -90,10 +104,12 @@ def run_split(args: argparse.Namespace) -> int:
         lambda: build_split(
             args.src, args.dest, args.shots, args.ways, args.test_per_class, args.seed, args.force
         ),
+        args.skip_bad,
     )
 
 
 FORCE_HELP = "replace an existing non-empty DEST"
+SKIP_BAD_HELP = "exit 0 when unreadable images were left out (still listed); without it, exit 1"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -102,7 +118,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "data",
         help="build datasets (Kenney, Wesnoth, emoji, any folder) and few-shot splits",
         description="Build datasets as a folder of PNGs, one sub-folder per class, plus dataset.json. "
-        "DEST is written atomically; an existing non-empty DEST is refused unless --force.",
+        "DEST is written atomically; an existing non-empty DEST is refused unless --force. folder and split "
+        "leave unreadable images out, list them, and exit 1 unless --skip-bad.",
     )
     actions = parser.add_subparsers(dest="data_action", metavar="ACTION", required=True)
     _register_kenney(actions)
@@ -180,6 +197,7 @@ def _register_folder(actions: argparse._SubParsersAction) -> None:
     folder.add_argument("src", type=Path, metavar="SRC", help="folder of images, class sub-folders or flat")
     folder.add_argument("dest", type=Path, metavar="DEST", help="dataset folder to write")
     folder.add_argument("--force", action="store_true", help=FORCE_HELP)
+    folder.add_argument("--skip-bad", action="store_true", help=SKIP_BAD_HELP)
     folder.set_defaults(run=run_folder)
 
 
@@ -206,4 +224,5 @@ def _register_split(actions: argparse._SubParsersAction) -> None:
     )
     split.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
     split.add_argument("--force", action="store_true", help=FORCE_HELP)
+    split.add_argument("--skip-bad", action="store_true", help=SKIP_BAD_HELP)
     split.set_defaults(run=run_split)

@@ -10,6 +10,7 @@ from memopainter.core.checkpoint import CheckpointError
 from memopainter.networks.backbones import WeightsError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+DEFAULT_KEEP_TAUGHT = 20  # as memopainter.web.session's; that module needs the web extra, this one must not
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,13 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Serve MODEL on a local web page: upload images (or drop them), see the top-k "
         "colorings side by side with a before/after slider, recolor with a palette you edit, download PNGs "
         "or a zip, and teach the memory a colored reference. A taught model is saved as a new checkpoint "
-        "beside MODEL, which is only replaced when the page's confirmation box is ticked. Everything is "
-        "served locally; nothing is fetched from the network. Needs: pip install 'memopainter[web]'.",
+        "beside MODEL, which is only replaced when the page's confirmation box is ticked; only the newest "
+        "--keep-taught of those are kept. Everything is served locally; nothing is fetched from the network. "
+        "Only the page itself may teach or colorize: requests from other sites, and requests naming another "
+        "address than the one served, are refused. Needs: pip install 'memopainter[web]'.",
         epilog="example: memopainter serve runs/first --port 8000, then open http://127.0.0.1:8000",
     )
     parser.add_argument("model", type=Path, metavar="MODEL", help="a run folder or a checkpoint file")
     parser.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: this machine only); the page answers at this address, "
+        "127.0.0.1, localhost and [::1] (any IP address with 0.0.0.0 or ::), not at other names",
     )
     parser.add_argument("--port", type=positive_int, default=8000, help="port to listen on (default 8000)")
     parser.add_argument(
@@ -42,6 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=16_000_000,
         metavar="N",
         help="largest image accepted, in pixels (default 16000000)",
+    )
+    parser.add_argument(
+        "--keep-taught",
+        type=positive_int,
+        default=DEFAULT_KEEP_TAUGHT,
+        metavar="N",
+        help="taught checkpoints (<stem>.taught-*.safetensors beside MODEL) to keep: after each remember the "
+        f"oldest beyond N are deleted, MODEL itself never (default {DEFAULT_KEEP_TAUGHT})",
     )
     add_model_options(parser)
     parser.set_defaults(run=run)
@@ -62,7 +76,15 @@ def run(args: argparse.Namespace) -> int:
         return 1
     limits = Limits(max_upload_bytes=args.max_upload_mb * MIB, max_pixels=args.max_pixels)
     try:
-        app = create_app(args.model, limits=limits, device=args.device, weights=args.weights)
+        app = create_app(
+            args.model,
+            limits=limits,
+            device=args.device,
+            weights=args.weights,
+            host=args.host,
+            port=args.port,
+            keep_taught=args.keep_taught,
+        )
     except (CheckpointError, WeightsError, ValueError, OSError) as error:
         print_error(str(error))
         return 1

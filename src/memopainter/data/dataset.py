@@ -70,8 +70,12 @@ def load_training_data(
     backbone: torch.nn.Module | None = None,
     cache: FeatureCache | None = None,
     progress: Callable[[str], None] | None = None,
+    on_unreadable: Callable[[ImageLoadError], None] | None = None,
 ) -> TrainingData:
-    """Read, resize and featurize every readable image under `root`; unreadable files are logged, skipped."""
+    """Read, resize and featurize every readable image under `root`.
+
+    Unreadable files are skipped, each passed to `on_unreadable` (logged as a warning when it is None).
+    """
     cache = cache or FeatureCache()
     say = progress or log.info
     records, tensors = [], []
@@ -79,7 +83,10 @@ def load_training_data(
         try:
             tensors.append(load_image(record.path))
         except ImageLoadError as error:
-            log.warning("skipped %s", error)
+            if on_unreadable is None:
+                log.warning("skipped %s", error)
+            else:
+                on_unreadable(error)
             continue
         records.append(record)
     if not records:

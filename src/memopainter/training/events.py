@@ -16,9 +16,10 @@ LINE_EVERY = 10  # without a progress bar, a text line for the first step, every
 class TrainEvent:
     """One report of a run (rank 0 alone reports in a distributed run).
 
-    kind "message" (data loading, in `text`), "warning" (`text`), "resumed" (from the checkpoint `path` at
-    `step`), "step" (`step` of `steps` done; `stats` is its metrics.jsonl line), "sample" and
-    "checkpoint" (the file written at `step`), "saved" (the final model, `path`).
+    kind "message" (data loading, in `text`), "warning" (`text`), "skipped" (an unreadable image `path`,
+    left out of the run, its problem in `text`), "resumed" (from the checkpoint `path` at `step`), "step"
+    (`step` of `steps` done; `stats` is its metrics.jsonl line), "sample" and "checkpoint" (the file
+    written at `step`), "saved" (the final model, `path`).
     """
 
     kind: str
@@ -38,6 +39,8 @@ def describe(event: TrainEvent) -> str | None:
         return event.text
     if event.kind == "warning":
         return f"warning: {event.text}"
+    if event.kind == "skipped":
+        return f"skipped unreadable {event.path}: {event.text}"
     if event.kind == "resumed":
         return f"resumed from {event.path} at step {event.step}"
     if event.kind == "saved":

@@ -27,17 +27,24 @@ from memopainter.core.checkpoint import (
 from memopainter.core.model import CHECKPOINT_FILE, MODEL_FILE, MemoPainter, build_model
 from memopainter.data.cache import FeatureCache
 from memopainter.data.dataset import TrainingData, load_training_data
+from memopainter.data.images import ImageLoadError
 from memopainter.files import remove_leftovers, write_json, write_text
 from memopainter.memory import ColorMemory
 from memopainter.networks.backbones import Backbone, load_backbone
 from memopainter.training.distributed import Group, is_communication_error
 from memopainter.training.events import EventHandler, TextProgress, TrainEvent
+from memopainter.training.run_folder import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    SAMPLES_DIR,
+    check_run_folder,
+    clear_run,
+    make_run_folder,
+)
 from memopainter.training.samples import save_sample_grid
 from memopainter.training.steps import Batch, Optimizers, coloring_step, make_optimizers, memory_step
 
 log = logging.getLogger(__name__)
-
-METRICS_FILE = "metrics.jsonl"
 
 
 def train(
@@ -49,10 +56,14 @@ def train(
     stop_after: int | None = None,
     on_event: EventHandler | None = None,
     group: Group | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Train on the color images under `data_dir`, writing logs, samples and checkpoints into `run_dir`.
 
     Returns the path of the final model. With `resume`, continues exactly from run_dir's last checkpoint.
+    A run_dir that overlaps data_dir, or holds files without `resume`, is refused (RunFolderError) before
+    any work; `overwrite` deletes the files an earlier run wrote there instead, once the data is loaded.
+    Unreadable images are skipped, each reported as a "skipped" event.
     `stop_after` ends the process's work after that many steps (tests use it to simulate an interruption).
     With `group` (training.distributed.from_env) this process is one rank of a DistributedDataParallel run:
     train.batch_size images per rank; rank 0 alone writes and reports. Reports go to `on_event` as
@@ -60,12 +71,17 @@ def train(
     """
     run_dir, writes = Path(run_dir), group is None or group.is_main
     emit = (on_event or TextProgress(log.info)) if writes else _ignore
+    if writes:  # rank 0 alone writes, so it alone needs the folder
+        check_run_folder(run_dir, data_dir, resume, overwrite)
+        make_run_folder(run_dir)
     device = _device(config, group)
     data, backbone = _training_data(config, data_dir, cache, device, group, emit)
     model = _fresh_model(config, data, data_dir, backbone, device)
     optimizers = make_optimizers(model, config)
     color_step = coloring_step(config, data, device)  # chosen once: the GAN step or the classification step
-    done = _start(run_dir, model, optimizers, config, resume, writes, emit)
+    if writes and overwrite:
+        clear_run(run_dir)  # only now: a run whose data or backbone fails to load leaves the old one intact
+    done = _start(run_dir, data_dir, model, optimizers, config, resume, writes, emit)
     net = _parallel(model, group)  # what steps; `model` shares its parameters and is what is saved
     world = 1 if group is None else group.world_size
     steps, batch_size = total_steps(config, len(data), world), min(config.train.batch_size * world, len(data))
@@ -91,7 +107,7 @@ def train(
             # Logging, samples and checkpoints: rank 0 alone writes.
             metrics.record(step, stats, images=len(batch.sources) * world)
             if step % config.train.sample_every == 0 or step == steps:
-                grid = save_sample_grid(model, data, run_dir / "samples" / f"step_{step:06d}.png", device)
+                grid = save_sample_grid(model, data, run_dir / SAMPLES_DIR / f"step_{step:06d}.png", device)
                 emit(TrainEvent("sample", step, steps, path=grid))
             if step % config.train.checkpoint_every == 0 or step == steps:
                 saved = save_resumable(run_dir / CHECKPOINT_FILE, model, optimizers, step)
@@ -184,16 +200,27 @@ def save_resumable(path: Path, model: MemoPainter, optimizers: Optimizers, step:
     rng_tensors, meta["rng"] = rng_to_tensors()
     tensors.update(rng_tensors)
     model.step = step
+    remove_leftovers(path)  # the temp file of an earlier save of this checkpoint that a kill cut short
     model.save(path, tensors, meta)
     return path
 
 
-def restore(path: Path, model: MemoPainter, optimizers: Optimizers, config: RunConfig) -> int:
-    """Load a resumable checkpoint into fresh objects and restore the global RNG states; returns its step."""
+def restore(
+    path: Path,
+    model: MemoPainter,
+    optimizers: Optimizers,
+    config: RunConfig,
+    data_dir: str | Path = "DATA_DIR",
+) -> int:
+    """Load a resumable checkpoint into fresh objects and restore the global RNG states; returns its step.
+
+    `model` must have been built for the same config and the same images (from data_dir) as the checkpoint.
+    """
     tensors, meta = load_checkpoint(path)
     saved = RunConfig.from_dict(meta["config"], source=str(path))
     if _resume_key(saved) != _resume_key(config):
         raise ValueError(f"{path}: written with a different config; resume with the settings in config.json")
+    _check_same_images(meta, model, path.parent, data_dir)
     for prefix, module in model.modules().items():
         module_from_tensors(module, tensors, prefix)
     for prefix, optimizer in optimizers.items().items():
@@ -228,8 +255,13 @@ def _training_data(
     def say(text: str) -> None:
         emit(TrainEvent("message", text=text))
 
+    def skipped(error: ImageLoadError) -> None:
+        emit(TrainEvent("skipped", text=error.problem, path=Path(error.path)))
+
     with nullcontext() if group is None else group.main_first():  # rank 0 fills the feature cache
-        data = load_training_data(data_dir, config.data.image_size, config.data.feature, backbone, cache, say)
+        data = load_training_data(
+            data_dir, config.data.image_size, config.data.feature, backbone, cache, say, skipped
+        )
     unlabelled = int((data.labels < 0).sum())
     if config.memory.supervised and unlabelled:
         raise ValueError(
@@ -269,6 +301,7 @@ def _fresh_model(
 
 def _start(
     run_dir: Path,
+    data_dir: str | Path,
     model: MemoPainter,
     optimizers: Optimizers,
     config: RunConfig,
@@ -279,10 +312,10 @@ def _start(
     """The steps already done: 0 for a new run (its config.json written), the checkpoint's on resume."""
     if not resume:
         if writes:
-            write_json(run_dir / "config.json", config.to_dict())
+            write_json(run_dir / CONFIG_FILE, config.to_dict())
         return 0
     checkpoint = run_dir / CHECKPOINT_FILE
-    step = restore(checkpoint, model, optimizers, config)  # every rank reads the same checkpoint
+    step = restore(checkpoint, model, optimizers, config, data_dir)  # every rank reads the same checkpoint
     if writes:
         for path in (checkpoint, run_dir / MODEL_FILE):
             remove_leftovers(path)  # temp files of a save the kill cut short
@@ -314,6 +347,7 @@ def _finish(
     final = run_dir / MODEL_FILE
     if done == steps and (group is None or group.is_main):
         model.step = steps
+        remove_leftovers(final)  # the temp file of a save a kill cut short
         model.save(final)
         emit(TrainEvent("saved", steps, steps, path=final))
     if group is not None:
@@ -333,6 +367,24 @@ def _resume_key(config: RunConfig) -> dict:
     for key in ("steps", "epochs", "device"):
         values["train"].pop(key)
     return values
+
+
+def _check_same_images(meta: dict, model: MemoPainter, run_dir: Path, data_dir: str | Path) -> None:
+    """Refuse to resume on other images than the checkpoint's: the memory's size and sources, the data
+    order and the class names all follow from them, so the run could not continue exactly."""
+    trained = meta.get("source_paths") or []
+    count = len(trained) or len(meta.get("source_classes") or [])  # a checkpoint may record classes only
+    if count and count != len(model.source_paths):
+        raise ValueError(
+            f"{run_dir}: the checkpoint was trained on {count} images, {data_dir} has "
+            f"{len(model.source_paths)}; resume with the same data"
+        )
+    for before, now in zip(trained, model.source_paths, strict=False):
+        if before != now:
+            raise ValueError(
+                f"{run_dir}: the checkpoint was trained on other images ({before} where {data_dir} has "
+                f"{now}); resume with the same data"
+            )
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

@@ -10,6 +10,7 @@ from memopainter.core.model import MemoPainter, predict_ab, retrieve_conditions
 from memopainter.data.dataset import TrainingData
 from memopainter.data.images import save_image
 from memopainter.data.preprocess import AB_SCALE, lab_image
+from memopainter.files import remove_leftovers
 
 TOP_K = 3
 SAMPLE_IMAGES = 8  # fixed training images shown in every sample grid
@@ -37,5 +38,6 @@ def sample_grid(
 def save_sample_grid(model: MemoPainter, data: TrainingData, path: Path, device: torch.device) -> Path:
     """Write the grid of SAMPLE_IMAGES training images spread over the data (so over its classes) as a PNG."""
     indices = torch.linspace(0, len(data) - 1, min(SAMPLE_IMAGES, len(data))).round().long()
+    remove_leftovers(path)  # the temp file of an earlier save of this grid that a kill cut short
     save_image(path, sample_grid(model, data, indices, device))
     return path

@@ -6,6 +6,7 @@ import base64
 import copy
 import io
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from memopainter.inference.inspect import slot_swatch
 from memopainter.inference.remember import remember
 
 CHECKPOINT_SUFFIX = ".safetensors"
+DEFAULT_KEEP_TAUGHT = 20  # checkpoints of about 1.6 MB each: every remember writes one
 
 
 @dataclass(frozen=True)
@@ -43,15 +45,28 @@ class Taught:
     slot: int
     replaced: str | None
     checkpoint: Path
+    removed: list[str]  # names of the oldest taught checkpoints deleted to keep at most keep_taught
 
 
 class ModelSession:
-    """A loaded Colorizer behind a lock: inference and teaching are serialized, the model swapped whole."""
+    """A loaded Colorizer behind a lock: inference and teaching are serialized, the model swapped whole.
+
+    Each remember writes a new '<stem>.taught-<time>.safetensors' beside the loaded checkpoint; only the
+    newest `keep_taught` of those are kept. The loaded file is never deleted, whatever its name.
+    """
 
     def __init__(
-        self, model_path: str | os.PathLike, device: str = "cpu", weights: str | os.PathLike | None = None
+        self,
+        model_path: str | os.PathLike,
+        device: str = "cpu",
+        weights: str | os.PathLike | None = None,
+        keep_taught: int = DEFAULT_KEEP_TAUGHT,
     ) -> None:
+        if keep_taught < 1:
+            raise ValueError(f"keep_taught must be at least 1, got {keep_taught}")
         self.colorizer = Colorizer.from_pretrained(model_path, device=device, weights=weights)
+        self.loaded = self.colorizer.path
+        self.keep_taught = keep_taught
         self._lock = threading.Lock()
 
     def info(self) -> dict:
@@ -98,6 +113,7 @@ class ModelSession:
 
         The copy goes to a new checkpoint file beside the served one, or over the served file itself only
         when `replace` is true; either way atomically. If anything fails the served model is untouched.
+        Taught checkpoints past the newest `keep_taught` are deleted once the new one is saved.
         """
         with self._lock:
             served = self.colorizer
@@ -107,12 +123,13 @@ class ModelSession:
             taught.memopainter.save(target)
             taught.path = target
             self.colorizer = taught
-        return Taught(result.action, result.slot, result.replaced, target)
+            removed = [] if replace else prune_taught(target, self.keep_taught, self.loaded)
+        return Taught(result.action, result.slot, result.replaced, target, [p.name for p in removed])
 
 
 def new_checkpoint_path(served: Path) -> Path:
     """A file name beside `served` that does not exist yet: '<stem>.taught-<time>[-n].safetensors'."""
-    stem = served.name.removesuffix(CHECKPOINT_SUFFIX).split(".taught-")[0]
+    stem = _base_stem(served)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     candidate = served.with_name(f"{stem}.taught-{stamp}{CHECKPOINT_SUFFIX}")
     n = 1
@@ -120,6 +137,31 @@ def new_checkpoint_path(served: Path) -> Path:
         n += 1
         candidate = served.with_name(f"{stem}.taught-{stamp}-{n}{CHECKPOINT_SUFFIX}")
     return candidate
+
+
+def prune_taught(served: Path, keep_taught: int, loaded: Path) -> list[Path]:
+    """Delete all but the newest `keep_taught` taught checkpoints beside `served`; returns those deleted.
+
+    Taught checkpoints are the '<stem>.taught-<time>[-n].safetensors' files new_checkpoint_path names, ordered
+    by that time and n (by name alone '-2' would sort before its unnumbered twin). `served` counts as the
+    newest whatever the clock did; `loaded`, the file the server started from, is never deleted nor counted.
+    """
+    stem, suffix = re.escape(_base_stem(served)), re.escape(CHECKPOINT_SUFFIX)
+    pattern = re.compile(rf"{stem}\.taught-(\d{{8}}-\d{{6}})(?:-(\d+))?{suffix}")
+    spared = {served.resolve(), loaded.resolve()}
+    others = []
+    for path in served.parent.iterdir():
+        if (match := pattern.fullmatch(path.name)) and path.resolve() not in spared:
+            others.append(((match[1], int(match[2] or 1)), path))
+    others.sort()
+    removed = []
+    for _, path in others[: max(0, len(others) - (keep_taught - 1))]:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            continue  # one that cannot go stays; the taught model is saved and served either way
+        removed.append(path)
+    return removed
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -132,6 +174,11 @@ def png_bytes(image: Image.Image) -> bytes:
 def data_url(png: bytes) -> str:
     """PNG bytes as a data: URL the page can show and download without another request."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _base_stem(checkpoint: Path) -> str:
+    """The name a checkpoint's taught copies share: 'model' for model.safetensors and model.taught-*."""
+    return checkpoint.name.removesuffix(CHECKPOINT_SUFFIX).split(".taught-")[0]
 
 
 def _hex8(color: tuple[int, int, int]) -> str:

@@ -1,4 +1,7 @@
-"""Uploaded image bytes -> image tensors, under size and pixel caps, with errors that carry an HTTP status."""
+"""Uploaded image bytes -> image tensors, under size and pixel caps, with errors that carry an HTTP status.
+
+`BodyCap` holds the byte cap for a whole request body as it streams, announced length or not (chunked).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,12 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import torch
 
 from memopainter.data.images import ImageLoadError, load_image
+from memopainter.files import write_bytes
 
 MIB = 1024 * 1024
 DEFAULT_MAX_UPLOAD_BYTES = 20 * MIB
@@ -63,6 +67,61 @@ def read_upload(stream: BinaryIO, name: str, max_bytes: int) -> bytes:
     return bytes(data)
 
 
+class _BodyTooLarge(Exception):
+    """Raised into the app when a request body passes the cap; BodyCap answers 413 in its place."""
+
+
+class BodyCap:
+    """Pure ASGI middleware: refuse (with `refusal`, an ASGI response) request bodies over `max_bytes`.
+
+    A body announced larger by its Content-Length is refused before a byte is read. Any other body (chunked,
+    or lying about its length) is counted as it streams: past the cap the app's next read fails, so nothing
+    beyond the cap is parsed or spooled to disk, and whatever the app then answers is replaced by `refusal`.
+    """
+
+    def __init__(self, app: Any, max_bytes: int, refusal: Any) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.refusal = refusal
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await self.refusal(scope, receive, send)
+            return
+        seen = 0
+        over = started = False
+
+        async def counted() -> dict:
+            nonlocal seen, over
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    over = True
+                    raise _BodyTooLarge
+            return message
+
+        async def unless_over(message: dict) -> None:
+            nonlocal started
+            # FastAPI turns a failed body read into its own 400; after the cap that answer is dropped.
+            if not over:
+                started = True
+                await send(message)
+
+        try:
+            await self.app(scope, counted, unless_over)
+        except Exception:
+            # Past the cap, whatever the app made of the failed read gives way to the refusal.
+            if not over:
+                raise
+        if over and not started:
+            await self.refusal(scope, receive, send)
+
+
 def decode_image(data: bytes, name: str, max_pixels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Image bytes -> rgb (3, H, W), alpha (H, W) or None, by the same loader as `memopainter colorize`.
 
@@ -72,7 +131,7 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> tuple[torch.Tensor,
     # load_image works on files: a private temporary folder gives it one under a name of our own.
     with tempfile.TemporaryDirectory(prefix="memopainter-upload-") as folder:
         path = Path(folder) / "upload"
-        path.write_bytes(data)
+        write_bytes(path, data)
         try:
             return load_image(path, max_pixels=max_pixels)
         except ImageLoadError as error:

@@ -4,6 +4,8 @@ DEST/train/<class>/ gets `shots` images of each of `ways` classes (all classes w
 `ways` of them drawn with `seed`); DEST/test/<class>/ gets up to `test_per_class` of the remaining images of
 the same classes (all of them when None). Files are copied, never moved or re-encoded. The draw of each
 class depends only on the seed and the class name, so a class gets the same shots whichever others are drawn.
+Files that cannot be loaded as images (corrupt, empty, not an image, too many pixels) are left out before the
+draw and listed in dataset.json.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from memopainter.data.builders.common import (
     atomic_dest,
     check_separate,
     manifest,
+    one_torch_thread,
     read_manifest,
     write_manifest,
 )
-from memopainter.data.images import list_images
+from memopainter.data.images import ImageLoadError, list_images, load_image
 
 
 def list_classes(src: Path) -> dict[str, list[Path]]:
@@ -39,6 +42,44 @@ def list_classes(src: Path) -> dict[str, list[Path]]:
     if not classes:
         raise BuildError(f"{src}: SRC holds no class sub-folders with images")
     return dict(sorted(classes.items()))
+
+
+def drop_unreadable(
+    classes: dict[str, list[Path]], src: Path
+) -> tuple[dict[str, list[Path]], list[dict[str, str]]]:
+    """The classes with only the files that load as images, and the others as {"path", "problem"} entries.
+
+    Each file is decoded as training and colorizing will decode it (load_image, with its pixel cap), so a
+    split never hands them a file they would refuse.
+    """
+    readable: dict[str, list[Path]] = {}
+    unreadable: list[dict[str, str]] = []
+    with one_torch_thread():
+        for name, files in classes.items():
+            readable[name] = []
+            for file in files:
+                try:
+                    load_image(file)
+                except ImageLoadError as err:
+                    unreadable.append({"path": file.relative_to(src).as_posix(), "problem": err.problem})
+                    continue
+                readable[name].append(file)
+    return readable, unreadable
+
+
+def _copy_split(drawn: dict[str, tuple[list[Path], list[Path]]], src: Path, temp: Path) -> dict:
+    """Copy the drawn files into temp/train/<class>/ and temp/test/<class>/; their paths by part and class."""
+    lists: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
+    for name, parts in drawn.items():
+        for part, files in zip(("train", "test"), parts, strict=True):
+            lists[part][name] = []
+            for file in files:
+                relative = file.relative_to(src / name)
+                target = temp / part / name / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(file, target)
+                lists[part][name].append(relative.as_posix())
+    return lists
 
 
 def draw_split(
@@ -91,21 +132,19 @@ def build_split(
     src, dest = Path(src), Path(dest)
     check_separate(src, dest)
     classes = list_classes(src)
-    try:
-        drawn = draw_split(classes, shots, ways, test_per_class, seed)
-    except BuildError as err:
-        raise BuildError(f"{src}: {err}") from err
-    lists: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
-    with atomic_dest(dest, force) as temp:
-        for name, parts in drawn.items():
-            for part, files in zip(("train", "test"), parts, strict=True):
-                lists[part][name] = []
-                for file in files:
-                    relative = file.relative_to(src / name)
-                    target = temp / part / name / relative
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(file, target)
-                    lists[part][name].append(relative.as_posix())
+    with atomic_dest(dest, force) as temp:  # a non-empty DEST is refused before every file is decoded
+        readable, unreadable = drop_unreadable(classes, src)
+        try:
+            drawn = draw_split(readable, shots, ways, test_per_class, seed)
+        except BuildError as err:
+            # A class may be short only because files were left out: say so, or its count looks wrong.
+            left_out = (
+                f" ({len(unreadable)} unreadable left out, first {unreadable[0]['path']})"
+                if unreadable
+                else ""
+            )
+            raise BuildError(f"{src}: {err}{left_out}") from err
+        lists = _copy_split(drawn, src, temp)
         parent = read_manifest(src)
         origin = {k: parent.get(k) for k in ("dataset", "source", "version", "license")} if parent else None
         body = manifest(
@@ -125,11 +164,13 @@ def build_split(
             },
             how="each class's images shuffled with random.Random(f'{seed}/{class}'); the first `shots` "
             "to train/, the next `test_per_class` (default: all) to test/; classes drawn with "
-            "random.Random(seed) when `ways` is given; files copied unchanged",
+            "random.Random(seed) when `ways` is given; files copied unchanged; files that do not load as "
+            "images left out before the draw and listed under `unreadable`",
             num_train=sum(len(v) for v in lists["train"].values()),
             num_test=sum(len(v) for v in lists["test"].values()),
             train=lists["train"],
             test=lists["test"],
+            unreadable=unreadable,
         )
         write_manifest(temp, body)
     return body

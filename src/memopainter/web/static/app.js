@@ -2,11 +2,14 @@
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
+// The server writes its token into the page; it refuses a POST without it (another site cannot read it).
+const TOKEN = $('meta[name="memopainter-token"]').content;
 const cards = [];  // {file, name, results: [{url, label, palette}], selected, element}
 let busy = false;
 
 async function api(url, form) {
-  const response = await fetch(url, form ? { method: "POST", body: form } : {});
+  const options = form ? { method: "POST", body: form, headers: { "X-MemoPainter-Token": TOKEN } } : {};
+  const response = await fetch(url, options);
   let body = null;
   try {
     body = await response.json();
@@ -175,7 +178,8 @@ async function rememberReference(event) {
     form.append("replace", replace ? "true" : "false");
     const data = await api("/api/remember", form);
     const what = data.action === "wrote" ? `wrote slot ${data.slot}` : `refreshed slot ${data.slot}`;
-    status.textContent = `${data.name}: ${what}; now serving ${data.checkpoint}`;
+    const removed = data.removed.length ? `; deleted the oldest taught ${data.removed.join(", ")}` : "";
+    status.textContent = `${data.name}: ${what}; now serving ${data.checkpoint}${removed}`;
     describeModel(data);
   } catch (error) {
     status.className = "error";
