@@ -29,7 +29,6 @@ from memopainter.data.cache import FeatureCache
 from memopainter.data.dataset import TrainingData, load_training_data
 from memopainter.data.images import ImageLoadError
 from memopainter.files import remove_leftovers, write_json, write_text
-from memopainter.memory import ColorMemory
 from memopainter.networks.backbones import Backbone, load_backbone
 from memopainter.training.distributed import Group, is_communication_error
 from memopainter.training.events import EventHandler, TextProgress, TrainEvent
@@ -87,9 +86,8 @@ def train(
     steps, batch_size = total_steps(config, len(data), world), min(config.train.batch_size * world, len(data))
     end = steps if stop_after is None else min(steps, done + stop_after)
     gather = None if group is None else group.gather
-    metrics = (
-        StepLog(run_dir, steps, math.ceil(len(data) / batch_size), model.memory, emit) if writes else None
-    )
+    per_epoch = math.ceil(len(data) / batch_size)
+    outputs = RunOutputs(run_dir, config, steps, per_epoch, model, data, device, emit) if writes else None
     step = done
     try:
         for step in range(done + 1, end + 1):
@@ -102,23 +100,16 @@ def train(
             # Coloring: a D and a G step, or G's classification step.
             stats |= color_step(net, optimizers, batch, cond)
             stats = stats if group is None else group.reduce_stats(stats)
-            if metrics is None:
-                continue
             # Logging, samples and checkpoints: rank 0 alone writes.
-            metrics.record(step, stats, images=len(batch.sources) * world)
-            if step % config.train.sample_every == 0 or step == steps:
-                grid = save_sample_grid(model, data, run_dir / SAMPLES_DIR / f"step_{step:06d}.png", device)
-                emit(TrainEvent("sample", step, steps, path=grid))
-            if step % config.train.checkpoint_every == 0 or step == steps:
-                saved = save_resumable(run_dir / CHECKPOINT_FILE, model, optimizers, step)
-                emit(TrainEvent("checkpoint", step, steps, path=saved))
+            if outputs is not None:
+                outputs.step_done(step, stats, len(batch.sources) * world, optimizers)
     except RuntimeError as error:
         if group is not None and is_communication_error(error):
             raise group.lost_contact(error, step) from error
         raise
     finally:
-        if metrics is not None:
-            metrics.close()
+        if outputs is not None:
+            outputs.close()
     return _finish(run_dir, model, end, steps, group, emit)
 
 
@@ -165,15 +156,37 @@ def next_batch(
     )
 
 
-class StepLog:
-    """metrics.jsonl, one line per step, and the step events; the speed is taken between steps."""
+class RunOutputs:
+    """What rank 0 writes as steps go by: a metrics.jsonl line and a step event per step (the speed taken
+    between steps), sample grids and resumable checkpoints at their intervals."""
 
     def __init__(
-        self, run_dir: Path, steps: int, per_epoch: int, memory: ColorMemory | None, emit: EventHandler
+        self,
+        run_dir: Path,
+        config: RunConfig,
+        steps: int,
+        per_epoch: int,
+        model: MemoPainter,
+        data: TrainingData,
+        device: torch.device,
+        emit: EventHandler,
     ) -> None:
-        self.steps, self.per_epoch, self.memory, self.emit = steps, per_epoch, memory, emit
+        self.run_dir, self.config, self.steps, self.per_epoch = run_dir, config, steps, per_epoch
+        self.model, self.data, self.device, self.emit = model, data, device, emit
         self.file = open(run_dir / METRICS_FILE, "a", encoding="utf-8")
         self.clock = time.perf_counter()
+
+    def step_done(self, step: int, stats: dict[str, float], images: int, optimizers: Optimizers) -> None:
+        """Log the step, then write the sample grid and the checkpoint when they are due."""
+        self.record(step, stats, images)
+        every = self.config.train
+        if step % every.sample_every == 0 or step == self.steps:
+            path = self.run_dir / SAMPLES_DIR / f"step_{step:06d}.png"
+            grid = save_sample_grid(self.model, self.data, path, self.device)
+            self.emit(TrainEvent("sample", step, self.steps, path=grid))
+        if step % every.checkpoint_every == 0 or step == self.steps:
+            saved = save_resumable(self.run_dir / CHECKPOINT_FILE, self.model, optimizers, step)
+            self.emit(TrainEvent("checkpoint", step, self.steps, path=saved))
 
     def record(self, step: int, stats: dict[str, float], images: int) -> None:
         """Log a step's loss terms with its epoch, the images per second and the memory's filled slots."""
@@ -181,8 +194,8 @@ class StepLog:
         stats = {**stats, "step": step, "epoch": (step - 1) // self.per_epoch}
         stats["images_per_s"] = images / (now - self.clock)
         self.clock = now
-        if self.memory is not None:
-            stats["memory_filled"] = self.memory.num_filled
+        if self.model.memory is not None:
+            stats["memory_filled"] = self.model.memory.num_filled
         self.file.write(json.dumps(stats) + "\n")
         self.file.flush()  # a killed run keeps every step it logged; a resume drops a line cut short
         self.emit(TrainEvent("step", step, self.steps, stats=stats))
