@@ -30,7 +30,7 @@ from memopainter.experiments.compare import (
     method_config,
     train_or_reuse,
 )
-from memopainter.files import write_bytes, write_json, write_text
+from memopainter.files import atomic_folder, write_bytes, write_json, write_text
 
 Say = Callable[[str], None]
 DEFAULT_METHODS = ("memopainter-dist", "res-cgan")
@@ -75,18 +75,15 @@ def make_rare_split(
     random.Random(f"rare/{seed}").shuffle(items)
     test_items, train_items = sorted(items[:test_count]), sorted(items[test_count:])
     rare_train = sorted(random.Random(f"rare-shots/{seed}").sample(train_items, rare_shots))
-    temp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(temp, ignore_errors=True)
-    copies = [(folders[common] / n, temp / "train" / common / n) for n in train_items]
-    copies += [(folders[rare] / n, temp / "train" / rare / n) for n in rare_train]
-    for subset, variant in (("rare", rare), ("common", common)):
-        copies += [(folders[variant] / n, temp / f"test-{subset}" / variant / n) for n in test_items]
-    for source, dest in copies:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, dest)
-    if out.exists():
-        shutil.rmtree(out)  # the experiment's own split, rebuilt each run (deterministic for a seed)
-    temp.rename(out)
+    # The experiment's own split, rebuilt each run (deterministic for a seed) and replaced as a whole.
+    with atomic_folder(out) as temp:
+        copies = [(folders[common] / n, temp / "train" / common / n) for n in train_items]
+        copies += [(folders[rare] / n, temp / "train" / rare / n) for n in rare_train]
+        for subset, variant in (("rare", rare), ("common", common)):
+            copies += [(folders[variant] / n, temp / f"test-{subset}" / variant / n) for n in test_items]
+        for source, dest in copies:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, dest)
     return RareSplit(out, rare, common, train_items, rare_train, test_items)
 
 
