@@ -18,6 +18,7 @@ from memopainter.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
     add_model_options,
+    add_upsample_option,
     load_checked_model,
     positive_int,
     print_error,
@@ -25,6 +26,7 @@ from memopainter.cli.common import (
 from memopainter.data.images import IMAGE_EXTENSIONS, ImageLoadError, list_images, save_pngs
 from memopainter.inference import Colorizer, Failed, parse_palette
 from memopainter.inference.colorizer import IMAGE_ERRORS
+from memopainter.inference.upsample import DEFAULT_UPSAMPLE
 
 _SHOWN = 3  # example paths quoted in an error about many files
 
@@ -92,6 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="images per network batch (default 8)",
     )
     add_model_options(parser)
+    add_upsample_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         if colorizer is None:
             return status
         colorized, batch_failed = colorize_jobs(
-            colorizer, jobs, args.out, args.top_k, palette, args.batch_size
+            colorizer, jobs, args.out, args.top_k, palette, args.batch_size, args.upsample
         )
         failed += batch_failed
     summary = f"{colorized} colorized, {failed} failed"
@@ -224,6 +227,7 @@ def colorize_jobs(
     top_k: int,
     palette: torch.Tensor | None,
     batch_size: int,
+    upsample: str = DEFAULT_UPSAMPLE,
     report: Callable[[str], None] = print_error,
 ) -> tuple[int, int]:
     """Colorize jobs through the library's batch path and write their outputs: (done, failed)."""
@@ -237,7 +241,7 @@ def colorize_jobs(
             bar.write(f"error: {message}", file=sys.stderr)  # through the bar, which it would tear otherwise
 
     by_source = {job.source: job for job in jobs}
-    results = colorizer.colorize_each(by_source, top_k, palette, batch_size=batch_size)
+    results = colorizer.colorize_each(by_source, top_k, palette, batch_size=batch_size, upsample=upsample)
     try:
         for result in results:
             job = by_source[result.source]

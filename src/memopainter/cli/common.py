@@ -10,6 +10,7 @@ import torch
 
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.inference import Colorizer
+from memopainter.inference.upsample import DEFAULT_UPSAMPLE, UPSAMPLERS
 from memopainter.networks.backbones import WeightsError
 
 
@@ -26,6 +27,17 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the networks run")
     parser.add_argument(
         "--weights", type=Path, metavar="FILE", help="the backbone's weights file, if not found"
+    )
+
+
+def add_upsample_option(parser: argparse.ArgumentParser) -> None:
+    """--upsample, shared by the commands that write full-size colorings."""
+    parser.add_argument(
+        "--upsample",
+        choices=UPSAMPLERS,
+        default=DEFAULT_UPSAMPLE,
+        help=f"how colors reach full resolution: bilinear, or guided by the input's own lines (default "
+        f"{DEFAULT_UPSAMPLE})",
     )
 
 

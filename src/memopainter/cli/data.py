@@ -1,4 +1,4 @@
-"""`memopainter data kenney | wesnoth | emoji | folder | split`: class-folder datasets and few-shot splits."""
+"""`memopainter data kenney | wesnoth | emoji | openmoji | folder | split`: class-folder data sets, splits."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from memopainter.data.builders import (
     build_split,
     build_wesnoth,
 )
+from memopainter.data.builders.openmoji import DEFAULT_SIZE, build_openmoji
 
 
 def _log(message: str) -> None:
@@ -91,6 +92,23 @@ def run_emoji(args: argparse.Namespace) -> int:
     return _report("emoji", args.dest, lambda: build_emoji(args.dest, args.source, args.force, log=_log))
 
 
+def run_openmoji(args: argparse.Namespace) -> int:
+    """Render the OpenMoji skin-tone dataset, in color and line art."""
+    return _report(
+        "openmoji",
+        args.dest,
+        lambda: build_openmoji(
+            args.dest,
+            args.source,
+            size=args.size,
+            force=args.force,
+            max_classes=args.max_classes,
+            log=_log,
+            progress=sys.stderr.isatty(),
+        ),
+    )
+
+
 def run_folder(args: argparse.Namespace) -> int:
     """Normalise a folder of images into a dataset."""
     return _report("folder", args.dest, lambda: build_folder(args.src, args.dest, args.force), args.skip_bad)
@@ -113,10 +131,10 @@ SKIP_BAD_HELP = "exit 0 when unreadable images were left out (still listed); wit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `data` command and its `kenney`, `wesnoth`, `emoji`, `folder` and `split` actions."""
+    """Add the `data` command and its kenney, wesnoth, emoji, openmoji, folder and split actions."""
     parser = subparsers.add_parser(
         "data",
-        help="build datasets (Kenney, Wesnoth, emoji, any folder) and few-shot splits",
+        help="build datasets (Kenney, Wesnoth, emoji, OpenMoji, any folder) and few-shot splits",
         description="Build datasets as a folder of PNGs, one sub-folder per class, plus dataset.json. "
         "DEST is written atomically; an existing non-empty DEST is refused unless --force. folder and split "
         "leave unreadable images out, list them, and exit 1 unless --skip-bad.",
@@ -125,6 +143,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_kenney(actions)
     _register_wesnoth(actions)
     _register_emoji(actions)
+    _register_openmoji(actions)
     _register_folder(actions)
     _register_split(actions)
 
@@ -186,6 +205,41 @@ def _register_emoji(actions: argparse._SubParsersAction) -> None:
     )
     emoji.add_argument("--force", action="store_true", help=FORCE_HELP)
     emoji.set_defaults(run=run_emoji)
+
+
+def _register_openmoji(actions: argparse._SubParsersAction) -> None:
+    openmoji = actions.add_parser(
+        "openmoji",
+        help="OpenMoji's CC BY-SA 4.0 emoji in six skin tones rendered from SVG, one class per emoji, with "
+        "their line art (npm pack, cached; needs the svg extra)",
+        description="Render each OpenMoji emoji drawn in the five skin tones (its default and five tones: "
+        "one class) to DEST/color/<class>/<hexcode>.png, and its black line art to DEST/lineart/<class>/ "
+        "under the same names; train on DEST/color. Needs resvg-py: pip install 'memopainter[svg]'.",
+        epilog="example: memopainter data openmoji data/openmoji --size 512",
+    )
+    openmoji.add_argument("dest", type=Path, metavar="DEST", help="dataset folder to write")
+    openmoji.add_argument(
+        "--size",
+        type=positive_int,
+        default=DEFAULT_SIZE,
+        metavar="PX",
+        help=f"width and height of every image, 8 to 4096 (default {DEFAULT_SIZE})",
+    )
+    openmoji.add_argument(
+        "--source",
+        type=Path,
+        metavar="FILE_OR_DIR",
+        help="the openmoji 17.0.0 tarball (.tgz) or its extracted folder",
+    )
+    openmoji.add_argument(
+        "--max-classes",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="keep N emoji, evenly spaced over OpenMoji's order (default: all)",
+    )
+    openmoji.add_argument("--force", action="store_true", help=FORCE_HELP)
+    openmoji.set_defaults(run=run_openmoji)
 
 
 def _register_folder(actions: argparse._SubParsersAction) -> None:

@@ -13,6 +13,7 @@ from memopainter.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
     add_model_options,
+    add_upsample_option,
     load_checked_model,
     positive_int,
     print_error,
@@ -60,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--top-k", type=positive_int, default=1, metavar="K", help="also score the 2nd..Kth slots' colorings"
     )
     add_model_options(parser)
+    add_upsample_option(parser)
     parser.add_argument("--lpips-alexnet", type=Path, metavar="FILE", help="torchvision's AlexNet weights")
     parser.add_argument("--lpips-heads", type=Path, metavar="FILE", help="LPIPS v0.1 alex linear heads")
     parser.add_argument(
@@ -121,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
             lpips_heads=args.lpips_heads,
             batch_size=args.batch_size,
             oracle=args.oracle,
+            upsample=args.upsample,
             on_image=images.add if images is not None else None,
             on_failure=report_failure,
             progress=bar.update if bar is not None else None,

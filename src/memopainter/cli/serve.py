@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from memopainter.cli.common import add_model_options, positive_int, print_error
+from memopainter.cli.common import add_model_options, add_upsample_option, positive_int, print_error
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.networks.backbones import WeightsError
 
@@ -58,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"oldest beyond N are deleted, MODEL itself never (default {DEFAULT_KEEP_TAUGHT})",
     )
     add_model_options(parser)
+    add_upsample_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             keep_taught=args.keep_taught,
+            upsample=args.upsample,
         )
     except (CheckpointError, WeightsError, ValueError, OSError) as error:
         print_error(str(error))

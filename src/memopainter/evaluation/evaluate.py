@@ -43,6 +43,7 @@ from memopainter.evaluation.metrics import colorfulness, delta_e2000, psnr, ssim
 from memopainter.inference import Colored, Colorizer, Failed
 from memopainter.inference.colorizer import IMAGE_ERRORS
 from memopainter.inference.fullres import recombine
+from memopainter.inference.upsample import DEFAULT_UPSAMPLE
 
 # dB, what identical images score instead of infinity. Colorings are far below it: even a single 8-bit level
 # off in one channel of one pixel only reaches it in images of about 51,000 pixels or more.
@@ -199,6 +200,7 @@ def evaluate(
     lpips_heads: str | os.PathLike | None = None,
     batch_size: int = 8,
     oracle: bool = False,
+    upsample: str = DEFAULT_UPSAMPLE,
     on_image: Callable[[int, ImageScore, EvaluatedImages], None] | None = None,
     on_failure: Callable[[Failure], None] | None = None,
     progress: Callable[[int], None] | None = None,
@@ -214,7 +216,7 @@ def evaluate(
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    colorizer.check_request(top_k, None)
+    colorizer.check_request(top_k, None, upsample)
     if oracle and (not colorizer.has_memory or top_k != 1):
         raise ValueError(f"{colorizer.path}: oracle conditions need a model with memory and top_k 1")
     test_dir = Path(test_dir)
@@ -228,7 +230,13 @@ def evaluate(
             return image_color_feature(rgb, alpha, colorizer.feature)  # (V,), as training computes it
 
     colored = colorizer.colorize_each(
-        files, top_k, batch_size=batch_size, keep_input=True, check=_has_opaque_pixel, condition=own_feature
+        files,
+        top_k,
+        batch_size=batch_size,
+        upsample=upsample,
+        keep_input=True,
+        check=_has_opaque_pixel,
+        condition=own_feature,
     )
     for item in colored:
         path = item.source

@@ -29,6 +29,7 @@ from memopainter.core.model import MemoPainter, load_memopainter, predict_ab, re
 from memopainter.data.images import ImageLoadError
 from memopainter.inference.fullres import PreparedImage, prepare_image, recombine
 from memopainter.inference.inputs import ImageLike, PaletteLike, image_tensors, parse_palette
+from memopainter.inference.upsample import DEFAULT_UPSAMPLE, UPSAMPLERS
 from memopainter.networks.backbones import Backbone, WeightsError, load_backbone
 
 # What one bad image can raise on its way through: it fails alone, the batch goes on.
@@ -120,7 +121,11 @@ class Colorizer:
         return self.memopainter.memory is not None
 
     def __call__(
-        self, image: ImageLike, top_k: int = 1, palette: PaletteLike | None = None
+        self,
+        image: ImageLike,
+        top_k: int = 1,
+        palette: PaletteLike | None = None,
+        upsample: str = DEFAULT_UPSAMPLE,
     ) -> list[Image.Image]:
         """Colorize one image: its colorings from the top-k memory slots (best first), or one from `palette`.
 
@@ -128,11 +133,12 @@ class Colorizer:
         uint8, uint16 or floats in [0, 1], a tensor (1, H, W), (3, H, W) or (4, H, W) in [0, 1], an image
         file path, or an (rgb (3, H, W), alpha (H, W) or None) pair as `load_image` returns.
         Only its lightness is used. Each result has the input's size and, when it has one, its alpha channel.
+        `upsample` ("bilinear" or "guided", see inference.upsample) brings the colors to full resolution.
         """
-        palette = self.check_request(top_k, palette)
+        palette = self.check_request(top_k, palette, upsample)
         prepared = self.prepare(*image_tensors(image))
         prediction = self.predict([prepared], top_k, palette)
-        return [recombine(prepared, ab) for ab in prediction.ab[0]]
+        return [recombine(prepared, ab, upsample) for ab in prediction.ab[0]]
 
     def colorize_each(
         self,
@@ -141,6 +147,7 @@ class Colorizer:
         palette: PaletteLike | None = None,
         *,
         batch_size: int = 8,
+        upsample: str = DEFAULT_UPSAMPLE,
         keep_input: bool = False,
         check: Callable[[torch.Tensor, torch.Tensor | None], None] | None = None,
         condition: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
@@ -152,10 +159,11 @@ class Colorizer:
         result; `check(rgb, alpha)` may refuse an input by raising ValueError; `condition(rgb, alpha)`
         conditions each image on a color feature of its own (top-1 only) instead of a memory slot.
         """
-        palette = self.check_request(top_k, palette)  # here, not on the first next(): errors come at once
-        return self._colorize_batches(iter(images), top_k, palette, batch_size, keep_input, check, condition)
+        palette = self.check_request(top_k, palette, upsample)  # now, not at the first next()
+        request = (top_k, palette, upsample)
+        return self._colorize_batches(iter(images), request, batch_size, keep_input, check, condition)
 
-    def _colorize_batches(self, items, top_k, palette, batch_size, keep_input, check, condition):
+    def _colorize_batches(self, items, request, batch_size, keep_input, check, condition):
         """colorize_each's generator, over a checked request."""
         while batch := list(islice(items, batch_size)):
             loaded: list[Colored] = []
@@ -174,16 +182,17 @@ class Colorizer:
                     yield Failed(source, error)
             if loaded:
                 stacked = torch.stack(conditions) if conditions else None  # (B, V)
-                yield from self._finish(loaded, top_k, palette, stacked)
+                yield from self._finish(loaded, request, stacked)
 
     def _finish(
-        self, loaded: list[Colored], top_k: int, palette: torch.Tensor | None, conditions: torch.Tensor | None
+        self, loaded: list[Colored], request: tuple, conditions: torch.Tensor | None
     ) -> Iterator[Colored | Failed]:
         """Predict one loaded batch, then recombine it at full size image by image."""
+        top_k, palette, upsample = request
         prediction = self.predict([c.prepared for c in loaded], top_k, palette, conditions)
         for i, colored in enumerate(loaded):
             try:
-                colored.images = [recombine(colored.prepared, ab) for ab in prediction.ab[i]]
+                colored.images = [recombine(colored.prepared, ab, upsample) for ab in prediction.ab[i]]
             except IMAGE_ERRORS as error:
                 yield Failed(colored.source, error)
                 continue
@@ -234,11 +243,15 @@ class Colorizer:
         ab = predict_ab(self.memopainter, gray, cond)  # (B * k, 2, S, S)
         return Prediction(ab.view(batch, -1, *ab.shape[1:]), slots, scores)
 
-    def check_request(self, top_k: int, palette: PaletteLike | None) -> torch.Tensor | None:
+    def check_request(
+        self, top_k: int, palette: PaletteLike | None, upsample: str = DEFAULT_UPSAMPLE
+    ) -> torch.Tensor | None:
         """Refuse what the model cannot do (top-k past its written slots, palettes or top-k without memory);
         returns the palette as colors (n, 3) in [0, 1], or None."""
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
+        if upsample not in UPSAMPLERS:
+            raise ValueError(f"upsample must be one of {', '.join(UPSAMPLERS)}, got {upsample!r}")
         if not self.has_memory:
             if top_k > 1:
                 raise ValueError(f"{self.path}: trained without memory (--no-memory); top_k must be 1")

@@ -21,6 +21,7 @@ from memopainter.color import lab_to_rgb, rgb_to_lab
 from memopainter.color.lab import linear_to_srgb, srgb_to_linear
 from memopainter.data.images import aspect_problem
 from memopainter.data.preprocess import L_SCALE, shrink_padded, unpremultiply
+from memopainter.inference.upsample import joint_bilateral, network_coordinates
 
 # Pixels per row chunk of full-size work: about 12 MB per 3-channel float32 temporary. Small chunks would
 # multiply the number of torch calls, each of which can wait milliseconds for its threads on a busy machine.
@@ -87,24 +88,32 @@ def prepare_image(
     return PreparedImage(lightness, alpha_u8, net_gray, backbone_rgb)
 
 
-def recombine(prepared: PreparedImage, ab: torch.Tensor) -> Image.Image:
+def recombine(prepared: PreparedImage, ab: torch.Tensor, upsample: str = "bilinear") -> Image.Image:
     """The network's ab (2, S, S) in Lab units on the padded square -> the colorized image at full size.
 
-    RGB for an opaque input, RGBA (the input's alpha, untouched) otherwise. Runs on ab's device.
+    `upsample` is one of upsample.UPSAMPLERS. RGB for an opaque input, RGBA (the input's alpha, untouched)
+    otherwise. Runs on ab's device.
     """
-    if ab.dim() != 3 or ab.shape[0] != 2 or ab.shape[1] != ab.shape[2]:
-        raise ValueError(f"ab must be shaped (2, S, S), got {tuple(ab.shape)}")
     h, w = prepared.size
     side, size = max(h, w), ab.shape[-1]
     device = ab.device
-    rows = region_weights(h, (side - h) // 2, side, size).to(device)  # (H, S)
-    cols = region_weights(w, (side - w) // 2, side, size).to(device)  # (W, S)
-    ab_cols = ab.to(torch.float32) @ cols.T  # (2, S, W): columns first, the smaller product
+    ab = ab.to(torch.float32)
+    top, left = (side - h) // 2, (side - w) // 2
+    rows = region_weights(h, top, side, size).to(device)  # (H, S)
+    cols = region_weights(w, left, side, size).to(device)  # (W, S)
+    ab_cols = ab @ cols.T  # (2, S, W): columns first, the smaller product
+    if upsample == "guided":
+        net_lightness = prepared.net_gray[0].to(device) * L_SCALE  # (S, S)
+        row_at = network_coordinates(h, top, side, size).to(device)  # (H,)
+        col_at = network_coordinates(w, left, side, size).to(device)  # (W,)
     channels = 3 if prepared.alpha is None else 4
     out = np.empty((h, w, channels), dtype=np.uint8)
     for r0, r1 in _row_chunks(h, w):
-        ab_rows = torch.matmul(rows[r0:r1], ab_cols).clamp_(AB_MIN, AB_MAX)  # (2, r, W)
+        ab_rows = torch.matmul(rows[r0:r1], ab_cols)  # (2, r, W)
         L = prepared.lightness[r0:r1].to(device)  # (r, W)
+        if upsample == "guided":
+            ab_rows = joint_bilateral(ab, net_lightness, L, row_at[r0:r1], col_at, ab_rows)
+        ab_rows = ab_rows.clamp_(AB_MIN, AB_MAX)
         rgb = into_gamut(lab_to_rgb(torch.cat([L[None], ab_rows]), clip=False))  # (3, r, W) in [0, 1]
         out[r0:r1, :, :3] = rgb.mul_(255.0).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     if prepared.alpha is not None:

@@ -34,6 +34,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memopainter.core.checkpoint import CheckpointError
+from memopainter.inference.upsample import DEFAULT_UPSAMPLE
 from memopainter.web.session import DEFAULT_KEEP_TAUGHT, ModelSession, data_url
 from memopainter.web.uploads import BodyCap, Limits, UploadError, decode_image, display_name, read_upload
 
@@ -57,6 +58,7 @@ def create_app(
     host: str = "127.0.0.1",
     port: int = 8000,
     keep_taught: int = DEFAULT_KEEP_TAUGHT,
+    upsample: str = DEFAULT_UPSAMPLE,
 ) -> FastAPI:
     """Load the model at `model_path` (run folder or checkpoint file) and build the app that serves it.
 
@@ -64,7 +66,7 @@ def create_app(
     refused. At most `keep_taught` taught checkpoints are kept beside the loaded one.
     """
     limits = limits or Limits()
-    session = ModelSession(model_path, device=device, weights=weights, keep_taught=keep_taught)
+    session = ModelSession(model_path, device, weights, keep_taught, upsample)
     static = Path(str(resources.files("memopainter.web") / "static"))
     token = secrets.token_urlsafe(32)
     app = FastAPI(title="MemoPainter", docs_url=None, redoc_url=None, openapi_url=None)

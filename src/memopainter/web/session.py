@@ -21,6 +21,7 @@ from memopainter.inference import Colorizer, Failed, parse_palette
 from memopainter.inference.fullres import recombine
 from memopainter.inference.inspect import slot_swatch
 from memopainter.inference.remember import remember
+from memopainter.inference.upsample import DEFAULT_UPSAMPLE
 
 CHECKPOINT_SUFFIX = ".safetensors"
 DEFAULT_KEEP_TAUGHT = 20  # checkpoints of about 1.6 MB each: every remember writes one
@@ -61,12 +62,14 @@ class ModelSession:
         device: str = "cpu",
         weights: str | os.PathLike | None = None,
         keep_taught: int = DEFAULT_KEEP_TAUGHT,
+        upsample: str = DEFAULT_UPSAMPLE,
     ) -> None:
         if keep_taught < 1:
             raise ValueError(f"keep_taught must be at least 1, got {keep_taught}")
         self.colorizer = Colorizer.from_pretrained(model_path, device=device, weights=weights)
         self.loaded = self.colorizer.path
         self.keep_taught = keep_taught
+        self.upsample = upsample
         self._lock = threading.Lock()
 
     def info(self) -> dict:
@@ -91,7 +94,7 @@ class ModelSession:
         colors = parse_palette(palette) if palette is not None else None  # (n, 3)
         with self._lock:
             colorizer = self.colorizer
-            (result,) = colorizer.colorize_each([(rgb, alpha)], top_k, colors)
+            (result,) = colorizer.colorize_each([(rgb, alpha)], top_k, colors, upsample=self.upsample)
             if isinstance(result, Failed):
                 raise result.error
             prepared = result.prepared
