@@ -29,6 +29,7 @@ from memopainter.experiments.retrieval import (
     write_report,
 )
 from memopainter.experiments.sweep import sweep_experiment, write_sweep
+from memopainter.experiments.upsampling import upsampling_experiment, write_upsampling
 from memopainter.networks.backbones import BACKBONES, DEFAULT_BACKBONE, WeightsError, load_backbone
 
 EXIT_FAILED = 1  # the data could not be read or featurized
@@ -50,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_compare(experiments)
     _register_sweep(experiments)
     _register_rare(experiments)
+    _register_upsampling(experiments)
 
 
 class _RecordingSubParsers(argparse._SubParsersAction):
@@ -301,6 +303,35 @@ def run_sweep(args: argparse.Namespace) -> int:
         ),
         write_sweep,
     )
+
+
+def _register_upsampling(experiments: argparse._SubParsersAction) -> None:
+    upsampling = experiments.add_parser(
+        "upsample",
+        help="full-resolution color: each upsampler against bilinear on one trained model",
+        description="Colorize every image of TEST_DIR with MODEL once and bring the colors to full "
+        "resolution with each upsampler, at the native size and enlarged by nearest neighbour "
+        "(--upscale); write OUT/upsampling.md and OUT/upsampling.json with mean delta_e2000, the paired "
+        "difference to bilinear with its 95% t-interval, and the floor (the true colors upsampled).",
+        epilog="example: memopainter experiment upsample runs/k3 data/k3/test --upscale 1 4 --out res/up",
+    )
+    upsampling.add_argument("model", type=Path, metavar="MODEL", help="a run folder or a checkpoint file")
+    upsampling.add_argument("test_dir", type=Path, metavar="TEST_DIR", help="color images to score against")
+    upsampling.add_argument("--upscale", type=positive_int, nargs="+", default=[1, 4], metavar="N")
+    upsampling.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write into")
+    upsampling.set_defaults(run=run_upsampling)
+
+
+def run_upsampling(args: argparse.Namespace) -> int:
+    """Score every upsampler, then write the table."""
+    try:
+        rows = upsampling_experiment(args.model, args.test_dir, args.upscale, say=_say)
+    except (CheckpointError, WeightsError, ValueError, OSError) as error:
+        print_error(str(error))
+        return 1
+    for path in write_upsampling(rows, args.out, str(args.model), str(args.test_dir), args.command_line):
+        print(path)
+    return 0
 
 
 def run_rare(args: argparse.Namespace) -> int:

@@ -1,0 +1,123 @@
+"""How colors reach full resolution: each upsampler against bilinear on one trained model, at the test
+images' native size and upscaled by nearest neighbour (a frame drawn larger than the network's side).
+
+Every test image is colorized once per upsampler from the same prediction, so the per-image differences are
+paired; the table gives their mean and 95% t-interval, and the upsampling floor: the same images recombined
+from their own true ab at network size, which is what upsampling alone costs.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from memopainter.data.images import load_image, pil_to_tensors
+from memopainter.data.preprocess import AB_SCALE, network_input
+from memopainter.evaluation.evaluate import list_test_images
+from memopainter.evaluation.metrics import delta_e2000
+from memopainter.experiments.statistics import t_interval
+from memopainter.files import write_json, write_text
+from memopainter.inference import Colorizer
+from memopainter.inference.fullres import recombine
+from memopainter.inference.upsample import UPSAMPLERS
+
+BASELINE = "bilinear"
+
+
+@dataclass
+class Row:
+    """One upsampler at one scale: mean delta_e2000 of the model's colorings and of the floor."""
+
+    upscale: int
+    upsample: str
+    delta_e2000: float
+    floor: float  # from the true ab at network size: upsampling's own error
+    difference: float | None  # paired, against bilinear; None for bilinear itself
+    low: float | None
+    high: float | None
+    images: int
+
+
+def upsampling_experiment(
+    model: str | Path, test_dir: str | Path, upscales: list[int], say: Callable[[str], None] = print
+) -> list[Row]:
+    """Every upsampler at every upscale factor on the images of `test_dir`."""
+    colorizer = Colorizer.from_pretrained(model)
+    files = list_test_images(test_dir)
+    rows = []
+    for factor in upscales:
+        scores = _scores(colorizer, files, factor)  # {upsampler: [(model, floor) per image]}
+        base = [s[0] for s in scores[BASELINE]]
+        for name in UPSAMPLERS:
+            model_scores = [s[0] for s in scores[name]]
+            diff = low = high = None
+            if name != BASELINE:
+                diff, low, high = t_interval([a - b for a, b in zip(model_scores, base, strict=True)])
+            floor = statistics.fmean(s[1] for s in scores[name])
+            rows.append(Row(factor, name, statistics.fmean(model_scores), floor, diff, low, high, len(base)))
+            say(f"x{factor} {name}: delta_e2000 {rows[-1].delta_e2000:.3f}, floor {floor:.3f}")
+    return rows
+
+
+def _scores(colorizer: Colorizer, files: list[Path], factor: int) -> dict[str, list[tuple[float, float]]]:
+    scores: dict[str, list[tuple[float, float]]] = {name: [] for name in UPSAMPLERS}
+    size = colorizer.image_size
+    for path in files:
+        rgb, alpha = _upscaled(*load_image(path), factor)
+        if alpha is not None and not bool((alpha >= 0.5).any()):
+            continue
+        prepared = colorizer.prepare(rgb, alpha)
+        ab = colorizer.predict([prepared]).ab[0, 0]  # (2, S, S), the model's top-1
+        truth_ab = network_input(rgb, alpha, size)[1] * AB_SCALE  # (2, S, S)
+        for name in UPSAMPLERS:
+            colored = pil_to_tensors(recombine(prepared, ab, name))[0]
+            floor = pil_to_tensors(recombine(prepared, truth_ab, name))[0]
+            scores[name].append((delta_e2000(colored, rgb, alpha), delta_e2000(floor, rgb, alpha)))
+    return scores
+
+
+def _upscaled(rgb: torch.Tensor, alpha: torch.Tensor | None, factor: int):
+    """Nearest-neighbour upscaling: the same drawing with `factor` times the pixels."""
+    if factor == 1:
+        return rgb, alpha
+    rgb = rgb.repeat_interleave(factor, 1).repeat_interleave(factor, 2)
+    if alpha is not None:
+        alpha = alpha.repeat_interleave(factor, 0).repeat_interleave(factor, 1)
+    return rgb, alpha
+
+
+def write_upsampling(rows: list[Row], out: str | Path, model: str, test_dir: str, command: str) -> list[Path]:
+    """OUT/upsampling.md and OUT/upsampling.json."""
+    out = Path(out)
+    lines = [
+        "# Full-resolution color: upsamplers against bilinear",
+        "",
+        f"Model `{model}`, test images `{test_dir}`. Command: `{command}`",
+        "",
+        "| upscale | upsample | delta_e2000 | vs bilinear, 95% interval | floor (true ab) | images |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        paired = "–" if r.difference is None else f"{r.difference:+.3f} [{r.low:+.3f}, {r.high:+.3f}]"
+        lines.append(
+            f"| x{r.upscale} | {r.upsample} | {r.delta_e2000:.3f} | {paired} | {r.floor:.3f} | {r.images} |"
+        )
+    lines += [
+        "",
+        "Upscale xN: each test image (and its truth) enlarged N times by nearest neighbour before "
+        "colorizing. Floor: the image recombined from its own true ab at the network's size, the error "
+        "upsampling alone makes. Differences are per image, paired (the same prediction upsampled both "
+        "ways).",
+        "",
+    ]
+    paths = [out / "upsampling.md", out / "upsampling.json"]
+    write_text(paths[0], "\n".join(lines))
+    write_json(
+        paths[1],
+        {"command": command, "model": model, "test_dir": test_dir, "rows": [asdict(r) for r in rows]},
+    )
+    return paths

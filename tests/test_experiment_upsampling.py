@@ -1,0 +1,32 @@
+"""`memopainter experiment upsample`: each upsampler against bilinear, paired, at native size and upscaled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import run_experiment, write_split
+from memopainter.config import RunConfig
+from memopainter.training.loop import train
+
+
+def test_every_upsampler_is_scored_against_bilinear_at_every_scale(
+    tmp_path: Path, tiny_settings, cache_dir
+) -> None:
+    split = write_split(tmp_path / "split", ["knight", "slime", "wizard"])
+    config = RunConfig().override(list(tiny_settings))
+    run = train(config, split / "train", tmp_path / "run", on_event=lambda _: None)
+    out = tmp_path / "out"
+    argv = ["experiment", "upsample", str(run), str(split / "test"), "--upscale", "1", "3", "--out", str(out)]
+    assert run_experiment(argv) == 0
+    body = json.loads((out / "upsampling.json").read_text())
+    rows = {(r["upscale"], r["upsample"]): r for r in body["rows"]}
+    assert set(rows) == {(1, "bilinear"), (1, "guided"), (3, "bilinear"), (3, "guided")}
+    for scale in (1, 3):
+        base, guided = rows[(scale, "bilinear")], rows[(scale, "guided")]
+        assert base["difference"] is None and base["images"] == guided["images"] == 6
+        assert abs(guided["difference"] - (guided["delta_e2000"] - base["delta_e2000"])) < 1e-9  # paired mean
+        assert guided["low"] <= guided["difference"] <= guided["high"]
+        assert 0 < guided["floor"] < base["delta_e2000"]
+    assert body["command"].startswith("memopainter experiment upsample ")
+    assert "| x3 | guided |" in (out / "upsampling.md").read_text()
