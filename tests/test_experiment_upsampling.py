@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from conftest import run_experiment, write_split
+
 from memopainter.config import RunConfig
 from memopainter.training.loop import train
 
