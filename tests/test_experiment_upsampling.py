@@ -22,7 +22,7 @@ def test_every_upsampler_is_scored_against_bilinear_at_every_scale(
     assert run_experiment(argv) == 0
     body = json.loads((out / "upsampling.json").read_text())
     rows = {(r["upscale"], r["upsample"]): r for r in body["rows"]}
-    assert set(rows) == {(1, "bilinear"), (1, "guided"), (3, "bilinear"), (3, "guided")}
+    assert set(rows) == {(s, m) for s in (1, 3) for m in ("bilinear", "guided", "region")}
     for scale in (1, 3):
         base, guided = rows[(scale, "bilinear")], rows[(scale, "guided")]
         assert base["difference"] is None and base["images"] == guided["images"] == 6

@@ -8,6 +8,7 @@ import torch
 
 from memopainter.color import lab_to_rgb, rgb_to_lab
 from memopainter.inference.fullres import prepare_image, recombine
+from memopainter.inference.regions import region_labels, region_mean_ab
 from memopainter.inference.upsample import joint_bilateral, network_coordinates
 
 SIZE, FULL = 64, 512  # the network's side, and a frame 8 times larger
@@ -71,7 +72,38 @@ def test_the_library_refuses_an_unknown_upsampler(tmp_path, sprite_writer, tiny_
     colorizer = Colorizer.from_pretrained(run)
     image = np.zeros((20, 30, 4), dtype=np.uint8)
     image[..., 3] = 255
-    (out,) = colorizer(image, upsample="guided")
-    assert out.size == (30, 20) and out.mode == "RGBA"
-    with pytest.raises(ValueError, match="upsample must be one of bilinear, guided, got 'bicubic'"):
+    for mode in ("guided", "region"):
+        (out,) = colorizer(image, upsample=mode)
+        assert out.size == (30, 20) and out.mode == "RGBA"
+    with pytest.raises(ValueError, match="upsample must be one of bilinear, guided, region, got 'bicubic'"):
         colorizer(image, upsample="bicubic")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_region_labels_are_the_connected_components_of_equal_levels(seed: int) -> None:
+    from skimage.measure import label
+
+    levels = torch.randint(0, 3, (23, 31), generator=torch.Generator().manual_seed(seed))
+    levels[5:9, 4:20] = -1  # transparent: no region
+    ours = region_labels(levels).numpy()
+    theirs = label(levels.numpy(), background=-1, connectivity=1)
+    kept = levels.numpy() >= 0
+    # The same partition: a one-to-one map between our labels and scikit-image's on the kept pixels.
+    pairs = set(zip(ours[kept].tolist(), theirs[kept].tolist(), strict=True))
+    assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})
+    assert (ours[~kept] == np.arange(ours.size).reshape(ours.shape)[~kept]).all()  # each alone
+
+
+def test_a_flat_region_takes_one_color_and_transparent_pixels_keep_theirs() -> None:
+    lightness = torch.full((6, 8), 60.0)
+    lightness[:, 4:] = 30.0  # two fills side by side
+    ab = torch.randn(2, 6, 8, generator=torch.Generator().manual_seed(0))
+    alpha = torch.full((6, 8), 255, dtype=torch.uint8)
+    alpha[0, 0] = 0
+    out = region_mean_ab(ab, lightness, alpha)
+    left = torch.ones(6, 4, dtype=torch.bool)
+    left[0, 0] = False
+    expected = ab[:, :, :4][:, left].mean(1, keepdim=True).expand(2, 23)  # the 23 opaque pixels of the fill
+    torch.testing.assert_close(out[:, :, :4][:, left], expected)
+    torch.testing.assert_close(out[:, :, 4:], ab[:, :, 4:].mean((1, 2), keepdim=True).expand(2, 6, 4))
+    assert torch.equal(out[:, 0, 0], ab[:, 0, 0])

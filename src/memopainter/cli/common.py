@@ -36,8 +36,8 @@ def add_upsample_option(parser: argparse.ArgumentParser) -> None:
         "--upsample",
         choices=UPSAMPLERS,
         default=DEFAULT_UPSAMPLE,
-        help=f"how colors reach full resolution: bilinear, or guided by the input's own lines (default "
-        f"{DEFAULT_UPSAMPLE})",
+        help="how colors reach full resolution: bilinear; guided by the input's own lines; or region, guided "
+        f"and then one color per flat region of the drawing (default {DEFAULT_UPSAMPLE})",
     )
 
 

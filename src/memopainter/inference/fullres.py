@@ -11,6 +11,7 @@ every temporary of a whole-image Lab conversion.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from memopainter.color import lab_to_rgb, rgb_to_lab
 from memopainter.color.lab import linear_to_srgb, srgb_to_linear
 from memopainter.data.images import aspect_problem
 from memopainter.data.preprocess import L_SCALE, shrink_padded, unpremultiply
+from memopainter.inference.regions import region_mean_ab
 from memopainter.inference.upsample import joint_bilateral, network_coordinates
 
 # Pixels per row chunk of full-size work: about 12 MB per 3-channel float32 temporary. Small chunks would
@@ -95,30 +97,44 @@ def recombine(prepared: PreparedImage, ab: torch.Tensor, upsample: str = "biline
     otherwise. Runs on ab's device.
     """
     h, w = prepared.size
-    side, size = max(h, w), ab.shape[-1]
-    device = ab.device
-    ab = ab.to(torch.float32)
-    top, left = (side - h) // 2, (side - w) // 2
-    rows = region_weights(h, top, side, size).to(device)  # (H, S)
-    cols = region_weights(w, left, side, size).to(device)  # (W, S)
-    ab_cols = ab @ cols.T  # (2, S, W): columns first, the smaller product
-    if upsample == "guided":
-        net_lightness = prepared.net_gray[0].to(device) * L_SCALE  # (S, S)
-        row_at = network_coordinates(h, top, side, size).to(device)  # (H,)
-        col_at = network_coordinates(w, left, side, size).to(device)  # (W,)
     channels = 3 if prepared.alpha is None else 4
     out = np.empty((h, w, channels), dtype=np.uint8)
-    for r0, r1 in _row_chunks(h, w):
-        ab_rows = torch.matmul(rows[r0:r1], ab_cols)  # (2, r, W)
-        L = prepared.lightness[r0:r1].to(device)  # (r, W)
-        if upsample == "guided":
-            ab_rows = joint_bilateral(ab, net_lightness, L, row_at[r0:r1], col_at, ab_rows)
+    for r0, r1, ab_rows in _full_size_ab(prepared, ab.to(torch.float32), upsample):
+        L = prepared.lightness[r0:r1].to(ab.device)  # (r, W)
         ab_rows = ab_rows.clamp_(AB_MIN, AB_MAX)
         rgb = into_gamut(lab_to_rgb(torch.cat([L[None], ab_rows]), clip=False))  # (3, r, W) in [0, 1]
         out[r0:r1, :, :3] = rgb.mul_(255.0).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     if prepared.alpha is not None:
         out[:, :, 3] = prepared.alpha
     return Image.fromarray(out, mode="RGB" if channels == 3 else "RGBA")
+
+
+def _full_size_ab(prepared: PreparedImage, ab: torch.Tensor, upsample: str) -> Iterator[tuple]:
+    """(r0, r1, ab (2, r, W)) row block by row block: upsampled, guided by the input's L where asked; the
+    region mode needs every row at once, so it yields them as one block."""
+    h, w = prepared.size
+    side, size = max(h, w), ab.shape[-1]
+    device = ab.device
+    top, left = (side - h) // 2, (side - w) // 2
+    rows = region_weights(h, top, side, size).to(device)  # (H, S)
+    cols = region_weights(w, left, side, size).to(device)  # (W, S)
+    ab_cols = ab @ cols.T  # (2, S, W): columns first, the smaller product
+    net_lightness = prepared.net_gray[0].to(device) * L_SCALE  # (S, S)
+    row_at = network_coordinates(h, top, side, size).to(device)  # (H,)
+    col_at = network_coordinates(w, left, side, size).to(device)  # (W,)
+    blocks = []
+    for r0, r1 in _row_chunks(h, w):
+        ab_rows = torch.matmul(rows[r0:r1], ab_cols)  # (2, r, W)
+        if upsample != "bilinear":
+            L = prepared.lightness[r0:r1].to(device)  # (r, W)
+            ab_rows = joint_bilateral(ab, net_lightness, L, row_at[r0:r1], col_at, ab_rows)
+        if upsample != "region":
+            yield r0, r1, ab_rows
+        else:
+            blocks.append(ab_rows)
+    if blocks:
+        alpha = None if prepared.alpha is None else torch.from_numpy(prepared.alpha)
+        yield 0, h, region_mean_ab(torch.cat(blocks, dim=1).cpu(), prepared.lightness, alpha).to(device)
 
 
 def into_gamut(rgb: torch.Tensor) -> torch.Tensor:

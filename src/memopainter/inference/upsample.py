@@ -7,13 +7,15 @@ network pixel: 8 px at every line of a 512-px frame colored at 64 px.
 lightness as the guide: each output pixel averages the 4 x 4 nearest network-resolution ab samples, each
 weighted by its distance and by how close its lightness is to the pixel's own. A pixel on one side of a line
 takes the colors of the samples on its side, so colors stop at the lines the lightness draws.
+
+"region" is "guided" followed by inference.regions: each flat region of the drawing takes one color.
 """
 
 from __future__ import annotations
 
 import torch
 
-UPSAMPLERS = ("bilinear", "guided")
+UPSAMPLERS = ("bilinear", "guided", "region")  # region: guided, then one color per flat region
 DEFAULT_UPSAMPLE = "bilinear"
 # Hard-coded, not options: a spatial sigma of one network pixel is the footprint a sample covers, and an L
 # difference of 8 is above the shading within one flat region and below the step at a drawn line.
@@ -49,12 +51,13 @@ def joint_bilateral(
     for dr in _TAPS:
         r = (base_r + dr).clamp(0, size - 1)  # (r,)
         near_r = torch.exp(-((rows - r) ** 2) / (2 * SIGMA_SPACE**2))  # (r,)
+        l_rows, ab_rows = net_lightness.index_select(0, r), ab.index_select(1, r)  # (r, S), (2, r, S)
         for dc in _TAPS:
             c = (base_c + dc).clamp(0, size - 1)  # (W,)
             near_c = torch.exp(-((cols - c) ** 2) / (2 * SIGMA_SPACE**2))  # (W,)
-            sample_l = net_lightness[r[:, None], c[None, :]]  # (r, W)
-            weight = near_r[:, None] * near_c[None, :]
-            weight = weight * torch.exp(-((lightness - sample_l) ** 2) / (2 * SIGMA_RANGE**2))
-            out += weight * ab[:, r[:, None], c[None, :]]
+            # Two 1-D selections, not one 2-D gather: rows and columns of a tap are independent.
+            weight = (lightness - l_rows.index_select(1, c)).square_().mul_(-0.5 / SIGMA_RANGE**2).exp_()
+            weight.mul_(near_r[:, None]).mul_(near_c[None, :])  # (r, W)
+            out.addcmul_(weight, ab_rows.index_select(2, c))
             total += weight
     return out / total
