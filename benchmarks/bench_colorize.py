@@ -2,10 +2,10 @@
 
 Targets (CPU): one 1024x1024 image colorized (top-1) <= 0.4 s with each upsampler; 100 images of 256x256
 with batching >= 20 images/s; peak memory growth for one 4096x4096 image <= 1.5 GB (VmHWM of a fresh
-subprocess, its peak reset once the model is loaded and warm, so only the image's own work is counted). The model is the default
-architecture at image size 64 (core.model.build_model) with its memory filled by random writes, and the
-real default backbone when its weights are in the cache (`memopainter weights fetch mobilenet_v2`), else the
-tiny test backbone. The machine may be shared: the figures are medians, and noisy.
+subprocess, its peak reset once the model is loaded and warm, so only the image's own work is counted).
+The model is the default architecture at image size 64 (core.model.build_model) with its memory filled by
+random writes, and the real default backbone when its weights are in the cache (`memopainter weights fetch
+mobilenet_v2`), else the tiny test backbone. The machine may be shared: the figures are medians, and noisy.
 
     python benchmarks/bench_colorize.py [--threads 2] [--repeats 5] [--skip-peak]
 """
