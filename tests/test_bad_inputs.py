@@ -123,3 +123,38 @@ def test_features(each_case, capsys) -> None:
     assert status == (0 if case.readable else 1)
     if not case.readable:
         check_failure(case, folder, lines)
+
+
+def class_folder_with_corpus(root: Path, corpus_folder: Path, sprite_writer) -> Path:
+    """Sprites in class folders, and every corpus file in a class of its own."""
+    sprite_writer(root)
+    (root / "corpus").mkdir()
+    for path in corpus_folder.iterdir():
+        (root / "corpus" / path.name).write_bytes(path.read_bytes())
+    return root
+
+
+@pytest.mark.parametrize("command", ["train", "data folder", "data split"])
+def test_commands_over_a_folder_name_every_unreadable_file_and_exit_1(
+    command: str, corpus, tmp_path: Path, sprite_writer, tiny_settings, capsys
+) -> None:
+    folder, cases = corpus
+    data = class_folder_with_corpus(tmp_path / "data", folder, sprite_writer)
+    before = digests(data / "corpus")
+    out = tmp_path / "out"
+    argv = {
+        "train": ["train", data, "--out", out, *[a for s in tiny_settings for a in ("--set", s)]],
+        "data folder": ["data", "folder", data, out],
+        "data split": ["data", "split", data, out, "--shots", 1],
+    }[command]
+    status, lines = run(argv, capsys)
+    assert status == 1, lines
+    for case in cases:
+        if not case.readable:
+            assert any(case.name in line and case.problem in line for line in lines), (case, lines)
+    assert digests(data / "corpus") == before
+    assert leftovers(tmp_path) == []
+    again = "--overwrite" if command == "train" else "--force"  # the first run wrote OUT
+    status, lines = run([*argv, again, "--skip-bad"], capsys)
+    assert status == 0, lines  # the same files are still listed, and accepted
+    assert any("bomb.png" in line for line in lines)
