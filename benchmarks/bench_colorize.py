@@ -71,6 +71,21 @@ def synthetic_image(size: int, seed: int = 0) -> Image.Image:
     return Image.fromarray((rgb * 255).astype(np.uint8), mode="RGB")
 
 
+def flat_art_image(size: int, seed: int = 0) -> Image.Image:
+    """Flat fills in a grid of cells outlined by black lines 1/256 of the side wide: a comic panel's shape."""
+    rng = np.random.default_rng(seed)
+    cells = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    rgb = cells.repeat(size // 16, 0).repeat(size // 16, 1)
+    line = max(1, size // 256)
+    for k in range(0, size, size // 16):
+        rgb[k : k + line] = 0
+        rgb[:, k : k + line] = 0
+    return Image.fromarray(rgb, mode="RGB")
+
+
+IMAGES = {"smooth": synthetic_image, "flat": flat_art_image}
+
+
 def one_file(model: Colorizer, source: Path, target: Path, upsample: str) -> dict[str, float]:
     """Colorize one file top-1, timing each stage; returns seconds per stage."""
     times = {}
@@ -94,15 +109,15 @@ def one_file(model: Colorizer, source: Path, target: Path, upsample: str) -> dic
     return times
 
 
-def bench_single(model: Colorizer, folder: Path, repeats: int, upsample: str) -> None:
+def bench_single(model: Colorizer, folder: Path, repeats: int, upsample: str, kind: str) -> None:
     """A 1024x1024 image, top-1, end to end."""
-    source = folder / "big.png"
-    synthetic_image(1024).save(source)
+    source = folder / f"big-{kind}.png"
+    IMAGES[kind](1024).save(source)
     one_file(model, source, folder / "out" / "warmup.png", upsample)
     runs = [one_file(model, source, folder / "out" / "big.png", upsample) for _ in range(repeats)]
     median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
     stages = ", ".join(f"{key} {1e3 * value:.0f}" for key, value in median.items() if key != "total")
-    print(f"1024x1024 top-1, {upsample}: {median['total']:.3f} s (target <= 0.4 s); ms: {stages}")
+    print(f"1024x1024 {kind} top-1, {upsample}: {median['total']:.3f} s (target <= 0.4 s); ms: {stages}")
 
 
 def bench_batch(model: Colorizer, folder: Path, count: int, batch_sizes: list[int]) -> None:
@@ -151,10 +166,10 @@ print(base, status("VmHWM:"), seconds, reset)
 """
 
 
-def bench_peak(model_path: Path, folder: Path, threads: int, upsample: str) -> None:
+def bench_peak(model_path: Path, folder: Path, threads: int, upsample: str, kind: str) -> None:
     """Peak RSS growth of a fresh process colorizing one 4096x4096 file (file in, PNG out)."""
-    source, small = folder / "huge.png", folder / "small.png"
-    synthetic_image(4096).save(source)
+    source, small = folder / f"huge-{kind}.png", folder / "small.png"
+    IMAGES[kind](4096).save(source)
     synthetic_image(256).save(small)
     args = [str(model_path), str(source), str(folder / "peak"), str(threads), str(small), upsample]
     result = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, *args], capture_output=True, text=True)
@@ -164,7 +179,7 @@ def bench_peak(model_path: Path, folder: Path, threads: int, upsample: str) -> N
     growth = (int(peak) - int(base)) / 2**30
     note = "" if reset == "True" else " (VmHWM could not be reset: includes the model's load)"
     print(
-        f"4096x4096, {upsample}: peak RSS growth {growth:.2f} GB (target <= 1.5 GB) over "
+        f"4096x4096 {kind}, {upsample}: peak RSS growth {growth:.2f} GB (target <= 1.5 GB) over "
         f"{int(base) / 2**30:.2f} GB after loading; {float(seconds):.1f} s end to end{note}"
     )
 
@@ -187,11 +202,13 @@ def main() -> None:
         print(
             f"default model at 64x64, backbone {backbone}, {args.threads} threads, torch {torch.__version__}"
         )
-        for upsample in args.upsample:
-            bench_single(model, folder, args.repeats, upsample)
+        for kind in IMAGES:
+            for upsample in args.upsample:
+                bench_single(model, folder, args.repeats, upsample, kind)
         bench_batch(model, folder, args.images, args.batch_sizes)
-        for upsample in [] if args.skip_peak else args.upsample:
-            bench_peak(model_path, folder, args.threads, upsample)
+        for kind in [] if args.skip_peak else IMAGES:
+            for upsample in args.upsample:
+                bench_peak(model_path, folder, args.threads, upsample, kind)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import torch
 
 from memopainter.color import lab_to_rgb, rgb_to_lab
 from memopainter.inference.fullres import prepare_image, recombine
-from memopainter.inference.regions import region_labels, region_mean_ab
+from memopainter.inference.regions import region_mean_ab
 from memopainter.inference.upsample import joint_bilateral, network_coordinates
 
 SIZE, FULL = 64, 512  # the network's side, and a frame 8 times larger
@@ -80,18 +80,31 @@ def test_the_library_refuses_an_unknown_upsampler(tmp_path, sprite_writer, tiny_
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_region_labels_are_the_connected_components_of_equal_levels(seed: int) -> None:
+def test_region_means_are_the_means_over_connected_components_of_equal_levels(seed: int) -> None:
     from skimage.measure import label
 
-    levels = torch.randint(0, 3, (23, 31), generator=torch.Generator().manual_seed(seed))
-    levels[5:9, 4:20] = -1  # transparent: no region
-    ours = region_labels(levels).numpy()
-    theirs = label(levels.numpy(), background=-1, connectivity=1)
-    kept = levels.numpy() >= 0
-    # The same partition: a one-to-one map between our labels and scikit-image's on the kept pixels.
-    pairs = set(zip(ours[kept].tolist(), theirs[kept].tolist(), strict=True))
-    assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})
-    assert (ours[~kept] == np.arange(ours.size).reshape(ours.shape)[~kept]).all()  # each alone
+    generator = torch.Generator().manual_seed(seed)
+    blocks = torch.randint(0, 3, (6, 8), generator=generator) * 20.0  # flat art: fills of 4 x 4 pixels
+    lightness = blocks.repeat_interleave(4, 0).repeat_interleave(4, 1)  # (24, 32)
+    alpha = torch.full((24, 32), 255, dtype=torch.uint8)
+    alpha[5:9, 4:20] = 0  # transparent: no region
+    ab = torch.randn(2, 24, 32, generator=generator)
+    out = region_mean_ab(ab, lightness, alpha)
+    levels = torch.where(alpha < 128, -1, torch.round(lightness / 2).long()).numpy()
+    regions = label(levels, background=-1, connectivity=1)  # scikit-image as the reference
+    for region in range(1, regions.max() + 1):
+        inside = torch.from_numpy(regions == region)
+        torch.testing.assert_close(
+            out[:, inside], ab[:, inside].mean(1, keepdim=True).expand_as(ab[:, inside])
+        )
+    transparent = torch.from_numpy(levels == -1)
+    assert torch.equal(out[:, transparent], ab[:, transparent])
+
+
+def test_a_large_image_that_is_not_flat_art_keeps_its_colors() -> None:
+    lightness = torch.rand(600, 600, generator=torch.Generator().manual_seed(0)) * 100  # noise: runs of 1 px
+    ab = torch.randn(2, 600, 600)
+    assert torch.equal(region_mean_ab(ab, lightness, None), ab)
 
 
 def test_a_flat_region_takes_one_color_and_transparent_pixels_keep_theirs() -> None:

@@ -267,7 +267,8 @@ def _score(
     score = ImageScore(*where, metrics, item.slots, *_source(colorizer, item.slots))
     images = None
     if with_images:
-        gray = recombine(item.prepared, torch.zeros(2, *item.prepared.net_gray.shape[1:]))  # a = b = 0
+        no_color = torch.zeros(2, *item.prepared.net_gray.shape[1:])  # a = b = 0: the gray input
+        gray = recombine(item.prepared, no_color, "bilinear")
         images = EvaluatedImages(gray, item.images, tensors_to_pil(item.rgb, item.alpha))
     return score, images
 

@@ -23,7 +23,7 @@ from memopainter.color.lab import linear_to_srgb, srgb_to_linear
 from memopainter.data.images import aspect_problem
 from memopainter.data.preprocess import L_SCALE, shrink_padded, unpremultiply
 from memopainter.inference.regions import region_mean_ab
-from memopainter.inference.upsample import joint_bilateral, network_coordinates
+from memopainter.inference.upsample import DEFAULT_UPSAMPLE, joint_bilateral, network_coordinates
 
 # Pixels per row chunk of full-size work: about 12 MB per 3-channel float32 temporary. Small chunks would
 # multiply the number of torch calls, each of which can wait milliseconds for its threads on a busy machine.
@@ -90,7 +90,7 @@ def prepare_image(
     return PreparedImage(lightness, alpha_u8, net_gray, backbone_rgb)
 
 
-def recombine(prepared: PreparedImage, ab: torch.Tensor, upsample: str = "bilinear") -> Image.Image:
+def recombine(prepared: PreparedImage, ab: torch.Tensor, upsample: str = DEFAULT_UPSAMPLE) -> Image.Image:
     """The network's ab (2, S, S) in Lab units on the padded square -> the colorized image at full size.
 
     `upsample` is one of upsample.UPSAMPLERS. RGB for an opaque input, RGBA (the input's alpha, untouched)
@@ -111,7 +111,7 @@ def recombine(prepared: PreparedImage, ab: torch.Tensor, upsample: str = "biline
 
 def _full_size_ab(prepared: PreparedImage, ab: torch.Tensor, upsample: str) -> Iterator[tuple]:
     """(r0, r1, ab (2, r, W)) row block by row block: upsampled, guided by the input's L where asked; the
-    region mode needs every row at once, so it yields them as one block."""
+    region mode needs every row before it can yield the first."""
     h, w = prepared.size
     side, size = max(h, w), ab.shape[-1]
     device = ab.device
@@ -134,7 +134,10 @@ def _full_size_ab(prepared: PreparedImage, ab: torch.Tensor, upsample: str) -> I
             blocks.append(ab_rows)
     if blocks:
         alpha = None if prepared.alpha is None else torch.from_numpy(prepared.alpha)
-        yield 0, h, region_mean_ab(torch.cat(blocks, dim=1).cpu(), prepared.lightness, alpha).to(device)
+        whole = region_mean_ab(torch.cat(blocks, dim=1).cpu(), prepared.lightness, alpha).to(device)
+        del blocks
+        for r0, r1 in _row_chunks(h, w):  # converted block by block, as the other modes
+            yield r0, r1, whole[:, r0:r1]
 
 
 def into_gamut(rgb: torch.Tensor) -> torch.Tensor:

@@ -98,7 +98,8 @@ class ModelSession:
             if isinstance(result, Failed):
                 raise result.error
             prepared = result.prepared
-            gray = recombine(prepared, torch.zeros(2, *prepared.net_gray.shape[1:]))  # a = b = 0: the input
+            no_color = torch.zeros(2, *prepared.net_gray.shape[1:])  # a = b = 0: the gray input
+            gray = recombine(prepared, no_color, "bilinear")
             if result.slots is not None:
                 slots, scores = result.slots, [round(s, 4) for s in result.scores]
                 memopainter = colorizer.memopainter
