@@ -31,3 +31,4 @@ def test_every_upsampler_is_scored_against_bilinear_at_every_scale(
         assert 0 < guided["floor"] < base["delta_e2000"]
     assert body["command"].startswith("memopainter experiment upsample ")
     assert "| x3 | guided |" in (out / "upsampling.md").read_text()
+    assert (out / "upsampling_grid.png").is_file()

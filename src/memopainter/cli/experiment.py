@@ -312,7 +312,8 @@ def _register_upsampling(experiments: argparse._SubParsersAction) -> None:
         description="Colorize every image of TEST_DIR with MODEL once and bring the colors to full "
         "resolution with each upsampler, at the native size and enlarged by nearest neighbour "
         "(--upscale); write OUT/upsampling.md and OUT/upsampling.json with mean delta_e2000, the paired "
-        "difference to bilinear with its 95% t-interval, and the floor (the true colors upsampled).",
+        "difference to bilinear with its 95% t-interval, and the floor (the true colors upsampled), and "
+        "OUT/upsampling_grid.png (gray | each upsampler | truth for a few images).",
         epilog="example: memopainter experiment upsample runs/k3 data/k3/test --upscale 1 4 --out res/up",
     )
     upsampling.add_argument("model", type=Path, metavar="MODEL", help="a run folder or a checkpoint file")
@@ -325,11 +326,11 @@ def _register_upsampling(experiments: argparse._SubParsersAction) -> None:
 def run_upsampling(args: argparse.Namespace) -> int:
     """Score every upsampler, then write the table."""
     try:
-        rows = upsampling_experiment(args.model, args.test_dir, args.upscale, say=_say)
+        result = upsampling_experiment(args.model, args.test_dir, args.upscale, say=_say)
     except (CheckpointError, WeightsError, ValueError, OSError) as error:
         print_error(str(error))
         return 1
-    for path in write_upsampling(rows, args.out, str(args.model), str(args.test_dir), args.command_line):
+    for path in write_upsampling(result, args.out, str(args.model), str(args.test_dir), args.command_line):
         print(path)
     return 0
 

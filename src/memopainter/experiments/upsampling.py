@@ -14,18 +14,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image, ImageDraw
 
-from memopainter.data.images import load_image, pil_to_tensors
+from memopainter.data.images import load_image, pil_to_tensors, tensors_to_pil
 from memopainter.data.preprocess import AB_SCALE, network_input
 from memopainter.evaluation.evaluate import list_test_images
 from memopainter.evaluation.metrics import delta_e2000
+from memopainter.evaluation.outputs import image_png
 from memopainter.experiments.statistics import t_interval
-from memopainter.files import write_json, write_text
+from memopainter.files import write_bytes, write_json, write_text
 from memopainter.inference import Colorizer
 from memopainter.inference.fullres import recombine
 from memopainter.inference.upsample import UPSAMPLERS
 
 BASELINE = "bilinear"
+GRID_IMAGES = 4  # test images shown in the grid, spread evenly over the sorted list
+GRID_CELL = 256  # px per grid cell
 
 
 @dataclass
@@ -44,13 +48,15 @@ class Row:
 
 def upsampling_experiment(
     model: str | Path, test_dir: str | Path, upscales: list[int], say: Callable[[str], None] = print
-) -> list[Row]:
-    """Every upsampler at every upscale factor on the images of `test_dir`."""
+) -> tuple[list[Row], Image.Image]:
+    """Every upsampler at every upscale factor on the images of `test_dir`, and a grid of a few of them
+    (gray | each upsampler | truth) at the first factor."""
     colorizer = Colorizer.from_pretrained(model)
     files = list_test_images(test_dir)
-    rows = []
+    shown = {files[round(i * (len(files) - 1) / max(GRID_IMAGES - 1, 1))] for i in range(GRID_IMAGES)}
+    rows, grid = [], []
     for factor in upscales:
-        scores = _scores(colorizer, files, factor)  # {upsampler: [(model, floor) per image]}
+        scores = _scores(colorizer, files, factor, grid if factor == upscales[0] else None, shown)
         base = [s[0] for s in scores[BASELINE]]
         for name in UPSAMPLERS:
             model_scores = [s[0] for s in scores[name]]
@@ -60,10 +66,13 @@ def upsampling_experiment(
             floor = statistics.fmean(s[1] for s in scores[name])
             rows.append(Row(factor, name, statistics.fmean(model_scores), floor, diff, low, high, len(base)))
             say(f"x{factor} {name}: delta_e2000 {rows[-1].delta_e2000:.3f}, floor {floor:.3f}")
-    return rows
+    return rows, _grid(grid)
 
 
-def _scores(colorizer: Colorizer, files: list[Path], factor: int) -> dict[str, list[tuple[float, float]]]:
+def _scores(
+    colorizer: Colorizer, files: list[Path], factor: int, grid: list | None, shown: set[Path]
+) -> dict[str, list[tuple[float, float]]]:
+    """Per upsampler, (model's delta_e2000, floor's) of every image; the shown images' renders go to grid."""
     scores: dict[str, list[tuple[float, float]]] = {name: [] for name in UPSAMPLERS}
     size = colorizer.image_size
     for path in files:
@@ -73,11 +82,31 @@ def _scores(colorizer: Colorizer, files: list[Path], factor: int) -> dict[str, l
         prepared = colorizer.prepare(rgb, alpha)
         ab = colorizer.predict([prepared]).ab[0, 0]  # (2, S, S), the model's top-1
         truth_ab = network_input(rgb, alpha, size)[1] * AB_SCALE  # (2, S, S)
+        renders = [tensors_to_pil(rgb.mean(0, keepdim=True).expand(3, -1, -1), alpha)]
         for name in UPSAMPLERS:
-            colored = pil_to_tensors(recombine(prepared, ab, name))[0]
+            renders.append(recombine(prepared, ab, name))
+            colored = pil_to_tensors(renders[-1])[0]
             floor = pil_to_tensors(recombine(prepared, truth_ab, name))[0]
             scores[name].append((delta_e2000(colored, rgb, alpha), delta_e2000(floor, rgb, alpha)))
+        if grid is not None and path in shown:
+            grid.append([*renders, tensors_to_pil(rgb, alpha)])
     return scores
+
+
+def _grid(rows: list[list[Image.Image]]) -> Image.Image:
+    """Rows of gray | each upsampler | truth, each image fitted into a cell on white."""
+    titles = ["gray", *UPSAMPLERS, "truth"]
+    header = 20
+    sheet = Image.new("RGB", (GRID_CELL * len(titles), header + GRID_CELL * len(rows)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, title in enumerate(titles):
+        draw.text((c * GRID_CELL + 4, 4), title, fill="black")
+    for r, images in enumerate(rows):
+        for c, image in enumerate(images):
+            image = image.convert("RGBA")
+            image.thumbnail((GRID_CELL, GRID_CELL))
+            sheet.paste(image, (c * GRID_CELL, header + r * GRID_CELL), image)
+    return sheet
 
 
 def _upscaled(rgb: torch.Tensor, alpha: torch.Tensor | None, factor: int):
@@ -90,8 +119,11 @@ def _upscaled(rgb: torch.Tensor, alpha: torch.Tensor | None, factor: int):
     return rgb, alpha
 
 
-def write_upsampling(rows: list[Row], out: str | Path, model: str, test_dir: str, command: str) -> list[Path]:
-    """OUT/upsampling.md and OUT/upsampling.json."""
+def write_upsampling(
+    result: tuple[list[Row], Image.Image], out: str | Path, model: str, test_dir: str, command: str
+) -> list[Path]:
+    """OUT/upsampling.md, OUT/upsampling.json and OUT/upsampling_grid.png."""
+    rows, grid = result
     out = Path(out)
     lines = [
         "# Full-resolution color: upsamplers against bilinear",
@@ -114,10 +146,11 @@ def write_upsampling(rows: list[Row], out: str | Path, model: str, test_dir: str
         "ways).",
         "",
     ]
-    paths = [out / "upsampling.md", out / "upsampling.json"]
+    paths = [out / "upsampling.md", out / "upsampling.json", out / "upsampling_grid.png"]
     write_text(paths[0], "\n".join(lines))
     write_json(
         paths[1],
         {"command": command, "model": model, "test_dir": test_dir, "rows": [asdict(r) for r in rows]},
     )
+    write_bytes(paths[2], image_png(grid))
     return paths
