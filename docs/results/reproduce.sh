@@ -32,8 +32,28 @@ memopainter experiment rare "$DATA/emoji" --rare dark --common default --rare-sh
     --methods memopainter-dist memopainter-bins res-cgan cic \
     --out "$OUT/rare-emoji"
 
+# Full-resolution color: one model per set, its colors upsampled three ways (needs `pip install 'memopainter[svg]'`).
+build "$DATA/openmoji" memopainter data openmoji "$DATA/openmoji" --size 512
+build "$DATA/openmoji-3shot" memopainter data split "$DATA/openmoji/color" "$DATA/openmoji-3shot" --shots 3 --seed 0
+build "$DATA/wesnoth40" memopainter data wesnoth "$DATA/wesnoth40" --max-units 40
+build "$DATA/wesnoth40-5shot" memopainter data split "$DATA/wesnoth40" "$DATA/wesnoth40-5shot" --shots 5 \
+    --test-per-class 3 --seed 0
+build "$DATA/emoji-20" memopainter data split "$DATA/emoji" "$DATA/emoji-20" --shots 20 --test-per-class 20 --seed 0
+upsample() {  # upsample NAME SPLIT [--upscale N...]: train NAME's model once, then score the upsamplers
+    local name=$1 split=$2
+    shift 2
+    [ -f "$OUT/models/$name/model.safetensors" ] ||
+        memopainter train "$split/train" --out "$OUT/models/$name" --steps 800 --seed 0 --overwrite
+    memopainter experiment upsample "$OUT/models/$name" "$split/test" --out "$OUT/upsample-$name" "$@"
+}
+upsample kenney "$DATA/kenney-3shot"
+upsample wesnoth "$DATA/wesnoth40-5shot"
+upsample emoji "$DATA/emoji-20"
+upsample openmoji "$DATA/openmoji-3shot" --upscale 1
+
 for result in "$OUT"/*/; do
     name=$(basename "$result")
+    [ "$name" != models ] || continue  # trained models, not results
     mkdir -p "$DOCS/$name"
     cp "$result"/*.md "$result"/*.json "$result"/*.png "$DOCS/$name/"
 done
