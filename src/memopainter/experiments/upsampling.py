@@ -104,7 +104,10 @@ def _grid(rows: list[list[Image.Image]]) -> Image.Image:
     for r, images in enumerate(rows):
         for c, image in enumerate(images):
             image = image.convert("RGBA")
-            image.thumbnail((GRID_CELL, GRID_CELL))
+            scale = GRID_CELL / max(image.size)
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            # Small sprites are enlarged pixel by pixel, so the grid shows their colors, not a blur.
+            image = image.resize(size, Image.NEAREST if scale > 1 else Image.LANCZOS)
             sheet.paste(image, (c * GRID_CELL, header + r * GRID_CELL), image)
     return sheet
 
