@@ -24,6 +24,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -224,20 +225,9 @@ def evaluate(
     lpips_model, lpips_unavailable = lpips_status(lpips_alexnet, lpips_heads, colorizer.device)
     classes = [] if oracle else _model_classes(colorizer)  # nothing is retrieved, so no retrieval accuracy
     result = Evaluation(str(colorizer.path), str(test_dir), top_k, [], [], classes, lpips_unavailable)
-    own_feature = None
-    if oracle:
-        def own_feature(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
-            return image_color_feature(rgb, alpha, colorizer.feature)  # (V,), as training computes it
-
-    colored = colorizer.colorize_each(
-        files,
-        top_k,
-        batch_size=batch_size,
-        upsample=upsample,
-        keep_input=True,
-        check=_has_opaque_pixel,
-        condition=own_feature,
-    )
+    own_feature = partial(_own_feature, feature=colorizer.feature) if oracle else None
+    options = {"batch_size": batch_size, "upsample": upsample, "keep_input": True}
+    colored = colorizer.colorize_each(files, top_k, check=_has_opaque_pixel, condition=own_feature, **options)
     for item in colored:
         path = item.source
         try:
@@ -271,6 +261,11 @@ def _score(
         gray = recombine(item.prepared, no_color, "bilinear")
         images = EvaluatedImages(gray, item.images, tensors_to_pil(item.rgb, item.alpha))
     return score, images
+
+
+def _own_feature(rgb: torch.Tensor, alpha: torch.Tensor | None, feature: str) -> torch.Tensor:
+    """An image's own color feature (V,), as training computes it: the oracle's condition."""
+    return image_color_feature(rgb, alpha, feature)
 
 
 def _has_opaque_pixel(rgb: torch.Tensor, alpha: torch.Tensor | None) -> None:
