@@ -50,10 +50,17 @@ upsample kenney "$DATA/kenney-3shot"
 upsample wesnoth "$DATA/wesnoth40-5shot"
 upsample emoji "$DATA/emoji-20"
 upsample openmoji "$DATA/openmoji-3shot" --upscale 1
+memopainter experiment diagnose "$OUT/models/kenney" "$DATA/kenney-3shot/train" "$DATA/kenney-3shot/test" \
+    --out "$OUT/diagnosis-kenney"
+memopainter experiment diagnose "$OUT/models/wesnoth" "$DATA/wesnoth40-5shot/train" "$DATA/wesnoth40-5shot/test" \
+    --out "$OUT/diagnosis-wesnoth"
+memopainter experiment diagnose "$OUT/models/emoji" "$DATA/emoji-20/train" "$DATA/emoji-20/test" \
+    --out "$OUT/diagnosis-emoji"
 
 for result in "$OUT"/*/; do
     name=$(basename "$result")
     [ "$name" != models ] || continue  # trained models, not results
     mkdir -p "$DOCS/$name"
-    cp "$result"/*.md "$result"/*.json "$result"/*.png "$DOCS/$name/"
+    cp "$result"/*.md "$result"/*.json "$DOCS/$name/"
+    cp "$result"/*.png "$DOCS/$name/" 2>/dev/null || true  # diagnosis writes no plot
 done

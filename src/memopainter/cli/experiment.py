@@ -20,6 +20,7 @@ from memopainter.experiments.compare import (
     method_config,
     write_comparison,
 )
+from memopainter.experiments.diagnosis import diagnose, write_diagnosis
 from memopainter.experiments.rare import DEFAULT_METHODS as RARE_METHODS
 from memopainter.experiments.rare import rare_experiment, write_rare
 from memopainter.experiments.retrieval import (
@@ -52,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_sweep(experiments)
     _register_rare(experiments)
     _register_upsampling(experiments)
+    _register_diagnosis(experiments)
 
 
 class _RecordingSubParsers(argparse._SubParsersAction):
@@ -331,6 +333,36 @@ def run_upsampling(args: argparse.Namespace) -> int:
         print_error(str(error))
         return 1
     for path in write_upsampling(result, args.out, str(args.model), str(args.test_dir), args.command_line):
+        print(path)
+    return 0
+
+
+def _register_diagnosis(experiments: argparse._SubParsersAction) -> None:
+    diagnosis = experiments.add_parser(
+        "diagnose",
+        help="why retrieval misses: per-class top-1 accuracy, confusions and kinds of miss",
+        description="Retrieve every image of TEST_DIR (class folders) from MODEL's memory as colorize does; "
+        "per class, the share whose top-1 slot was written by a frame of their class, the class retrieved "
+        "most often instead, and each miss as: the right class at rank 2 or 3, a class with the same gray "
+        "image (compared with the frames of TRAIN_DIR, the model's training folder), or other. Writes "
+        "OUT/diagnosis.md and OUT/diagnosis.json.",
+        epilog="example: memopainter experiment diagnose runs/k3 data/k3/train data/k3/test --out res/diag",
+    )
+    diagnosis.add_argument("model", type=Path, metavar="MODEL", help="a run folder or a checkpoint file")
+    diagnosis.add_argument("train_dir", type=Path, metavar="TRAIN_DIR", help="the model's training folder")
+    diagnosis.add_argument("test_dir", type=Path, metavar="TEST_DIR", help="test images in class folders")
+    diagnosis.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write into")
+    diagnosis.set_defaults(run=run_diagnosis)
+
+
+def run_diagnosis(args: argparse.Namespace) -> int:
+    """Diagnose every test image's retrieval, then write the table."""
+    try:
+        rows = diagnose(args.model, args.train_dir, args.test_dir, say=_say)
+    except (CheckpointError, WeightsError, ValueError, OSError) as error:
+        print_error(str(error))
+        return 1
+    for path in write_diagnosis(rows, args.out, args.command_line):
         print(path)
     return 0
 
