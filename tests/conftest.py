@@ -12,6 +12,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from memopainter.config import RunConfig
+from memopainter.training.loop import train
 
 # Each class: its flat body and detail colors, its shape, and the (width, height) of its frames. Sizes vary
 # within a class and aspect ratios run from tall to wide, as sprite sheets do.
@@ -88,6 +89,15 @@ def write_split(root: Path, classes: list[str], train: int = 2, test: int = 2) -
             draw_sprite((24 + 6 * i, 40 - 3 * i), body, detail, shape).save(path)
     return root
 
+
+
+def train_tiny(root: Path, settings: list[str] | tuple[str, ...]) -> Path:
+    """Train a tiny run on 9 sprites of 3 classes under root, with its own feature cache; returns the run."""
+    write_sprites(root / "data")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
+        train(RunConfig().override(list(settings)), root / "data", root / "run", on_event=lambda _: None)
+    return root / "run"
 
 def run_cli(command: ModuleType, argv: list[str]) -> int:
     """Parse and run `memopainter ...` through one command module's register(); returns the exit status."""

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 from bad_inputs import Case, write_corpus
+from conftest import train_tiny
 
 from memopainter.cli.main import main
-from memopainter.config import RunConfig
-from memopainter.training.loop import train
 
 pytestmark = pytest.mark.usefixtures("cache_dir")
 
@@ -24,13 +23,8 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Case]]:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory: pytest.TempPathFactory, sprite_writer, tiny_settings) -> Path:
-    root = tmp_path_factory.mktemp("model")
-    sprite_writer(root / "data")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
-        train(RunConfig().override(list(tiny_settings)), root / "data", root / "run", on_event=lambda _: None)
-    return root / "run"
+def model(tmp_path_factory: pytest.TempPathFactory, tiny_settings) -> Path:
+    return train_tiny(tmp_path_factory.mktemp("model"), tiny_settings)
 
 
 def digests(folder: Path) -> dict[str, str]:

@@ -14,42 +14,32 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import train_tiny
 from PIL import Image
 
 from memopainter.cli import colorize as colorize_cli
 from memopainter.color import lab_to_rgb, rgb_to_gray, rgb_to_lab, soft_encode
 from memopainter.color.features import palette_condition
-from memopainter.config import RunConfig
 from memopainter.core.checkpoint import RESERVED_META_KEYS, load_checkpoint, save_checkpoint
 from memopainter.data.images import pil_to_tensors
 from memopainter.inference import Colorizer, parse_palette
 from memopainter.inference.fullres import into_gamut, prepare_image, recombine, region_weights
 from memopainter.networks.backbones import WeightsError
-from memopainter.training.loop import train
 
 pytestmark = pytest.mark.usefixtures("cache_dir", "one_thread")
-
-
-def train_tiny(root: Path, sprite_writer, settings: list[str]) -> Path:
-    """Train a tiny run on 9 sprites of 3 classes under root; returns the run folder."""
-    sprite_writer(root / "data")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
-        train(RunConfig().override(settings), root / "data", root / "run", on_event=lambda _: None)
-    return root / "run"
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory, sprite_writer, tiny_settings: list[str]) -> Path:
     """A tiny run with memory (dist feature): 12 steps of 4 over 9 sprites."""
-    return train_tiny(tmp_path_factory.mktemp("memory"), sprite_writer, [*tiny_settings, "train.steps=12"])
+    return train_tiny(tmp_path_factory.mktemp("memory"), [*tiny_settings, "train.steps=12"])
 
 
 @pytest.fixture(scope="module")
 def no_memory_dir(tmp_path_factory: pytest.TempPathFactory, sprite_writer, tiny_settings: list[str]) -> Path:
     """A tiny run of the no-memory ablation."""
     settings = [*tiny_settings, "memory.enabled=false"]
-    return train_tiny(tmp_path_factory.mktemp("no-memory"), sprite_writer, settings)
+    return train_tiny(tmp_path_factory.mktemp("no-memory"), settings)
 
 
 @pytest.fixture(scope="module")

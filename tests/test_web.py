@@ -24,13 +24,11 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the web extra is not installed")
 pytest.importorskip("multipart", reason="the web extra is not installed")
 
-from conftest import run_cli  # noqa: E402
+from conftest import run_cli, train_tiny  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from memopainter.cli import serve  # noqa: E402
-from memopainter.config import RunConfig  # noqa: E402
 from memopainter.inference import Colorizer  # noqa: E402
-from memopainter.training.loop import train  # noqa: E402
 from memopainter.web.app import TOKEN_HEADER, create_app  # noqa: E402
 from memopainter.web.session import DEFAULT_KEEP_TAUGHT  # noqa: E402
 from memopainter.web.uploads import Limits, display_name  # noqa: E402
@@ -39,15 +37,10 @@ pytestmark = pytest.mark.usefixtures("cache_dir", "one_thread")
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory, sprite_writer, tiny_settings) -> Path:
+def model_file(tmp_path_factory: pytest.TempPathFactory, tiny_settings) -> Path:
     """The final checkpoint of a tiny run with memory (dist feature): 12 steps of 4 over 9 sprites."""
-    root = tmp_path_factory.mktemp("web")
-    sprite_writer(root / "data")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
-        config = RunConfig().override([*tiny_settings, "train.steps=12"])
-        train(config, root / "data", root / "run", on_event=lambda _: None)
-    return root / "run" / "model.safetensors"
+    run = train_tiny(tmp_path_factory.mktemp("web"), [*tiny_settings, "train.steps=12"])
+    return run / "model.safetensors"
 
 
 def page_client(app, **options) -> TestClient:

@@ -28,10 +28,9 @@ pytest.importorskip("fastapi", reason="the web extra is not installed")
 pytest.importorskip("multipart", reason="the web extra is not installed")
 
 import starlette.formparsers  # noqa: E402
+from conftest import train_tiny
 from fastapi.testclient import TestClient  # noqa: E402
 
-from memopainter.config import RunConfig  # noqa: E402
-from memopainter.training.loop import train  # noqa: E402
 from memopainter.web.app import TOKEN_HEADER, allowed_hosts, create_app  # noqa: E402
 from memopainter.web.uploads import Limits  # noqa: E402
 
@@ -45,15 +44,10 @@ BOUNDARY = "memopainter-test-boundary"
 
 
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory, sprite_writer, tiny_settings) -> Path:
+def model_file(tmp_path_factory: pytest.TempPathFactory, tiny_settings) -> Path:
     """The final checkpoint of a tiny run with memory (dist feature): 12 steps of 4 over 9 sprites."""
-    root = tmp_path_factory.mktemp("web-security")
-    sprite_writer(root / "data")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
-        config = RunConfig().override([*tiny_settings, "train.steps=12"])
-        train(config, root / "data", root / "run", on_event=lambda _: None)
-    return root / "run" / "model.safetensors"
+    run = train_tiny(tmp_path_factory.mktemp("web-security"), [*tiny_settings, "train.steps=12"])
+    return run / "model.safetensors"
 
 
 @pytest.fixture

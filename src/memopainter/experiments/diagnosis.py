@@ -22,6 +22,7 @@ from memopainter.files import write_json, write_text
 from memopainter.inference import Colorizer
 
 TOP = 3
+KINDS = ("rank 2-3", "same gray", "other")  # of a miss, as the module docstring says
 SAME_GRAY = 0.01  # mean |L difference| / 100 under which two gray images count as the same
 
 
@@ -120,5 +121,3 @@ def write_diagnosis(rows: list[ClassRow], out: str | Path, command: str) -> list
     write_json(paths[1], {"command": command, "classes": classes})
     return paths
 
-
-KINDS = ("rank 2-3", "same gray", "other")
