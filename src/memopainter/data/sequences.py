@@ -1,8 +1,8 @@
 """Image sequences: frames in their natural order, and the animations inside a folder of sprites.
 
-Frame folders sort naturally (frame2 before frame10). Sprite sets name an animation's frames by a common stem
-and a frame number (`thunderer-ne-bob3.png`, `malePerson_walk5.png`): `group_animations` gathers them back into
-ordered sequences, one per animation of one class folder.
+Frame folders sort naturally (frame2 before frame10). Sprite sets name an animation's frames by a common
+stem and a frame number (`thunderer-ne-bob3.png`, `malePerson_walk5.png`): `group_animations` gathers them
+back into ordered sequences, one per animation of one class folder.
 """
 
 from __future__ import annotations
