@@ -35,7 +35,7 @@ pytestmark = pytest.mark.usefixtures("cache_dir")
 SIZE = 32
 METRIC_KEYS = {
     "d", "g", "g_adv", "g_l1", "triplet", "memory_hit_rate", "no_positive", "no_negative",
-    "images_per_s", "memory_filled", "step", "epoch",
+    "images_per_s", "memory_filled", "step", "epoch", "seconds",
 }  # fmt: skip
 
 
@@ -104,7 +104,7 @@ def test_metrics_log_losses_speed_and_memory_statistics_every_step(run: SimpleNa
     for line in lines:
         assert set(line) == METRIC_KEYS
         assert all(math.isfinite(line[key]) for key in METRIC_KEYS)
-        assert line["images_per_s"] > 0
+        assert line["images_per_s"] > 0 and line["seconds"] > 0
         assert 0.0 <= line["memory_hit_rate"] <= 1.0
         assert 0 <= line["no_positive"] <= 4 and 0 <= line["no_negative"] <= 4
         assert isinstance(line["no_positive"], int) and isinstance(line["no_negative"], int)

@@ -30,6 +30,7 @@ from memopainter.experiments.retrieval import (
     write_report,
 )
 from memopainter.experiments.sweep import sweep_experiment, write_sweep
+from memopainter.experiments.time_to_quality import PAPER, time_to_quality, write_time_to_quality
 from memopainter.experiments.upsampling import upsampling_experiment, write_upsampling
 from memopainter.networks.backbones import BACKBONES, DEFAULT_BACKBONE, WeightsError, load_backbone
 
@@ -54,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_rare(experiments)
     _register_upsampling(experiments)
     _register_diagnosis(experiments)
+    _register_time_to_quality(experiments)
 
 
 class _RecordingSubParsers(argparse._SubParsersAction):
@@ -190,6 +192,44 @@ def _register_rare(experiments: argparse._SubParsersAction) -> None:
     _methods_argument(rare, list(RARE_METHODS))
     _shared_training_arguments(rare)
     rare.set_defaults(run=run_rare)
+
+
+def _register_time_to_quality(experiments: argparse._SubParsersAction) -> None:
+    timing = experiments.add_parser(
+        "time-to-quality",
+        help="delta_e2000 against training minutes, per method",
+        description="Train each method on SPLIT_DIR/train in chunks ending at each milestone (each chunk "
+        "resumes the last exactly), score the model top-1 on SPLIT_DIR/test after each, and write "
+        "OUT/time_to_quality.md, .json and .png: delta_e2000 against the training minutes (the steps' own "
+        f"times), and when each method reaches the quality of {PAPER} (the paper's configuration) at 800 "
+        "steps.",
+        epilog="example: memopainter experiment time-to-quality data/k3 --milestones 100 200 400 800 1600 "
+        "--out results/ttq-k3",
+    )
+    timing.add_argument("split", type=Path, metavar="SPLIT_DIR", help="a split with train/ and test/")
+    timing.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write into")
+    timing.add_argument(
+        "--milestones",
+        type=positive_int,
+        nargs="+",
+        default=[100, 200, 400, 800, 1600],
+        metavar="STEPS",
+        help="steps after which each model is scored (default 100 200 400 800 1600)",
+    )
+    _methods_argument(timing, ["memopainter-bins", PAPER])
+    _shared_training_arguments(timing)
+    timing.set_defaults(run=run_time_to_quality)
+
+
+def run_time_to_quality(args: argparse.Namespace) -> int:
+    """Train every method milestone by milestone, scoring it after each."""
+    args.steps = max(args.milestones)
+    return _run_training_experiment(
+        args,
+        args.methods,
+        lambda shared: time_to_quality(args.split, args.out, args.methods, args.milestones, shared, say=_say),
+        write_time_to_quality,
+    )
 
 
 def _input_arguments(parser: argparse.ArgumentParser, name: str, metavar: str, help: str) -> None:

@@ -120,4 +120,3 @@ def write_diagnosis(rows: list[ClassRow], out: str | Path, command: str) -> list
     classes = [{**vars(r), "misses": dict(r.misses), "confused_with": dict(r.confused_with)} for r in rows]
     write_json(paths[1], {"command": command, "classes": classes})
     return paths
-

@@ -191,7 +191,7 @@ class RunOutputs:
     def record(self, step: int, stats: dict[str, float], images: int) -> None:
         """Log a step's loss terms with its epoch, the images per second and the memory's filled slots."""
         now = time.perf_counter()
-        stats = {**stats, "step": step, "epoch": (step - 1) // self.per_epoch}
+        stats = {**stats, "step": step, "epoch": (step - 1) // self.per_epoch, "seconds": now - self.clock}
         stats["images_per_s"] = images / (now - self.clock)
         self.clock = now
         if self.model.memory is not None:
