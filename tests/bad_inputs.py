@@ -41,6 +41,34 @@ def bomb_png(width: int, height: int) -> bytes:
     )
 
 
+def gif_frame_starts(data: bytes) -> list[int]:
+    """Where each frame of a GIF starts (its image descriptor, 0x2C), found by walking the file's blocks."""
+
+    def table(flags: int) -> int:  # bytes of the color table a flags byte announces
+        return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
+
+    offset = 13 + table(data[10])  # header, logical screen descriptor, global color table
+    starts = []
+    while offset < len(data) and data[offset] != 0x3B:
+        if data[offset] == 0x21:  # an extension: introducer and label, then sub-blocks
+            offset += 2
+        elif data[offset] == 0x2C:  # an image: descriptor, local color table, LZW code size, sub-blocks
+            starts.append(offset)
+            offset += 10 + table(data[offset + 9]) + 1
+        else:
+            raise ValueError(f"no GIF block starts at byte {offset}")
+        while data[offset]:  # sub-blocks, up to the empty one
+            offset += data[offset] + 1
+        offset += 1
+    return starts
+
+
+def gif_with_broken_frame(frames: list[Image.Image], broken: int) -> bytes:
+    """An animated GIF of `frames` cut off inside frame `broken`'s header (counted from 0)."""
+    data = _encoded(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return data[: gif_frame_starts(data)[broken] + 6]
+
+
 def _encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
@@ -69,6 +97,8 @@ def _files() -> dict[Case, bytes]:
         Case("rgba.png", True): _encoded(_sprite(18, 30).convert("RGBA"), "PNG"),
         Case("cmyk.jpg", True): _encoded(_sprite(16, 16).convert("CMYK"), "JPEG"),
         Case("animated.gif", True): _encoded(frames[0], "GIF", save_all=True, append_images=frames[1:]),
+        # Frame 0 decodes, frame 1 does not: colorize names the frame, first-frame readers the file.
+        Case("broken-frame.gif", False, "corrupt or truncated"): gif_with_broken_frame(frames, 1),
         Case("tiny.png", True): _encoded(_sprite(1, 1), "PNG"),
         Case("tall.png", True): _encoded(_sprite(6, 300), "PNG"),
     }

@@ -90,7 +90,6 @@ def write_split(root: Path, classes: list[str], train: int = 2, test: int = 2) -
     return root
 
 
-
 def train_tiny(root: Path, settings: list[str] | tuple[str, ...]) -> Path:
     """Train a tiny run on 9 sprites of 3 classes under root, with its own feature cache; returns the run."""
     write_sprites(root / "data")
@@ -98,6 +97,7 @@ def train_tiny(root: Path, settings: list[str] | tuple[str, ...]) -> Path:
         patch.setenv("MEMOPAINTER_CACHE", str(root / "cache"))
         train(RunConfig().override(list(settings)), root / "data", root / "run", on_event=lambda _: None)
     return root / "run"
+
 
 def run_cli(command: ModuleType, argv: list[str]) -> int:
     """Parse and run `memopainter ...` through one command module's register(); returns the exit status."""

@@ -24,6 +24,7 @@ from PIL import Image
 pytest.importorskip("fastapi", reason="the web extra is not installed")
 pytest.importorskip("multipart", reason="the web extra is not installed")
 
+from bad_inputs import gif_with_broken_frame  # noqa: E402
 from conftest import run_cli, train_tiny  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
@@ -83,6 +84,31 @@ def decode(url: str) -> Image.Image:
     import base64
 
     prefix = "data:image/png;base64,"
+    assert url.startswith(prefix)
+    return Image.open(io.BytesIO(base64.b64decode(url[len(prefix) :])))
+
+
+def animation(fmt: str, frames: int = 3) -> bytes:
+    """A gray 24 x 16 animation of `fmt` (GIF or WEBP): a square moving right, 100, 150, 200 ms, looping."""
+    images = []
+    for step in range(frames):
+        image = Image.new("LA", (24, 16), (0, 0))
+        image.paste((90, 255), (2 + 3 * step, 3, 12 + 3 * step, 13))
+        images.append(image.convert("RGBA"))
+    buffer = io.BytesIO()
+    durations = [100 + 50 * step for step in range(frames)]
+    options = {"disposal": 2} if fmt == "GIF" else {"lossless": True}
+    images[0].save(
+        buffer, format=fmt, save_all=True, append_images=images[1:], duration=durations, loop=0, **options
+    )
+    return buffer.getvalue()
+
+
+def decode_animation(url: str, media_type: str) -> Image.Image:
+    """A data: URL of an animation from the API -> the PIL image it holds (all its frames)."""
+    import base64
+
+    prefix = f"data:{media_type};base64,"
     assert url.startswith(prefix)
     return Image.open(io.BytesIO(base64.b64decode(url[len(prefix) :])))
 
@@ -188,6 +214,52 @@ def test_missing_image_field_is_a_422_naming_it(client: TestClient) -> None:
     response = client.post("/api/colorize", data={"top_k": "1"})
     assert response.status_code == 422
     assert "image" in response.json()["error"]
+
+
+# --- animations -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fmt", "media_type", "extension"), [("GIF", "image/gif", ".gif"), ("WEBP", "image/webp", ".webp")]
+)
+def test_an_animation_comes_back_as_colored_animations_of_its_format(
+    client: TestClient, fmt: str, media_type: str, extension: str
+) -> None:
+    response = post(client, "/api/colorize", animation(fmt), name=f"walk{extension}", top_k="2")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["frames"], body["extension"], body["width"], body["height"]) == (3, extension, 24, 16)
+    assert len(body["results"]) == len(body["slots"]) == len(body["palettes"]) == 2
+    for url in [body["gray"], *body["results"]]:
+        image = decode_animation(url, media_type)
+        assert (image.format, image.n_frames, image.size, image.info["loop"]) == (fmt, 3, (24, 16), 0)
+        durations = []
+        for index in range(3):
+            image.seek(index)
+            assert image.convert("RGBA").getpixel((0, 0))[3] == 0  # the transparent corner stays so
+            durations.append(image.info["duration"])  # a WebP frame's, once it is decoded
+        assert durations == [100, 150, 200]
+
+
+def test_a_still_upload_is_answered_as_png_with_one_frame(client: TestClient) -> None:
+    body = post(client, "/api/colorize", png(photo(8, 8))).json()
+    assert (body["frames"], body["extension"]) == (1, ".png")
+    assert body["results"][0].startswith("data:image/png;base64,")
+
+
+def test_the_pixel_cap_counts_every_frame_of_an_animation(model_file: Path) -> None:
+    small = page_client(create_app(model_file, limits=Limits(max_pixels=3 * 24 * 16 - 1)))
+    over = post(small, "/api/colorize", animation("GIF"), name="walk.gif")
+    assert over.status_code == 413
+    assert over.json()["error"] == "walk.gif: too many pixels (3 frames of 24x16 = 1152 > max_pixels 1151)"
+    assert post(small, "/api/colorize", png(photo(24, 16))).status_code == 200  # one frame fits
+
+
+def test_a_damaged_frame_is_a_400_naming_the_upload_and_the_frame(client: TestClient) -> None:
+    frames = [photo(12, 12, seed=seed) for seed in range(3)]
+    response = post(client, "/api/colorize", gif_with_broken_frame(frames, 1), name="walk.gif")
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("walk.gif: frame 1: corrupt or truncated image (")
 
 
 # --- bad uploads ------------------------------------------------------------------------------------------

@@ -136,3 +136,23 @@ def test_a_non_image_shows_a_readable_error(page, tmp_path: Path) -> None:
         "notes.png: not a recognised image file (supported: PNG, JPEG, WEBP, BMP, GIF, TIFF)", timeout=30_000
     )
     assert page.errors == []
+
+
+def test_an_animated_gif_is_shown_and_downloaded_as_an_animated_gif(page, tmp_path: Path) -> None:
+    gray = [Image.open(frame(tmp_path, f"f{seed}.png", (12, 8), seed)) for seed in range(3)]
+    path = tmp_path / "walk.gif"
+    gray[0].save(path, save_all=True, append_images=gray[1:], duration=[100, 150, 200], loop=0)
+    page.set_input_files("#file-input", str(path))
+    card = page.locator(".card", has_text="walk.gif")
+    sync_api.expect(card.locator(".card-name")).to_have_text("walk.gif (96×64, 3 frames)", timeout=30_000)
+    assert card.locator(".after").evaluate("img => img.complete && img.naturalWidth") == 96
+    sync_api.expect(card.locator(".download")).to_have_text("Download GIF")
+
+    with page.expect_download() as download:
+        card.locator(".download").click()
+    assert download.value.suggested_filename == "walk_color.gif"
+    saved = tmp_path / "walk_color.gif"
+    download.value.save_as(saved)
+    with Image.open(saved) as colored:
+        assert (colored.format, colored.n_frames, colored.size) == ("GIF", 3, (96, 64))
+    assert page.errors == []

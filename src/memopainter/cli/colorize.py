@@ -1,4 +1,9 @@
-"""`memopainter colorize`: colorize image files, folders and globs with a trained model (paper Figs. 4, 5)."""
+"""`memopainter colorize`: colorize image files, folders and globs with a trained model (paper Figs. 4, 5).
+
+Still images go through the library's batch path one by one. An animated GIF, WebP or PNG, and with
+--sequence the frames of a folder, are colorized as one sequence each (`Colorizer.colorize_sequence`), so a
+character keeps its colors from frame to frame, and are written whole or not at all.
+"""
 
 from __future__ import annotations
 
@@ -24,11 +29,20 @@ from memopainter.cli.common import (
     print_error,
 )
 from memopainter.data.images import IMAGE_EXTENSIONS, ImageLoadError, list_images, save_pngs
+from memopainter.data.sequences import (
+    ANIMATION_FORMATS,
+    animation_format,
+    load_animation,
+    natural_key,
+    save_animations,
+)
 from memopainter.inference import Colorizer, Failed, parse_palette
 from memopainter.inference.colorizer import IMAGE_ERRORS
 from memopainter.inference.upsample import DEFAULT_UPSAMPLE
 
 _SHOWN = 3  # example paths quoted in an error about many files
+# Extensions whose files may be animated; only these are opened to find out before any work.
+_ANIMATED_SUFFIXES = (".gif", ".webp", ".png")
 
 
 @dataclass(frozen=True)
@@ -37,11 +51,17 @@ class Job:
 
     source: Path
     relative: Path  # the input's path relative to its folder or glob root (a file: its name)
+    animation: str | None = None  # "GIF", "WEBP" or "PNG" for an animated file: colorized and written whole
+    sequence: Path | None = None  # with --sequence, the folder whose frames are colorized as one sequence
 
     def outputs(self, out_dir: Path, top_k: int) -> list[Path]:
-        """OUT_DIR/<relative>.png for the top-1 result, then .k2.png ... .kK.png for the alternatives."""
+        """OUT_DIR/<relative>.png for the top-1 result, then .k2.png ... .kK.png for the alternatives.
+
+        An animation's outputs have its own format's extension: .gif, .webp, or .png for an APNG.
+        """
+        suffix = ANIMATION_FORMATS[self.animation] if self.animation else ".png"
         stem = out_dir / self.relative.with_suffix("")
-        return [Path(f"{stem}.png")] + [Path(f"{stem}.k{k}.png") for k in range(2, top_k + 1)]
+        return [Path(f"{stem}{suffix}")] + [Path(f"{stem}.k{k}{suffix}") for k in range(2, top_k + 1)]
 
 
 @dataclass(frozen=True)
@@ -52,20 +72,46 @@ class Root:
     recursive: bool
 
 
+_DESCRIPTION = (
+    "Colorize images with a trained model. Only the lightness of each input is used, so "
+    "color frames are colorized afresh. Each output is a PNG of the input's size with its alpha channel; "
+    "outputs mirror the inputs' paths under OUT_DIR (a folder input: paths relative to it; a glob: "
+    "relative to its folder part; a file: its name). With --top-k K, NAME.k2.png ... NAME.kK.png are the "
+    "colorings from the 2nd to Kth memory slots. An animated GIF, WebP or PNG is colorized as one "
+    "sequence, so its characters keep their colors from frame to frame, and written as an animation of "
+    "the same format, frame timing, loop count and transparency (walk.gif -> OUT_DIR/walk.gif, "
+    "walk.k2.gif, ...). With --sequence each folder input is such a sequence too, its frames in natural "
+    "order (frame2 before frame10), written as PNG frames of the same names. A file or sequence that "
+    "fails is written not at all. OUT_DIR may not be an input folder, nor lie inside one that is "
+    "searched recursively; existing outputs are refused unless --overwrite or --skip-existing. "
+    "Exit status: 0 all colorized, 1 some input failed or the model could not be loaded, 2 refused "
+    "before any work."
+)
+_EXAMPLES = (
+    "examples:\n"
+    "  memopainter colorize runs/first frames/ 'extra/*.png' -o colored/ --top-k 3\n"
+    "  memopainter colorize runs/first walk.gif -o colored/            # colored/walk.gif, animated\n"
+    "  memopainter colorize runs/first --sequence shot1/ -o colored/   # colored/<each frame>.png"
+)
+
+
+class _ExamplesFormatter(argparse.HelpFormatter):
+    """argparse's help, but text that has line breaks of its own (the examples) keeps them."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `colorize` command."""
     parser = subparsers.add_parser(
         "colorize",
         help="colorize images with a trained model",
-        description="Colorize images with a trained model. Only the lightness of each input is used, so "
-        "color frames are colorized afresh. Each output is a PNG of the input's size with its alpha channel; "
-        "outputs mirror the inputs' paths under OUT_DIR (a folder input: paths relative to it; a glob: "
-        "relative to its folder part; a file: its name). With --top-k K, NAME.k2.png ... NAME.kK.png are the "
-        "colorings from the 2nd to Kth memory slots. OUT_DIR may not be an input folder, nor lie inside one "
-        "that is searched recursively; existing outputs are refused unless --overwrite or --skip-existing. "
-        "Exit status: 0 all colorized, 1 some input failed or the model could not be loaded, 2 refused "
-        "before any work.",
-        epilog="example: memopainter colorize runs/first frames/ 'extra/*.png' -o colored/ --top-k 3",
+        description=_DESCRIPTION,
+        epilog=_EXAMPLES,
+        formatter_class=_ExamplesFormatter,
     )
     parser.add_argument("model", type=Path, metavar="MODEL", help="a run folder or a checkpoint file")
     parser.add_argument(
@@ -81,6 +127,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help='condition on these colors instead of the memory, e.g. "#d02030,#f0c020" (1 to 10 colors)',
     )
     parser.add_argument("--recursive", action="store_true", help="search folder inputs' sub-folders too")
+    parser.add_argument(
+        "--sequence",
+        action="store_true",
+        help="colorize each folder input as one ordered sequence of frames (with --recursive, each folder "
+        "holding images is one), so that its characters keep their colors from frame to frame",
+    )
     existing = parser.add_mutually_exclusive_group()
     existing.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     existing.add_argument(
@@ -105,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print_error(f"--palette: {error}")
         return EXIT_USAGE
-    jobs, roots, problems = collect_jobs(args.inputs, args.recursive)
+    jobs, roots, problems = collect_jobs(args.inputs, args.recursive, args.sequence)
     for problem in problems:
         print_error(problem)
     refusal = check_outputs(jobs, roots, args.out, args.top_k, args.overwrite or args.skip_existing)
@@ -114,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     skipped = 0
     if args.skip_existing:
-        todo = [job for job in jobs if not all(p.exists() for p in job.outputs(args.out, args.top_k))]
+        todo = unfinished(jobs, args.out, args.top_k)
         skipped, jobs = len(jobs) - len(todo), todo
     if not jobs and not skipped and not problems:
         print_error("no images found in the inputs")
@@ -133,10 +185,14 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else 0
 
 
-def collect_jobs(inputs: list[str], recursive: bool) -> tuple[list[Job], list[Root], list[str]]:
+def collect_jobs(
+    inputs: list[str], recursive: bool, sequence: bool = False
+) -> tuple[list[Job], list[Root], list[str]]:
     """Expand files, folders and globs into jobs (sorted within each input, duplicates dropped).
 
-    Returns the jobs, the folders they were listed from, and one message per input that named nothing.
+    Animated files are marked as such. With `sequence`, the still frames of each folder input (of each of
+    its folders, when recursive) make one sequence, in natural order. Returns the jobs, the folders they
+    were listed from, and one message per input that named nothing.
     """
     jobs: dict[Path, Job] = {}
     roots: list[Root] = []
@@ -145,15 +201,19 @@ def collect_jobs(inputs: list[str], recursive: bool) -> tuple[list[Job], list[Ro
         path = Path(text)
         if path.is_dir():
             roots.append(Root(path, recursive))
-            found = [Job(p, p.relative_to(path)) for p in list_images(path, recursive=recursive)]
+            found = [_job(p, p.relative_to(path), sequence) for p in list_images(path, recursive=recursive)]
+            if sequence:
+                found.sort(
+                    key=lambda job: (natural_key(str(job.relative.parent)), natural_key(job.source.name))
+                )
         elif path.is_file():
-            found = [Job(path, Path(path.name))]
+            found = [_job(path, Path(path.name))]
         elif glob.has_magic(text):
             root = _glob_root(text)
             roots.append(Root(root, "**" in text))
             matches = sorted(Path(p) for p in glob.glob(_any_case_extension(text), recursive=True))
             found = [
-                Job(p, p.relative_to(root))
+                _job(p, p.relative_to(root))
                 for p in matches
                 if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
             ]
@@ -168,6 +228,20 @@ def collect_jobs(inputs: list[str], recursive: bool) -> tuple[list[Job], list[Ro
         for job in found:
             jobs.setdefault(job.source.resolve(), job)
     return list(jobs.values()), roots, problems
+
+
+def _job(source: Path, relative: Path, in_sequence: bool = False) -> Job:
+    """The job of one input file: an animation if its header says so, else a still or a sequence frame."""
+    kind = animation_format(source) if source.suffix.lower() in _ANIMATED_SUFFIXES else None
+    folder = source.parent if in_sequence and kind is None else None
+    return Job(source, relative, kind, folder)
+
+
+def unfinished(jobs: list[Job], out_dir: Path, top_k: int) -> list[Job]:
+    """The jobs whose outputs do not all exist yet; a sequence goes whole unless every frame is done."""
+    done = {job.source for job in jobs if all(p.exists() for p in job.outputs(out_dir, top_k))}
+    pending = {job.sequence for job in jobs if job.sequence is not None and job.source not in done}
+    return [job for job in jobs if job.source not in done or job.sequence in pending]
 
 
 def check_outputs(
@@ -230,8 +304,11 @@ def colorize_jobs(
     upsample: str = DEFAULT_UPSAMPLE,
     report: Callable[[str], None] = print_error,
 ) -> tuple[int, int]:
-    """Colorize jobs through the library's batch path and write their outputs: (done, failed)."""
-    done = failed = 0
+    """Colorize jobs and write their outputs: (done, failed), counted in input files.
+
+    Still images go through the library's batch path; each animation and each sequence is colorized as
+    one sequence and written whole, or not at all when any of its frames fails.
+    """
     bar = _progress_bar(len(jobs))
 
     def say(message: str) -> None:
@@ -240,25 +317,80 @@ def colorize_jobs(
         else:
             bar.write(f"error: {message}", file=sys.stderr)  # through the bar, which it would tear otherwise
 
-    by_source = {job.source: job for job in jobs}
-    results = colorizer.colorize_each(by_source, top_k, palette, batch_size=batch_size, upsample=upsample)
+    def advance(files: int) -> None:
+        if bar is not None:
+            bar.update(files)
+
+    request = (top_k, palette, batch_size, upsample)
     try:
-        for result in results:
-            job = by_source[result.source]
+        stills = [job for job in jobs if job.animation is None and job.sequence is None]
+        done, failed = _colorize_stills(colorizer, stills, out_dir, request, say, advance)
+        for group in _wholes(jobs):
             try:
-                if isinstance(result, Failed):
-                    raise result.error
-                save_pngs(job.outputs(out_dir, top_k), result.images)  # all of an image's set, or none
-                done += 1
+                _colorize_whole(colorizer, group, out_dir, request)
+                done += len(group)
             except IMAGE_ERRORS as error:
-                say(_one_line(job.source, error))
-                failed += 1
-            if bar is not None:
-                bar.update(1)
+                say(_one_line(group[0].sequence or group[0].source, error))
+                failed += len(group)
+            advance(len(group))
     finally:
         if bar is not None:
             bar.close()
     return done, failed
+
+
+def _colorize_stills(
+    colorizer: Colorizer,
+    jobs: list[Job],
+    out_dir: Path,
+    request: tuple,
+    say: Callable[[str], None],
+    advance: Callable[[int], None],
+) -> tuple[int, int]:
+    """Colorize still images through the library's batch path, one at a time: (done, failed)."""
+    top_k, palette, batch_size, upsample = request
+    done = failed = 0
+    by_source = {job.source: job for job in jobs}
+    results = colorizer.colorize_each(by_source, top_k, palette, batch_size=batch_size, upsample=upsample)
+    for result in results:
+        job = by_source[result.source]
+        try:
+            if isinstance(result, Failed):
+                raise result.error
+            save_pngs(job.outputs(out_dir, top_k), result.images)  # all of an image's set, or none
+            done += 1
+        except IMAGE_ERRORS as error:
+            say(_one_line(job.source, error))
+            failed += 1
+        advance(1)
+    return done, failed
+
+
+def _wholes(jobs: list[Job]) -> list[list[Job]]:
+    """The jobs colorized as one sequence each: every animation alone, every sequence's frames in order."""
+    groups: dict[Path, list[Job]] = {}
+    for job in jobs:
+        if job.animation is not None:
+            groups[job.source] = [job]
+        elif job.sequence is not None:
+            groups.setdefault(job.sequence, []).append(job)
+    return list(groups.values())
+
+
+def _colorize_whole(colorizer: Colorizer, group: list[Job], out_dir: Path, request: tuple) -> None:
+    """Colorize an animation, or a sequence's frames, as one sequence; write all its outputs as a unit."""
+    top_k, palette, batch_size, upsample = request
+    first = group[0]
+    animation = load_animation(first.source) if first.animation is not None else None
+    frames = animation.frames if animation is not None else [job.source for job in group]
+    colored = colorizer.colorize_sequence(frames, top_k, palette, upsample=upsample, batch_size=batch_size)
+    if animation is None:
+        outputs = [path for job in group for path in job.outputs(out_dir, top_k)]
+        save_pngs(outputs, [image for frame in colored for image in frame.images])
+        return
+    # One animation per rank: the top-1 colorings of every frame, then the 2nd slot's, ...
+    takes = [[frame.images[rank] for frame in colored] for rank in range(len(colored[0].images))]
+    save_animations(first.outputs(out_dir, top_k), takes, animation)
 
 
 def _one_line(path: Path, error: BaseException) -> str:

@@ -77,6 +77,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="condition each image on its own true color feature instead of a memory slot: what a perfect "
         "retrieval would give (memory models, top-1 only)",
     )
+    parser.add_argument(
+        "--sequences",
+        action="store_true",
+        help="colorize the animations among the test images (numbered frames of one name in one folder, "
+        "e.g. walk0..walk7) as sequences, their frames sharing memory slots across a shot, and add flicker "
+        "(mean CIEDE2000 between consecutive outputs where the truth does not change) and top-1 slot "
+        "switches per 100 frames to the summary",
+    )
     parser.set_defaults(run=run)
 
 
@@ -103,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
     if args.oracle and (not colorizer.has_memory or args.top_k != 1):
         print_error(f"--oracle: {args.model} needs a memory (not --no-memory) and --top-k 1")
         return EXIT_USAGE
+    if args.oracle and args.sequences:
+        print_error("--oracle and --sequences exclude each other: the oracle retrieves nothing to smooth")
+        return EXIT_USAGE
 
     bar = tqdm(total=len(files), unit="image", dynamic_ncols=True) if sys.stderr.isatty() else None
 
@@ -124,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             oracle=args.oracle,
             upsample=args.upsample,
+            sequences=args.sequences,
             on_image=images.add if images is not None else None,
             on_failure=report_failure,
             progress=bar.update if bar is not None else None,

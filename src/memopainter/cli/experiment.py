@@ -29,6 +29,7 @@ from memopainter.experiments.retrieval import (
     retrieval_experiment,
     write_report,
 )
+from memopainter.experiments.sequence import sequence_experiment, write_sequence
 from memopainter.experiments.sweep import sweep_experiment, write_sweep
 from memopainter.experiments.time_to_quality import PAPER, time_to_quality, write_time_to_quality
 from memopainter.experiments.upsampling import upsampling_experiment, write_upsampling
@@ -55,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_rare(experiments)
     _register_upsampling(experiments)
     _register_diagnosis(experiments)
+    _register_sequence(experiments)
     _register_time_to_quality(experiments)
 
 
@@ -403,6 +405,45 @@ def run_diagnosis(args: argparse.Namespace) -> int:
         print_error(str(error))
         return 1
     for path in write_diagnosis(rows, args.out, args.command_line):
+        print(path)
+    return 0
+
+
+def _register_sequence(experiments: argparse._SubParsersAction) -> None:
+    sequence = experiments.add_parser(
+        "sequence",
+        help="colors across a shot: animations colorized frame by frame against smoothed memory slots",
+        description="Put the animations among TEST_DIR's images (numbered frames of one name in one class "
+        "folder, e.g. walk0..walk7) back to back into one stream and colorize it with MODEL frame by frame "
+        "and with the slots smoothed across shots (cuts found from the query keys); write OUT/sequence.md "
+        "and OUT/sequence.json (delta_e2000, flicker, slot switches per 100 steps and same-class top-1 per "
+        "method, paired 95% t-intervals of the differences, the issue's targets, the cuts found), "
+        "OUT/sequence.png (flicker per animation) and OUT/sequence.gif (gray | frame by frame | smoothed | "
+        "truth for a few animations).",
+        epilog="example: memopainter experiment sequence runs/k3 data/k3/test --out res/sequence",
+    )
+    sequence.add_argument("model", type=Path, metavar="MODEL", help="a run folder or a checkpoint file")
+    sequence.add_argument("test_dir", type=Path, metavar="TEST_DIR", help="test images in class folders")
+    sequence.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write into")
+    sequence.set_defaults(run=run_sequence)
+
+
+def run_sequence(args: argparse.Namespace) -> int:
+    """Colorize the stream both ways, then write the table, plot and GIF."""
+    if args.out.exists() and not args.out.is_dir():
+        print_error(f"--out {args.out}: exists and is not a folder")
+        return EXIT_USAGE
+    try:
+        require_matplotlib()
+    except ReportUnavailable as error:
+        print_error(str(error))
+        return EXIT_USAGE
+    try:
+        result = sequence_experiment(args.model, args.test_dir, say=_say)
+    except (CheckpointError, WeightsError, ValueError, OSError) as error:
+        print_error(str(error))
+        return EXIT_FAILED
+    for path in write_sequence(result, args.out, args.command_line):
         print(path)
     return 0
 

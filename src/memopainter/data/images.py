@@ -16,8 +16,8 @@ import os
 import struct
 import warnings
 import zlib
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ _COLOUR_MODES = ("RGB", "RGBX", "CMYK", "YCbCr")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 # What Pillow and its codecs raise on damaged or hostile input (besides OSError and its subclasses).
-_DECODE_ERRORS = (
+DECODE_ERRORS = (
     OSError,
     SyntaxError,
     ValueError,
@@ -82,6 +82,25 @@ def load_image(
     path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Load an image file as rgb (3, H, W) and alpha (H, W) or None, both float32 in [0, 1]."""
+    path = check_image_file(path, max_pixels)
+    with decode_errors(path), warnings.catch_warnings():
+        # Our own header check below is the authority on size; Pillow's hard limit still raises.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path, formats=_FORMATS) as img:
+            _check_pixels(path, img.size, max_pixels)
+            img.load()
+            # GIF frames may extend past the logical screen declared in the header.
+            _check_pixels(path, img.size, max_pixels)
+            _warn_if_animated(path, img)
+            img = ImageOps.exif_transpose(img)
+    try:
+        return pil_to_tensors(img, apply_exif_orientation=False)
+    except ValueError as err:
+        raise ImageLoadError(path, str(err)) from err
+
+
+def check_image_file(path: str | os.PathLike[str], max_pixels: int) -> Path:
+    """`path` as a Path once it is a non-empty file that can be read; ImageLoadError saying why not."""
     if max_pixels < 1:
         raise ValueError(f"max_pixels must be at least 1, got {max_pixels}")
     path = Path(path)
@@ -96,35 +115,31 @@ def load_image(
         raise ImageLoadError(path, f"cannot read file ({err.strerror or err})") from err
     if size == 0:
         raise ImageLoadError(path, "empty file (0 bytes)")
+    return path
 
+
+@contextmanager
+def decode_errors(path: Path, where: str = "", formats: Sequence[str] = _FORMATS) -> Iterator[None]:
+    """What Pillow and its codecs raise inside the block, as one ImageLoadError "<path>: <where><problem>".
+
+    `where` places the problem inside the file (an animation's "frame 7: "); ImageLoadErrors pass as they are.
+    """
     try:
-        with warnings.catch_warnings():
-            # Our own header check below is the authority on size; Pillow's hard limit still raises.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path, formats=_FORMATS) as img:
-                _check_pixels(path, img.size, max_pixels)
-                img.load()
-                # GIF frames may extend past the logical screen declared in the header.
-                _check_pixels(path, img.size, max_pixels)
-                _warn_if_animated(path, img)
-                img = ImageOps.exif_transpose(img)
+        yield
     except ImageLoadError:
         raise
     except Image.UnidentifiedImageError as err:
-        names = ", ".join(f for f in _FORMATS if f != "DIB")
-        raise ImageLoadError(path, f"not a recognised image file (supported: {names})") from err
+        names = ", ".join(f for f in formats if f != "DIB")
+        raise ImageLoadError(path, f"{where}not a recognised image file (supported: {names})") from err
     except Image.DecompressionBombError as err:
-        raise ImageLoadError(path, f"too many pixels, refused by Pillow ({err})") from err
+        raise ImageLoadError(path, f"{where}too many pixels, refused by Pillow ({err})") from err
     except PermissionError as err:
-        raise ImageLoadError(path, "permission denied") from err
+        raise ImageLoadError(path, f"{where}permission denied") from err
     except MemoryError as err:
-        raise ImageLoadError(path, "out of memory while decoding") from err
-    except _DECODE_ERRORS as err:
-        raise ImageLoadError(path, f"corrupt or truncated image ({err or type(err).__name__})") from err
-    try:
-        return pil_to_tensors(img, apply_exif_orientation=False)
-    except ValueError as err:
-        raise ImageLoadError(path, str(err)) from err
+        raise ImageLoadError(path, f"{where}out of memory while decoding") from err
+    except DECODE_ERRORS as err:
+        problem = f"corrupt or truncated image ({err or type(err).__name__})"
+        raise ImageLoadError(path, f"{where}{problem}") from err
 
 
 def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:

@@ -16,6 +16,11 @@ Per image, over its opaque pixels (alpha >= 0.5) at full resolution:
 of their own class, counted over the test images whose class folder names one of the model's classes; it
 is null for a model without memory, a model trained without classes, or test images with no such class.
 Averages are taken over the images where a metric is defined, and are null where it is nowhere defined.
+
+With `sequences`, the test images that form animations (`data.sequences.group_animations`: numbered frames
+of one stem in one folder) are colorized as sequences (`Colorizer.colorize_sequence`, smoothed), the others
+one by one as before; the summary adds `flicker` (evaluation.flicker, over every step inside an animation)
+and `switches_per_100_frames` (top-1 slot changes per 100 such steps), and the JSON `per_sequence`.
 """
 
 from __future__ import annotations
@@ -36,9 +41,12 @@ from memopainter.data.images import (
     ImageLoadError,
     composite_on_white,
     list_images,
+    load_image,
     pil_to_tensors,
     tensors_to_pil,
 )
+from memopainter.data.sequences import group_animations
+from memopainter.evaluation.flicker import mean_defined, pair_flicker, slot_switches
 from memopainter.evaluation.lpips import LPIPS, MIN_SIDE, lpips_distance, lpips_status
 from memopainter.evaluation.metrics import colorfulness, delta_e2000, psnr, ssim
 from memopainter.inference import Colored, Colorizer, Failed
@@ -130,6 +138,19 @@ class EvaluatedImages:
     truth: Image.Image
 
 
+@dataclass(frozen=True)
+class SequenceScore:
+    """One test animation colorized as a sequence: its scored frames, the flicker of each step, switches."""
+
+    paths: list[str]  # relative to the test folder, in frame order
+    flicker: list[float | None]  # per step between consecutive frames; None where no pixel is still
+    switches: int  # steps whose top-1 slot differs from the previous frame's
+
+    def to_json(self) -> dict:
+        """The per_sequence entry of the JSON result."""
+        return {"frames": self.paths, "flicker": mean_defined(self.flicker), "switches": self.switches}
+
+
 @dataclass
 class Evaluation:
     """The result of evaluating a model on a test folder."""
@@ -141,6 +162,7 @@ class Evaluation:
     failures: list[Failure]
     model_classes: list[str]  # classes retrieval can be checked against; empty when it cannot
     lpips_unavailable: str | None  # why LPIPS did not run, None when it did
+    sequences: list[SequenceScore] | None = None  # the animations, when evaluated as sequences
 
     def retrieval_scored(self) -> list[ImageScore]:
         """The images that count towards retrieval accuracy: those of a class the model knows."""
@@ -167,6 +189,8 @@ class Evaluation:
         out["lpips_unavailable"] = self.lpips_unavailable
         out["retrieval_top1_accuracy"] = self.retrieval_top1_accuracy()
         out["retrieval_images"] = len(self.retrieval_scored())
+        if self.sequences is not None:
+            out.update(self.sequence_summary())
         out["top_k"] = self.top_k
         out["psnr_cap"] = PSNR_CAP
         out["model"] = self.model
@@ -174,9 +198,23 @@ class Evaluation:
         out["failures"] = [{"path": f.path, "error": f.error} for f in self.failures]
         return out
 
+    def sequence_summary(self) -> dict:
+        """Animations, their frames, mean flicker over every step, top-1 slot switches per 100 steps."""
+        sequences = self.sequences or []
+        steps = sum(max(len(s.paths) - 1, 0) for s in sequences)
+        return {
+            "sequences": len(sequences),
+            "sequence_frames": sum(len(s.paths) for s in sequences),
+            "flicker": mean_defined([value for s in sequences for value in s.flicker]),
+            "switches_per_100_frames": 100.0 * sum(s.switches for s in sequences) / steps if steps else None,
+        }
+
     def to_json(self) -> dict:
-        """The whole JSON result: the summary and per_image."""
-        return {**self.summary(), "per_image": [s.to_json() for s in self.per_image]}
+        """The whole JSON result: the summary, per_image and, for sequences, per_sequence."""
+        out = {**self.summary(), "per_image": [s.to_json() for s in self.per_image]}
+        if self.sequences is not None:
+            out["per_sequence"] = [s.to_json() for s in self.sequences]
+        return out
 
 
 def list_test_images(test_dir: str | os.PathLike) -> list[Path]:
@@ -202,6 +240,7 @@ def evaluate(
     batch_size: int = 8,
     oracle: bool = False,
     upsample: str = DEFAULT_UPSAMPLE,
+    sequences: bool = False,
     on_image: Callable[[int, ImageScore, EvaluatedImages], None] | None = None,
     on_failure: Callable[[Failure], None] | None = None,
     progress: Callable[[int], None] | None = None,
@@ -213,39 +252,100 @@ def evaluate(
     `on_failure` each failure as it happens; `progress` the number of files done, as they are done.
     LPIPS weights are looked up as `lpips_status` does, unless given as paths. With `oracle`, each image
     is conditioned on its own true color feature instead of a memory slot (top-1 only): what a perfect
-    retrieval would give, and so how much of the error is retrieval's.
+    retrieval would give, and so how much of the error is retrieval's. With `sequences`, animations are
+    colorized as sequences and scored for flicker too (see the module docstring).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     colorizer.check_request(top_k, None, upsample)
     if oracle and (not colorizer.has_memory or top_k != 1):
         raise ValueError(f"{colorizer.path}: oracle conditions need a model with memory and top_k 1")
+    if oracle and sequences:
+        raise ValueError("oracle conditions and sequences exclude each other: the oracle retrieves nothing")
     test_dir = Path(test_dir)
     files = list_test_images(test_dir)
+    animations = group_animations(files) if sequences else []
+    in_animations = {path for animation in animations for path in animation}
     lpips_model, lpips_unavailable = lpips_status(lpips_alexnet, lpips_heads, colorizer.device)
     classes = [] if oracle else _model_classes(colorizer)  # nothing is retrieved, so no retrieval accuracy
     result = Evaluation(str(colorizer.path), str(test_dir), top_k, [], [], classes, lpips_unavailable)
     own_feature = partial(_own_feature, feature=colorizer.feature) if oracle else None
-    options = {"batch_size": batch_size, "upsample": upsample, "keep_input": True}
-    colored = colorizer.colorize_each(files, top_k, check=_has_opaque_pixel, condition=own_feature, **options)
+    options = {"batch_size": batch_size, "upsample": upsample, "keep_input": True, "check": _has_opaque_pixel}
+    singles = [path for path in files if path not in in_animations]
+    colored = colorizer.colorize_each(singles, top_k, condition=own_feature, **options)
+    record = partial(_record, colorizer, result, test_dir, lpips_model, on_image, on_failure, progress)
     for item in colored:
-        path = item.source
-        try:
-            if isinstance(item, Failed):
-                raise item.error
-            score, images = _score(colorizer, item, test_dir, lpips_model, on_image is not None)
-        except IMAGE_ERRORS as error:
-            failure = Failure(_relative(path, test_dir), _problem(error))
-            result.failures.append(failure)
-            if on_failure is not None:
-                on_failure(failure)
-        else:
-            result.per_image.append(score)
-            if on_image is not None:
-                on_image(len(result.per_image) - 1, score, images)
-        if progress is not None:
-            progress(1)
+        record(item)
+    if sequences:
+        result.sequences = []
+        for animation in animations:
+            items = _colorize_animation(colorizer, animation, top_k, upsample, batch_size)
+            scored = [item for item in items if record(item)]
+            result.sequences.append(_sequence_score(scored, test_dir))
     return result
+
+
+def _record(
+    colorizer: Colorizer,
+    result: Evaluation,
+    test_dir: Path,
+    lpips_model: LPIPS | None,
+    on_image: Callable[[int, ImageScore, EvaluatedImages], None] | None,
+    on_failure: Callable[[Failure], None] | None,
+    progress: Callable[[int], None] | None,
+    item: Colored | Failed,
+) -> bool:
+    """Score one colorized test image into `result`, or list it as failed; True when it was scored."""
+    scored = False
+    try:
+        if isinstance(item, Failed):
+            raise item.error
+        score, images = _score(colorizer, item, test_dir, lpips_model, on_image is not None)
+    except IMAGE_ERRORS as error:
+        failure = Failure(_relative(item.source, test_dir), _problem(error))
+        result.failures.append(failure)
+        if on_failure is not None:
+            on_failure(failure)
+    else:
+        result.per_image.append(score)
+        if on_image is not None:
+            on_image(len(result.per_image) - 1, score, images)
+        scored = True
+    if progress is not None:
+        progress(1)
+    return scored
+
+
+def _colorize_animation(
+    colorizer: Colorizer, frames: list[Path], top_k: int, upsample: str, batch_size: int
+) -> list[Colored | Failed]:
+    """An animation's frames colorized as one sequence, inputs kept; frames that cannot be read drop out
+    first, and when the sequence itself fails every frame fails with it."""
+    items: list[Colored | Failed] = []
+    loaded = []
+    for path in frames:
+        try:
+            rgb, alpha = load_image(path)
+            _has_opaque_pixel(rgb, alpha)
+            loaded.append((path, rgb, alpha))
+        except IMAGE_ERRORS as error:
+            items.append(Failed(path, error))
+    inputs = [(rgb, alpha) for _, rgb, alpha in loaded]
+    try:
+        colored = colorizer.colorize_sequence(inputs, top_k, upsample=upsample, batch_size=batch_size)
+    except ValueError as error:
+        return items + [Failed(path, error) for path, _, _ in loaded]
+    for (path, rgb, alpha), item in zip(loaded, colored, strict=True):
+        item.source, item.rgb, item.alpha = path, rgb, alpha
+    return items + colored
+
+
+def _sequence_score(frames: list[Colored], test_dir: Path) -> SequenceScore:
+    """Flicker per step and top-1 slot switches of an animation's scored frames, in frame order."""
+    outputs = [pil_to_tensors(frame.images[0])[0] for frame in frames]
+    steps = pair_flicker(outputs, [frame.rgb for frame in frames], [frame.alpha for frame in frames])
+    switches = slot_switches([frame.slots[0] if frame.slots else None for frame in frames])
+    return SequenceScore([_relative(frame.source, test_dir) for frame in frames], steps, switches)
 
 
 def _score(

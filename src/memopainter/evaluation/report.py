@@ -252,6 +252,18 @@ def _averages_table(evaluation: Evaluation) -> str:
             "share of images whose top-1 slot was written by an image of their class (paper 4.1.3)",
         ),
     ]
+    if evaluation.sequences is not None:
+        frames = summary["sequence_frames"]
+        rows += [
+            (
+                "flicker",
+                _num(summary["flicker"]),
+                frames,
+                "mean CIEDE2000 between consecutive outputs where "
+                f"the truth is still; lower is better; {summary['sequences']} animations",
+            ),
+            ("slot switches per 100 frames", _num(summary["switches_per_100_frames"], 1), frames, "top-1"),
+        ]
     body = "".join(
         f'<tr><td>{html.escape(name)}</td><td class="num">{value}</td><td class="num">{n}</td>'
         f'<td class="note">{html.escape(note)}</td></tr>'

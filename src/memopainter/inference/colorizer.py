@@ -13,7 +13,7 @@ CLI, evaluation, the experiments and the web page all colorize through.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice, pairwise
 from pathlib import Path
@@ -200,6 +200,34 @@ class Colorizer:
                 colored.slots, colored.scores = prediction.slots[i].tolist(), prediction.scores[i].tolist()
             yield colored
 
+    def colorize_sequence(
+        self,
+        frames: Sequence[ImageLike],
+        top_k: int = 1,
+        palette: PaletteLike | None = None,
+        *,
+        upsample: str = DEFAULT_UPSAMPLE,
+        smooth: bool = True,
+        batch_size: int = 8,
+    ) -> list[Colored]:
+        """Colorize the frames of one sequence in order, all or nothing: one `Colored` per frame.
+
+        With `smooth`, a memory and no palette, the frames of a shot share their memory slot where that is
+        right (see inference.sequence); otherwise, or with smooth=False, each frame is colorized on its own
+        exactly as colorize_each does. A frame that cannot be read or colorized raises
+        ValueError("frame i: ...") with i counted from 0, and nothing is returned.
+        """
+        from memopainter.inference import sequence  # imported here: it builds on this module
+
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        palette = self.check_request(top_k, palette, upsample)
+        frames = list(frames)
+        if not smooth or palette is not None or not self.has_memory:
+            each = self.colorize_each(frames, top_k, palette, batch_size=batch_size, upsample=upsample)
+            return sequence.all_or_nothing(frames, each)
+        return sequence.colorize_smoothed(self, frames, top_k, upsample, batch_size)
+
     def prepare(self, rgb: torch.Tensor, alpha: torch.Tensor | None) -> PreparedImage:
         """An image (rgb (3, H, W), alpha (H, W) or None) reduced to the model's network inputs and its L."""
         backbone_size = self.backbone.input_size if self.backbone is not None else None
@@ -221,25 +249,29 @@ class Colorizer:
         top_k: int = 1,
         palette: torch.Tensor | None = None,
         conditions: torch.Tensor | None = None,
+        slots: torch.Tensor | None = None,
     ) -> Prediction:
         """Generator ab (B, k, 2, S, S) for prepared images, conditioned on their top-k slots or a palette.
 
         `palette` (n, 3) in [0, 1] as `check_request` returns it. `conditions` (B, value_dim) conditions
         each image on a color feature given outright (top-1 only), e.g. its own true feature, to measure
-        what a perfect retrieval would give.
+        what a perfect retrieval would give. `slots` (B, k) are memory slots chosen already (e.g. across a
+        sequence): used instead of retrieving, so the backbone does not run and `scores` is None.
         """
         gray = torch.stack([p.net_gray for p in prepared]).to(self.device)  # (B, 1, S, S)
         batch = gray.shape[0]
         memory = self.memopainter.memory
-        slots = scores = cond = None
+        scores = cond = None
         if conditions is not None:
             cond = conditions.to(self.device)
         elif palette is not None:
             cond = palette_condition(palette.to(self.device), self.feature).expand(batch, -1)  # (B, V)
         elif memory is not None:
-            scores, slots = memory.retrieve(self.query_keys(prepared), top_k)  # (B, k)
+            if slots is None:
+                scores, slots = memory.retrieve(self.query_keys(prepared), top_k)  # (B, k)
+            slots = slots.to(memory.values.device)
             cond = memory.values[slots].flatten(0, 1)  # (B * k, V)
-            gray = gray.repeat_interleave(top_k, dim=0)  # (B * k, 1, S, S), image-major like cond
+            gray = gray.repeat_interleave(slots.shape[1], dim=0)  # (B * k, 1, S, S), image-major like cond
         ab = predict_ab(self.memopainter, gray, cond)  # (B * k, 2, S, S)
         return Prediction(ab.view(batch, -1, *ab.shape[1:]), slots, scores)
 

@@ -1,6 +1,7 @@
 """The FastAPI app of `memopainter serve`: a JSON API over one loaded model, and the static page.
 
-    POST /api/colorize  form: image (file), top_k (int, default 1), palette ('#rrggbb,...', optional)
+    POST /api/colorize  form: image (file), top_k (int, default 1), palette ('#rrggbb,...', optional);
+                        an animated GIF, WebP or PNG is colorized as one sequence and answered as animations
     POST /api/remember  form: image (file), class_name (optional), replace ("true" to overwrite the model)
     GET  /api/model     what the served model is and can do
 
@@ -34,9 +35,18 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memopainter.core.checkpoint import CheckpointError
+from memopainter.data.sequences import Animation
 from memopainter.inference.upsample import DEFAULT_UPSAMPLE
-from memopainter.web.session import DEFAULT_KEEP_TAUGHT, ModelSession, data_url
-from memopainter.web.uploads import BodyCap, Limits, UploadError, decode_image, display_name, read_upload
+from memopainter.web.session import DEFAULT_KEEP_TAUGHT, Coloring, ModelSession, data_url
+from memopainter.web.uploads import (
+    BodyCap,
+    Limits,
+    UploadError,
+    decode_image,
+    decode_upload,
+    display_name,
+    read_upload,
+)
 
 # Form fields and multipart overhead on top of the one file a request carries.
 _FORM_SLACK = 64 * 1024
@@ -199,22 +209,21 @@ def _add_routes(app: FastAPI, session: ModelSession, limits: Limits, static: Pat
         top_k: Annotated[int, Form(ge=1)] = 1,
         palette: Annotated[str | None, Form()] = None,
     ) -> dict:
-        """Colorize one uploaded image: the gray input, top-k results, their slots and palettes."""
-        name, rgb, alpha = load_upload(image, limits)
+        """Colorize one uploaded image or animation: the gray input, top-k results, slots and palettes."""
+        name = display_name(image.filename)
+        decoded = decode_upload(
+            read_upload(image.file, name, limits.max_upload_bytes), name, limits.max_pixels
+        )
         palette = palette.strip() if palette else None
-        with model_errors(name, rgb):
-            coloring = session.colorize(rgb, alpha, top_k, palette or None)
-        height, width = rgb.shape[1:]
-        return {
-            "name": name,
-            "width": width,
-            "height": height,
-            "gray": data_url(coloring.gray),
-            "results": [data_url(png) for png in coloring.results],
-            "slots": coloring.slots,
-            "scores": coloring.scores,
-            "palettes": coloring.palettes,
-        }
+        if isinstance(decoded, Animation):
+            rgb = decoded.frames[0][0]  # (3, H, W)
+            with model_errors(name, rgb), frame_errors(name):
+                coloring = session.colorize_animation(decoded, top_k, palette or None)
+        else:
+            rgb, alpha = decoded
+            with model_errors(name, rgb):
+                coloring = session.colorize(rgb, alpha, top_k, palette or None)
+        return coloring_answer(name, rgb, coloring)
 
     @app.post("/api/remember")
     def remember(
@@ -253,6 +262,23 @@ def page_with_token(index: Path, token: str) -> HTMLResponse:
     return HTMLResponse(page, headers=headers)
 
 
+def coloring_answer(name: str, rgb: torch.Tensor, coloring: Coloring) -> dict:
+    """The JSON answer of /api/colorize: images as data: URLs, an animation's in its own format."""
+    height, width = rgb.shape[1:]
+    return {
+        "name": name,
+        "width": width,
+        "height": height,
+        "frames": coloring.frames,
+        "extension": coloring.extension,
+        "gray": data_url(coloring.gray, coloring.media_type),
+        "results": [data_url(encoded, coloring.media_type) for encoded in coloring.results],
+        "slots": coloring.slots,
+        "scores": coloring.scores,
+        "palettes": coloring.palettes,
+    }
+
+
 def load_upload(upload: UploadFile, limits: Limits) -> tuple[str, torch.Tensor, torch.Tensor | None]:
     """An uploaded image file -> its display name, rgb (3, H, W) and alpha (H, W) or None, within limits."""
     name = display_name(upload.filename)
@@ -278,6 +304,17 @@ def model_errors(name: str, rgb: torch.Tensor) -> Iterator[None]:
             raise UploadError(413, f"{name}: {problem}") from None
         _log.exception("the model failed on %s", name)
         raise UploadError(500, _fault(error)) from None
+
+
+@contextmanager
+def frame_errors(name: str) -> Iterator[None]:
+    """A refused animation's ValueError ("frame 3: ...", a bad option) as a 400 that names the upload."""
+    try:
+        yield
+    except UploadError:
+        raise
+    except ValueError as error:
+        raise UploadError(400, f"{name}: {error}") from None
 
 
 def _out_of_memory(error: BaseException) -> bool:

@@ -17,7 +17,9 @@ from PIL import Image
 
 from memopainter.color.features import to_hex
 from memopainter.data.images import PNG_COMPRESS_LEVEL
+from memopainter.data.sequences import Animation, encode_animation
 from memopainter.inference import Colorizer, Failed, parse_palette
+from memopainter.inference.colorizer import Colored
 from memopainter.inference.fullres import recombine
 from memopainter.inference.inspect import slot_swatch
 from memopainter.inference.remember import remember
@@ -25,17 +27,25 @@ from memopainter.inference.upsample import DEFAULT_UPSAMPLE
 
 CHECKPOINT_SUFFIX = ".safetensors"
 DEFAULT_KEEP_TAUGHT = 20  # checkpoints of about 1.6 MB each: every remember writes one
+# The media type of each animation format in a data: URL (browsers play an APNG served as image/png).
+MEDIA_TYPES = {"GIF": "image/gif", "WEBP": "image/webp", "PNG": "image/png"}
 
 
 @dataclass(frozen=True)
 class Coloring:
-    """One colorized upload: PNG bytes of the gray input and of each result, with what conditioned them."""
+    """One colorized upload: the gray input and each result encoded, with what conditioned them.
+
+    An animation's are animations in its own format, and its slots, scores and palettes its first frame's.
+    """
 
     gray: bytes
     results: list[bytes]  # top-1 first; one result with a palette
     slots: list[int] | None  # memory slot per result; None with a palette or without memory
     scores: list[float] | None  # cosine similarity of each slot's key to the image's query
     palettes: list[list[str]]  # per result, the colors that conditioned it as '#rrggbb' (empty: none)
+    media_type: str = "image/png"  # of gray and results
+    extension: str = ".png"  # for their downloads
+    frames: int = 1
 
 
 @dataclass(frozen=True)
@@ -97,18 +107,24 @@ class ModelSession:
             (result,) = colorizer.colorize_each([(rgb, alpha)], top_k, colors, upsample=self.upsample)
             if isinstance(result, Failed):
                 raise result.error
-            prepared = result.prepared
-            no_color = torch.zeros(2, *prepared.net_gray.shape[1:])  # a = b = 0: the gray input
-            gray = recombine(prepared, no_color, "bilinear")
-            if result.slots is not None:
-                slots, scores = result.slots, [round(s, 4) for s in result.scores]
-                memopainter = colorizer.memopainter
-                palettes = [[_hex8(c) for c, _ in slot_swatch(memopainter, s)] for s in slots]
-            else:
-                slots = scores = None
-                palettes = [[to_hex(c) for c in colors]] if colors is not None else [[]]
+            gray = _gray(result)
+            slots, scores, palettes = _conditions(colorizer, result, colors)
             results = [png_bytes(image) for image in result.images]
         return Coloring(png_bytes(gray), results, slots, scores, palettes)
+
+    def colorize_animation(self, animation: Animation, top_k: int, palette: str | None) -> Coloring:
+        """Colorize every frame of an animation as one sequence; each result is an animation like it."""
+        colors = parse_palette(palette) if palette is not None else None  # (n, 3)
+        with self._lock:
+            colorizer = self.colorizer
+            frames = colorizer.colorize_sequence(animation.frames, top_k, colors, upsample=self.upsample)
+            slots, scores, palettes = _conditions(colorizer, frames[0], colors)
+        gray = encode_animation([_gray(frame) for frame in frames], animation)
+        # One animation per rank: the top-1 colorings of every frame, then the 2nd slot's, ...
+        takes = [[frame.images[rank] for frame in frames] for rank in range(len(frames[0].images))]
+        results = [encode_animation(take, animation) for take in takes]
+        media_type = MEDIA_TYPES[animation.format]
+        return Coloring(gray, results, slots, scores, palettes, media_type, animation.suffix, len(frames))
 
     def remember(
         self, rgb: torch.Tensor, alpha: torch.Tensor | None, name: str, class_name: str | None, replace: bool
@@ -168,6 +184,24 @@ def prune_taught(served: Path, keep_taught: int, loaded: Path) -> list[Path]:
     return removed
 
 
+def _gray(result: Colored) -> Image.Image:
+    """The gray input of a colorized image, at its size and with its alpha."""
+    prepared = result.prepared
+    no_color = torch.zeros(2, *prepared.net_gray.shape[1:])  # a = b = 0: the gray input
+    return recombine(prepared, no_color, "bilinear")
+
+
+def _conditions(
+    colorizer: Colorizer, result: Colored, colors: torch.Tensor | None
+) -> tuple[list[int] | None, list[float] | None, list[list[str]]]:
+    """(slots, scores, palettes) that conditioned a result: its memory slots' swatches, or the palette."""
+    if result.slots is None:
+        return None, None, [[to_hex(c) for c in colors]] if colors is not None else [[]]
+    scores = [round(s, 4) for s in result.scores]
+    palettes = [[_hex8(c) for c, _ in slot_swatch(colorizer.memopainter, s)] for s in result.slots]
+    return result.slots, scores, palettes
+
+
 def png_bytes(image: Image.Image) -> bytes:
     """A PIL image encoded as PNG, at the compression level colorize writes."""
     buffer = io.BytesIO()
@@ -175,9 +209,9 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def data_url(png: bytes) -> str:
-    """PNG bytes as a data: URL the page can show and download without another request."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+def data_url(encoded: bytes, media_type: str = "image/png") -> str:
+    """Image bytes as a data: URL the page can show and download without another request."""
+    return f"data:{media_type};base64," + base64.b64encode(encoded).decode("ascii")
 
 
 def _base_stem(checkpoint: Path) -> str:

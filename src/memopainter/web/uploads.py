@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import torch
 
 from memopainter.data.images import ImageLoadError, load_image
+from memopainter.data.sequences import Animation, is_animated, load_animation
 from memopainter.files import write_bytes
 
 MIB = 1024 * 1024
 DEFAULT_MAX_UPLOAD_BYTES = 20 * MIB
-DEFAULT_MAX_PIXELS = 16_000_000  # a 4000 x 4000 image; the JSON answer holds k + 1 PNGs of that size
+# A 4000 x 4000 image, or all the frames of an animation together; the JSON answer holds k + 1 of them.
+DEFAULT_MAX_PIXELS = 16_000_000
 _CHUNK = 1 * MIB
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+_Decoded = TypeVar("_Decoded")
 
 
 class UploadError(ValueError):
@@ -128,19 +132,41 @@ def decode_image(data: bytes, name: str, max_pixels: int) -> tuple[torch.Tensor,
     The format is sniffed from the content, never taken from the name or the Content-Type. Non-images are
     refused with 415, images over max_pixels (decompression bombs) with 413, damaged files with 400.
     """
-    # load_image works on files: a private temporary folder gives it one under a name of our own.
+    return _decode_file(data, name, lambda path: load_image(path, max_pixels=max_pixels))
+
+
+def decode_upload(
+    data: bytes, name: str, max_pixels: int
+) -> tuple[torch.Tensor, torch.Tensor | None] | Animation:
+    """As decode_image, but an animated GIF, WebP or PNG comes back whole, as an Animation of every frame.
+
+    An animation's pixels are counted over all its frames against max_pixels, as one image's would be.
+    """
+
+    def load(path: Path) -> tuple[torch.Tensor, torch.Tensor | None] | Animation:
+        if is_animated(path):
+            return load_animation(path, max_pixels=max_pixels)
+        return load_image(path, max_pixels=max_pixels)
+
+    return _decode_file(data, name, load)
+
+
+def _decode_file(data: bytes, name: str, load: Callable[[Path], _Decoded]) -> _Decoded:
+    """`load` of the bytes as a file; its ImageLoadError as an UploadError with the fitting status."""
+    # The loaders work on files: a private temporary folder gives them one under a name of our own.
     with tempfile.TemporaryDirectory(prefix="memopainter-upload-") as folder:
         path = Path(folder) / "upload"
         write_bytes(path, data)
         try:
-            return load_image(path, max_pixels=max_pixels)
+            return load(path)
         except ImageLoadError as error:
             raise UploadError(_status(error.problem), f"{name}: {error.problem}") from None
 
 
 def _status(problem: str) -> int:
-    """The HTTP status for a load_image problem."""
-    if problem.startswith("too many pixels"):
+    """The HTTP status for a load_image or load_animation problem (an animation's may name a frame first)."""
+    problem = re.sub(r"^frame \d+: ", "", problem)
+    if problem.startswith(("too many pixels", "too many frames")):
         return 413
     if problem.startswith("not a recognised image"):
         return 415

@@ -4,7 +4,7 @@
 const $ = (selector) => document.querySelector(selector);
 // The server writes its token into the page; it refuses a POST without it (another site cannot read it).
 const TOKEN = $('meta[name="memopainter-token"]').content;
-const cards = [];  // {file, name, results: [{url, label, palette}], selected, element}
+const cards = [];  // {file, name, extension, results: [{url, label, palette}], selected, element}
 let busy = false;
 
 async function api(url, form) {
@@ -85,10 +85,14 @@ function resultEntries(data, labelOf) {
 
 function addCard(file, data) {
   const element = $("#card-template").content.firstElementChild.cloneNode(true);
-  const card = { file, name: data.name, results: [], selected: 0, element };
+  // An animation comes back as animations in its own format (.gif, .webp, .png), which <img> plays.
+  const extension = data.extension || ".png";
+  const card = { file, name: data.name, extension, results: [], selected: 0, element };
   card.results = resultEntries(data, (i) =>
     data.slots ? `#${i + 1} slot ${data.slots[i]}` : data.palettes[0].length ? "palette" : "result");
-  element.querySelector(".card-name").textContent = `${data.name} (${data.width}×${data.height})`;
+  const frames = data.frames > 1 ? `, ${data.frames} frames` : "";
+  element.querySelector(".card-name").textContent = `${data.name} (${data.width}×${data.height}${frames})`;
+  element.querySelector(".download").textContent = `Download ${extension.slice(1).toUpperCase()}`;
   element.querySelector(".before").src = data.gray;
   const slider = element.querySelector(".slider");
   slider.addEventListener("input", () => {
@@ -135,7 +139,7 @@ function select(card, index) {
 
 function downloadName(card, index) {
   const stem = card.name.replace(/\.[^.]*$/, "") || "image";
-  return index === 0 ? `${stem}_color.png` : `${stem}_color_${index + 1}.png`;
+  return index === 0 ? `${stem}_color${card.extension}` : `${stem}_color_${index + 1}${card.extension}`;
 }
 
 async function recolor(card) {
@@ -189,7 +193,7 @@ async function rememberReference(event) {
   }
 }
 
-// A zip of stored (uncompressed) entries: the PNGs are compressed already.
+// A zip of stored (uncompressed) entries: the images are compressed already.
 const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
   let c = n;
   for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
@@ -250,7 +254,7 @@ function downloadZip() {
   const used = new Set();
   const files = cards.map((card) => {
     let name = downloadName(card, card.selected);
-    for (let n = 2; used.has(name); n++) name = name.replace(/(_\d+)?\.png$/, `_${n}.png`);
+    for (let n = 2; used.has(name); n++) name = name.replace(/(_\d+)?(\.[a-z]+)$/, `_${n}$2`);
     used.add(name);
     return { name, bytes: dataUrlBytes(card.results[card.selected].url) };
   });
