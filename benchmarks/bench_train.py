@@ -32,7 +32,7 @@ def bench(size: int, images: int, batch: int, steps: int) -> None:
     g = torch.Generator().manual_seed(0)
     gray = torch.rand(batch, 1, size, size, generator=g)
     ab = torch.rand(batch, 2, size, size, generator=g) * 2 - 1
-    features = torch.rand(images, FEATURE_DIM, generator=g)
+    features = torch.rand(images, model.query_head.linear.in_features, generator=g)  # pooled + lightness
     colors = torch.softmax(torch.randn(images, 313, generator=g) * 3, -1)
     labels = torch.full((batch,), -1)
     # Fill the memory as a pass over the data would, so retrieval and updates see a used memory.

@@ -16,6 +16,7 @@ import memopainter.data.dataset as dataset_module
 from memopainter.color.features import color_feature
 from memopainter.data.cache import FeatureCache
 from memopainter.data.dataset import FEATURE_VERSION, load_training_data, scan_images
+from memopainter.data.descriptors import LIGHTNESS_BINS
 from memopainter.data.images import ImageLoadError, load_image
 from memopainter.networks.backbones import load_backbone
 
@@ -110,7 +111,7 @@ def test_images_of_any_size_and_aspect_ratio_come_out_square(sprite_dir: Path, b
     assert data.gray.shape == (9, 1, SIZE, SIZE)
     assert data.ab.shape == (9, 2, SIZE, SIZE)
     assert data.color.shape == (9, 313)
-    assert data.query_features.shape == (9, 32)
+    assert data.query_features.shape == (9, 32 + LIGHTNESS_BINS)  # pooled, then the lightness histogram
     assert data.gray.dtype == data.ab.dtype == torch.float32
     assert 0.0 <= float(data.gray.min()) and float(data.gray.max()) <= 1.0 + 1e-4
     assert float(data.ab.abs().max()) <= 1.0

@@ -35,7 +35,16 @@ def test_each_milestone_is_scored_and_the_chunks_equal_one_run(tmp_path: Path, c
 
     # The chunked run (1 step, then resumed to 3) ends with exactly the weights of one 3-step run.
     single = ["experiment", "time-to-quality", str(split), "--out", str(tmp_path / "single")]
-    single += ["--milestones", "3", "--methods", "memopainter-dist", "--image-size", "32", "--batch-size", "2"]
+    single += [
+        "--milestones",
+        "3",
+        "--methods",
+        "memopainter-dist",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "2",
+    ]
     for setting in TINY_NETWORKS:
         single += ["--set", setting]
     assert run_experiment(single) == 0

@@ -26,6 +26,7 @@ from memopainter.cli.main import main
 from memopainter.config import RunConfig
 from memopainter.core.checkpoint import CheckpointError, load_checkpoint
 from memopainter.core.model import load_memopainter, predict_ab, resolve_model_path, retrieve_conditions
+from memopainter.data.descriptors import LIGHTNESS_BINS
 from memopainter.memory import ColorMemory
 from memopainter.training.events import TextProgress, TrainEvent, describe
 from memopainter.training.loop import train
@@ -171,7 +172,8 @@ def test_the_final_model_loads_with_nothing_but_the_file(run: SimpleNamespace, t
     assert model.generator.cond_dim == 313
     assert model.memory.num_filled == metric_lines(run.dir)[-1]["memory_filled"]
     draws = torch.Generator().manual_seed(0)
-    conds, slots = retrieve_conditions(model, torch.randn(2, 32, generator=draws), 3)  # (B, k, 313), (B, k)
+    features = torch.randn(2, 32 + LIGHTNESS_BINS, generator=draws)  # the tiny backbone's 32, then lightness
+    conds, slots = retrieve_conditions(model, features, 3)  # (B, k, 313), (B, k)
     assert conds.shape == (2, 3, 313) and slots.shape == (2, 3)
     ab = predict_ab(model, torch.rand(2, 1, SIZE, SIZE, generator=draws), conds[:, 0])
     assert ab.shape == (2, 2, SIZE, SIZE)
@@ -212,7 +214,7 @@ def test_the_checkpoint_describes_the_run(run: SimpleNamespace) -> None:
     assert meta["source_classes"] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert meta["source_paths"][:2] == ["knight/knight_0.png", "knight/knight_1.png"]
     assert meta["generator"]["image_size"] == SIZE and meta["generator"]["base_channels"] == 8
-    assert meta["query_head"] == {"feature_dim": 32, "key_dim": 16}
+    assert meta["query_head"] == {"feature_dim": 32 + LIGHTNESS_BINS, "key_dim": 16}
 
 
 def test_a_checkpoint_from_another_major_version_is_refused(run: SimpleNamespace, tmp_path: Path) -> None:

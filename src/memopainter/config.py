@@ -18,6 +18,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from memopainter.data.descriptors import DEFAULT as DEFAULT_DESCRIPTORS
+from memopainter.data.descriptors import LEGACY as LEGACY_DESCRIPTORS
+from memopainter.data.descriptors import parse_descriptors
 from memopainter.networks.generator import HEADS, NORMS  # model.norm and model.head choices
 
 # Options measured and deleted. Saved configs (config.json, checkpoints) that still hold them load without
@@ -44,6 +47,9 @@ class MemoryConfig:
     enabled: bool = True  # False: the paper's Res-cGAN ablation (no memory, no color condition)
     supervised: bool = False  # decide matches by class label (the paper's Table 2 upper bound)
     backbone: str = "mobilenet_v2"
+    # What the query head sees, joined by "+" (memopainter.data.descriptors): the backbone's pooled feature
+    # and the histogram of the image's lightness. Saved configs without this key mean "pooled".
+    descriptors: str = DEFAULT_DESCRIPTORS
     size: int = 0  # slots; 0 means 1.2 x the number of training images
     key_dim: int = 512
     top_k: int = 0  # 0 means the feature's default (256 for dist, 32 for rgb)
@@ -123,9 +129,13 @@ class RunConfig:
     def from_dict(cls, values: dict, source: str = "config") -> RunConfig:
         """Build from a saved nested dict (config.json, a checkpoint's meta); errors name `source`.
 
-        REMOVED_KEYS are dropped; any other unknown key or a wrong type is an error.
+        REMOVED_KEYS are dropped; any other unknown key or a wrong type is an error. A config saved before
+        memory.descriptors existed was trained on the pooled backbone feature alone, and says so now.
         """
-        return _from_values(values, source, REMOVED_KEYS)
+        config = _from_values(values, source, REMOVED_KEYS)
+        if "descriptors" not in values.get("memory", {}):
+            config.memory.descriptors = LEGACY_DESCRIPTORS
+        return config
 
     def override(self, assignments: list[str]) -> RunConfig:
         """Apply `section.key=value` strings (values parsed as TOML, bare words as strings)."""
@@ -179,6 +189,10 @@ class RunConfig:
         for key, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"{key} must be {expected}, got {_get(self, key)!r}")
+        try:
+            parse_descriptors(self.memory.descriptors)
+        except ValueError as error:
+            raise ConfigError(f"memory.descriptors: {error}") from error
         if self.memory.supervised and not self.memory.enabled:
             raise ConfigError("memory.supervised needs memory.enabled: --supervised and --no-memory conflict")
         if self.model.norm == "batch" and self.memory.enabled:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from memopainter.cli.common import positive_int, print_error
-from memopainter.config import ConfigError
+from memopainter.config import ConfigError, RunConfig
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.data.dataset import load_training_data
 from memopainter.evaluation.report import ReportUnavailable, require_matplotlib
@@ -20,6 +20,7 @@ from memopainter.experiments.compare import (
     method_config,
     write_comparison,
 )
+from memopainter.experiments.descriptors import descriptor_trials, write_descriptors
 from memopainter.experiments.diagnosis import diagnose, write_diagnosis
 from memopainter.experiments.rare import DEFAULT_METHODS as RARE_METHODS
 from memopainter.experiments.rare import rare_experiment, write_rare
@@ -58,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_diagnosis(experiments)
     _register_sequence(experiments)
     _register_time_to_quality(experiments)
+    _register_descriptors(experiments)
 
 
 class _RecordingSubParsers(argparse._SubParsersAction):
@@ -108,6 +110,12 @@ def _register_retrieval(experiments: argparse._SubParsersAction) -> None:
         help="held-out queries per class (default: every image not drawn as a shot)",
     )
     retrieval.add_argument("--feature", choices=("dist", "rgb"), default="dist", help="(default dist)")
+    retrieval.add_argument(
+        "--descriptors",
+        default=RunConfig().memory.descriptors,
+        metavar="A+B",
+        help=f"what the query head sees (default {RunConfig().memory.descriptors}; the paper's: pooled)",
+    )
     retrieval.add_argument(
         "--threshold", type=float, help="unsupervised color-match threshold (default: the feature's)"
     )
@@ -194,6 +202,39 @@ def _register_rare(experiments: argparse._SubParsersAction) -> None:
     _methods_argument(rare, list(RARE_METHODS))
     _shared_training_arguments(rare)
     rare.set_defaults(run=run_rare)
+
+
+def _register_descriptors(experiments: argparse._SubParsersAction) -> None:
+    descriptors = experiments.add_parser(
+        "descriptors",
+        help="query descriptors compared on one trained generator, over seeds",
+        description="For every descriptor set and seed, replay the memory's training of MODEL on "
+        "SPLIT_DIR/train with that set and seed (exactly as a full run would train it; the generator does "
+        "not depend on the memory), colorize SPLIT_DIR/test with MODEL's generator and write "
+        "OUT/descriptors.md and OUT/descriptors.json: delta_e2000, best of 3, same-class top-1, slots "
+        "written and the most slots held by one class, mean and spread over seeds, and paired differences "
+        "against the first set.",
+        epilog="example: memopainter experiment descriptors runs/k3 data/k3 --sets pooled pooled+lightness "
+        "--seeds 0 1 2 --out res/descriptors",
+    )
+    descriptors.add_argument("model", type=Path, metavar="MODEL", help="a run folder or a checkpoint file")
+    descriptors.add_argument("split", type=Path, metavar="SPLIT_DIR", help="its train/ and test/")
+    descriptors.add_argument("--sets", nargs="+", default=["pooled", "pooled+lightness"], metavar="A+B")
+    descriptors.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED")
+    descriptors.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write into")
+    descriptors.set_defaults(run=run_descriptors)
+
+
+def run_descriptors(args: argparse.Namespace) -> int:
+    """Replay and score every descriptor set and seed, then write the table."""
+    try:
+        trials = descriptor_trials(args.model, args.split, args.sets, args.seeds, say=_say)
+    except (CheckpointError, WeightsError, ConfigError, ValueError, OSError) as error:
+        print_error(str(error))
+        return 1
+    for path in write_descriptors(trials, args.out, args.command_line):
+        print(path)
+    return 0
 
 
 def _register_time_to_quality(experiments: argparse._SubParsersAction) -> None:
@@ -298,7 +339,14 @@ def run_retrieval(args: argparse.Namespace) -> int:
     )
     try:
         backbone = load_backbone(args.backbone, weights=args.weights)
-        data = load_training_data(args.data, RETRIEVAL_IMAGE_SIZE, args.feature, backbone, progress=_say)
+        data = load_training_data(
+            args.data,
+            RETRIEVAL_IMAGE_SIZE,
+            args.feature,
+            backbone,
+            progress=_say,
+            descriptors=args.descriptors,
+        )
     except (WeightsError, ValueError, OSError) as error:
         print_error(str(error))
         return EXIT_FAILED

@@ -25,6 +25,8 @@ from memopainter.core.checkpoint import (
     module_to_tensors,
     save_checkpoint,
 )
+from memopainter.data.descriptors import feature_dim as descriptor_dim
+from memopainter.data.descriptors import parse_descriptors
 from memopainter.data.preprocess import AB_SCALE
 from memopainter.memory import ColorMemory, QueryHead, default_memory_size
 from memopainter.networks.backbones.registry import get_spec
@@ -107,6 +109,11 @@ class MemoPainter:
         }
 
 
+def query_dim(config: RunConfig, backbone_dim: int) -> int:
+    """The query head's input width: the descriptors of config.memory over a backbone's pooled features."""
+    return descriptor_dim(backbone_dim, parse_descriptors(config.memory.descriptors))
+
+
 def build_model(
     config: RunConfig,
     num_images: int,
@@ -114,7 +121,10 @@ def build_model(
     backbone_sha256: str | None,
     feature_dim: int,
 ) -> MemoPainter:
-    """Fresh networks for a run over `num_images` training images, seeded from config.train.seed."""
+    """Fresh networks for a run over `num_images` training images, seeded from config.train.seed.
+
+    `feature_dim` is the backbone's pooled feature size; the query head reads memory.descriptors of it.
+    """
     torch.manual_seed(config.train.seed)
     generator = Generator(**generator_arguments(config))
     discriminator = None
@@ -122,7 +132,7 @@ def build_model(
         discriminator = Discriminator(**discriminator_arguments(config))
     query_head = memory = None
     if config.memory.enabled:
-        query_head = QueryHead(feature_dim, config.memory.key_dim)
+        query_head = QueryHead(query_dim(config, feature_dim), config.memory.key_dim)
         memory = ColorMemory(**memory_arguments(config, num_images), seed=config.train.seed)
     backbone = {"name": backbone_name, "sha256": backbone_sha256} if config.memory.enabled else {}
     return MemoPainter(config, generator, discriminator, query_head, memory, backbone)
@@ -234,7 +244,7 @@ def _from_meta(meta: dict, source: str) -> MemoPainter:
     if meta.get("discriminator") is not None and config.model.head != "bins":
         discriminator = Discriminator(**_described(meta, "discriminator", discriminator_arguments(config)))
     if has_memory:
-        feature_dim = get_spec(config.memory.backbone).feature_dim
+        feature_dim = query_dim(config, get_spec(config.memory.backbone).feature_dim)
         _described(meta, "query_head", {"feature_dim": feature_dim, "key_dim": config.memory.key_dim})
         _check_memory(meta["memory"], config)
     return MemoPainter(

@@ -14,8 +14,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from memopainter.color import rgb_to_lab
 from memopainter.color.features import color_feature
 from memopainter.data.cache import FeatureCache, file_digest
+from memopainter.data.descriptors import DEFAULT, LIGHTNESS_BINS, lightness_histogram, parse_descriptors
+from memopainter.data.descriptors import query_features as data_query_features
 from memopainter.data.images import ImageLoadError, list_images, load_image
 from memopainter.data.preprocess import backbone_input, network_input, resize_rgba
 
@@ -45,7 +48,7 @@ class TrainingData:
     gray: torch.Tensor  # (N, 1, S, S) L / 100
     ab: torch.Tensor  # (N, 2, S, S) ab / 110
     color: torch.Tensor  # (N, value_dim) the memory value of each image
-    query_features: torch.Tensor | None  # (N, backbone feature_dim), None without a backbone
+    query_features: torch.Tensor | None  # (N, D) the query head's input (data.descriptors), None without one
 
     def __len__(self) -> int:
         return len(self.records)
@@ -71,10 +74,12 @@ def load_training_data(
     cache: FeatureCache | None = None,
     progress: Callable[[str], None] | None = None,
     on_unreadable: Callable[[ImageLoadError], None] | None = None,
+    descriptors: str = DEFAULT,
 ) -> TrainingData:
     """Read, resize and featurize every readable image under `root`.
 
     Unreadable files are skipped, each passed to `on_unreadable` (logged as a warning when it is None).
+    The query features are the `descriptors` ("pooled+lightness", see data.descriptors) of each image.
     """
     cache = cache or FeatureCache()
     say = progress or log.info
@@ -112,7 +117,13 @@ def load_training_data(
             return backbone_features(backbone, [tensors[i] for i in indices])
 
         kind = f"backbone-{backbone.name}-{(backbone.weights_sha256 or 'none')[:16]}-v{FEATURE_VERSION}"
-        query_features = cache.get(kind, digests, features)
+        pooled = cache.get(kind, digests, features)  # (N, F)
+        histograms = cache.get(
+            f"lightness-{LIGHTNESS_BINS}-v{FEATURE_VERSION}",
+            digests,
+            lambda indices: torch.stack([image_lightness_histogram(*tensors[i]) for i in indices]),
+        )  # (N, LIGHTNESS_BINS)
+        query_features = data_query_features(pooled, histograms, parse_descriptors(descriptors))
     return TrainingData(
         records, class_names, labels, torch.stack(gray), torch.stack(ab), color, query_features
     )
@@ -132,6 +143,11 @@ def backbone_features(
         ]
         out.append(backbone(torch.stack(batch).to(device)).cpu())
     return torch.cat(out)
+
+
+def image_lightness_histogram(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+    """The lightness histogram of one image (3, H, W) over its opaque pixels, as inference computes it."""
+    return lightness_histogram(rgb_to_lab(rgb)[0], alpha)
 
 
 def image_color_feature(rgb: torch.Tensor, alpha: torch.Tensor | None, feature: str) -> torch.Tensor:

@@ -72,7 +72,10 @@ class SweepResult:
 
 
 def replay_memory(config: RunConfig, data: TrainingData, feature_dim: int) -> tuple[QueryHead, ColorMemory]:
-    """The query head and memory a full training run of `config` on `data` ends with, trained alone."""
+    """The query head and memory a full training run of `config` on `data` ends with, trained alone.
+
+    `feature_dim` is the backbone's pooled feature size, as for build_model.
+    """
     # build_model seeds and initialises exactly as train() does, so the head starts from the same weights.
     model = build_model(config, len(data), None, None, feature_dim)
     optimizer = torch.optim.Adam(model.query_head.parameters(), lr=config.memory.lr)
@@ -107,12 +110,19 @@ def sweep_experiment(
     run = out / "runs" / method
     outcome = train_and_evaluate(method, base, train_dir, test_dir, run, shared.top_k, say=say)
     colorizer = Colorizer.from_pretrained(run, device="cpu")
-    data = load_training_data(train_dir, base.data.image_size, feature, colorizer.backbone, progress=say)
+    data = load_training_data(
+        train_dir,
+        base.data.image_size,
+        feature,
+        colorizer.backbone,
+        progress=say,
+        descriptors=base.memory.descriptors,
+    )
     defaults = memory_arguments(base, len(data))
     default_threshold = colorizer.memopainter.memory.threshold
     cells = []
     for (size, threshold), config in zip(points, configs, strict=True):
-        head, memory = replay_memory(config, data, data.query_features.shape[1])
+        head, memory = replay_memory(config, data, colorizer.backbone.feature_dim)
         cell = _score(colorizer, head, memory, test_dir, shared.top_k, size, threshold)
         cells.append(cell)
         say(

@@ -26,6 +26,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from memopainter.color.features import palette_condition
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.core.model import MemoPainter, load_memopainter, predict_ab, resolve_model_path
+from memopainter.data.descriptors import lightness_histogram, parse_descriptors, query_features
 from memopainter.data.images import ImageLoadError
 from memopainter.inference.fullres import PreparedImage, prepare_image, recombine
 from memopainter.inference.inputs import ImageLike, PaletteLike, image_tensors, parse_palette
@@ -240,7 +241,10 @@ class Colorizer:
             raise ValueError(f"{self.path}: trained without memory (--no-memory); it has no query network")
         batch = torch.stack([p.backbone_rgb for p in prepared]).to(self.device)  # (B, 3, s, s)
         batch = batch.contiguous(memory_format=torch.channels_last)  # as the weights, see _speed_up
-        return self.memopainter.query_head(self.backbone(batch))
+        pooled = self.backbone(batch)  # (B, F)
+        histograms = torch.stack([_lightness_histogram(p) for p in prepared])  # (B, LIGHTNESS_BINS)
+        descriptors = parse_descriptors(self.memopainter.config.memory.descriptors)
+        return self.memopainter.query_head(query_features(pooled, histograms.to(pooled.device), descriptors))
 
     @torch.no_grad()
     def predict(
@@ -332,6 +336,12 @@ def _speed_up(backbone: Backbone) -> None:
                 setattr(module, conv_name, fuse_conv_bn_eval(conv, norm))
                 setattr(module, norm_name, nn.Identity())
     backbone.to(memory_format=torch.channels_last)
+
+
+def _lightness_histogram(prepared: PreparedImage) -> torch.Tensor:
+    """The query's lightness histogram of a prepared image: its full-size L over its opaque pixels."""
+    alpha = None if prepared.alpha is None else torch.from_numpy(prepared.alpha).float() / 255.0  # (H, W)
+    return lightness_histogram(prepared.lightness, alpha)
 
 
 def _short(digest: str | None) -> str:

@@ -273,7 +273,14 @@ def _training_data(
 
     with nullcontext() if group is None else group.main_first():  # rank 0 fills the feature cache
         data = load_training_data(
-            data_dir, config.data.image_size, config.data.feature, backbone, cache, say, skipped
+            data_dir,
+            config.data.image_size,
+            config.data.feature,
+            backbone,
+            cache,
+            say,
+            skipped,
+            config.memory.descriptors,
         )
     unlabelled = int((data.labels < 0).sum())
     if config.memory.supervised and unlabelled:
