@@ -206,3 +206,25 @@ def test_training_progress_is_shown_every_hundred_steps_from_the_events() -> Non
         "step 250/250 d=0.5",
         "model saved to run/model.safetensors",
     ]
+
+
+def test_methods_can_be_paired_against_any_method(compared: SimpleNamespace) -> None:
+    argv = compare_args(compared.split, compared.out, "--methods", "memopainter-dist", "memopainter-bins")
+    cache = pytest.MonkeyPatch()
+    cache.setenv("MEMOPAINTER_CACHE", str(compared.root / "cache"))
+    try:
+        assert run_experiment([*argv, "--paired-against", "memopainter-dist"]) == 0  # runs reused
+    finally:
+        cache.undo()
+    methods = json.loads((compared.out / "compare.json").read_text(encoding="utf-8"))["methods"]
+    dist, bins = methods
+    assert dist["paired"] is None and bins["paired_against"] == "memopainter-dist"
+    runs = compared.out / "runs"
+    evaluations = [
+        json.loads((runs / m / "evaluation.json").read_text())
+        for m in ("memopainter-bins", "memopainter-dist")
+    ]
+    scores = [{s["path"]: s["delta_e2000"] for s in e["per_image"]} for e in evaluations]
+    differences = [scores[0][p] - scores[1][p] for p in scores[0]]
+    assert bins["paired"]["mean"] == pytest.approx(sum(differences) / len(differences))
+    assert "minus MemoPainter (dist)'s" in (compared.out / "compare.md").read_text(encoding="utf-8")

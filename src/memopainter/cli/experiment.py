@@ -14,6 +14,7 @@ from memopainter.core.checkpoint import CheckpointError
 from memopainter.data.dataset import load_training_data
 from memopainter.evaluation.report import ReportUnavailable, require_matplotlib
 from memopainter.experiments.compare import (
+    BASELINE,
     METHODS,
     SharedSettings,
     compare_experiment,
@@ -142,6 +143,13 @@ def _register_compare(experiments: argparse._SubParsersAction) -> None:
     )
     _input_arguments(compare, "split", "SPLIT_DIR", "a split with train/ and test/")
     _methods_argument(compare, list(METHODS))
+    compare.add_argument(
+        "--paired-against",
+        choices=list(METHODS),
+        default=BASELINE,
+        metavar="METHOD",
+        help=f"the method every other is paired with, per image (default {BASELINE}, the no-memory ablation)",
+    )
     _shared_training_arguments(compare)
     compare.set_defaults(run=run_compare)
 
@@ -379,7 +387,9 @@ def run_compare(args: argparse.Namespace) -> int:
     return _run_training_experiment(
         args,
         args.methods,
-        lambda shared: compare_experiment(args.split, args.out, shared, args.methods, say=_say),
+        lambda shared: compare_experiment(
+            args.split, args.out, shared, args.methods, say=_say, against=args.paired_against
+        ),
         write_comparison,
     )
 

@@ -239,9 +239,12 @@ class ComparisonResult:
     shared: SharedSettings
     methods: list[MethodResult]
     grid: dict[str, dict[str, Image.Image]] = field(default_factory=dict)  # path -> column -> image
+    against: str = BASELINE  # the method every other is paired against
 
-    def paired(self, name: str, baseline: str = BASELINE) -> dict | None:
-        """Per-image delta_e2000 of `name` minus `baseline`'s: mean, 95% interval, share of images better."""
+    def paired(self, name: str, baseline: str | None = None) -> dict | None:
+        """Per-image delta_e2000 of `name` minus `baseline`'s (default `against`): mean, 95% interval,
+        share of images better."""
+        baseline = baseline or self.against
         by_name = {m.name: m for m in self.methods}
         if name == baseline or name not in by_name or baseline not in by_name:
             return None
@@ -265,7 +268,9 @@ class ComparisonResult:
             "methods": [
                 {
                     **m.summary(),
-                    "paired_vs_ablation": self.paired(m.name),
+                    "paired_vs_ablation": self.paired(m.name, BASELINE),
+                    "paired_against": self.against,
+                    "paired": self.paired(m.name),
                     "config": m.config,
                 }
                 for m in self.methods
@@ -279,13 +284,17 @@ def compare_experiment(
     shared: SharedSettings,
     methods: list[str] | None = None,
     say: Say = print,
+    against: str = BASELINE,
 ) -> ComparisonResult:
-    """Train and evaluate each method on split/train and split/test; runs go to out/runs/<method>."""
+    """Train and evaluate each method on split/train and split/test; runs go to out/runs/<method>.
+
+    Each method's per-image delta_e2000 is paired against method `against` (the no-memory ablation).
+    """
     split, out = Path(split), Path(out)
     train_dir, test_dir = split_dirs(split)
     names = list(METHODS) if methods is None else methods
     configs = {name: method_config(name, shared) for name in names}  # every name and value checked first
-    result = ComparisonResult(str(split), shared, [])
+    result = ComparisonResult(str(split), shared, [], against=against)
     chosen = _grid_paths(test_dir)
     for name in names:
 
@@ -318,7 +327,7 @@ def write_comparison(result: ComparisonResult, out: str | Path, command: str) ->
 
 
 def comparison_markdown(result: ComparisonResult, command: str) -> str:
-    """One table of every method's averages, the paired differences to the no-memory ablation, and notes."""
+    """One table of every method's averages, the paired differences to `against`, and notes."""
     shared = result.shared
     first = result.methods[0].evaluation
     lines = [
@@ -334,8 +343,8 @@ def comparison_markdown(result: ComparisonResult, command: str) -> str:
         "slots; true feature conditions every test image on its own color feature instead of a memory "
         "slot, what a perfect retrieval would give (memory methods only).",
         "",
-        f"Per-image delta_e2000 minus the no-memory ablation's ({METHODS[BASELINE].label}), mean and 95% "
-        "t-interval over the test images (negative: better than the ablation):",
+        f"Per-image delta_e2000 minus {METHODS[result.against].label}'s, mean and 95% t-interval over the "
+        "test images (negative: better):",
         "",
         *_paired_table(result),
         "",
@@ -377,7 +386,7 @@ def _averages_table(result: ComparisonResult) -> list[str]:
 
 
 def _paired_table(result: ComparisonResult) -> list[str]:
-    """Markdown rows of each method's paired difference to the no-memory ablation."""
+    """Markdown rows of each method's paired difference to the method it is paired against."""
     lines = ["| method | mean difference | 95% interval | images better |", "|---|---|---|---|"]
     for m in result.methods:
         paired = result.paired(m.name)
