@@ -37,7 +37,7 @@ from memopainter.training.loop import train
 pytestmark = pytest.mark.usefixtures("cache_dir", "one_thread")
 
 SIZE = 32
-PIX2PIX = ("memory.enabled=false", "model.norm=batch")
+PIX2PIX = ("memory.enabled=false", "model.norm=batch", "model.head=ab")
 CIC = ("memory.enabled=false", "model.head=bins")
 
 
@@ -230,7 +230,9 @@ def test_a_generator_meta_without_norm_and_head_rebuilds_the_memopainter_generat
     generator = Generator(**old)
     assert (generator.norm, generator.head) == ("adain", "ab")
     # A checkpoint written before the baselines: no norm / head in its generator meta nor in its config.
-    config = RunConfig().override(["memory.enabled=false", "model.base_channels=8", "data.image_size=32"])
+    config = RunConfig().override(
+        ["memory.enabled=false", "model.base_channels=8", "data.image_size=32", "model.head=ab"]
+    )
     model = build_model(config, 4, None, None, 0)
     meta = model.meta()
     for key in ("norm", "head"):
@@ -294,7 +296,7 @@ def test_unknown_choices_and_out_of_range_values_are_refused(setting: str, messa
 
 def test_the_new_keys_default_to_memopainter_and_zhangs_values():
     config = RunConfig()
-    assert (config.model.norm, config.model.head) == ("adain", "ab")
+    assert (config.model.norm, config.model.head) == ("adain", "bins")  # bins: chosen by measurement
     assert config.model.bins_temperature == 0.38 and config.loss.rebalance_lambda == 0.5
     both = RunConfig().override([*PIX2PIX, "model.head=bins", "model.bins_temperature=1"])
     assert both.model.bins_temperature == 1.0  # an int given for a float field

@@ -37,7 +37,7 @@ MEMORY_BUFFERS = ("keys", "values", "ages", "sources", "labels", "filled", "rng_
 CLASSES = ["knight", "slime", "wizard", "bat", "golem"]  # 3 sprites each, plus one: 16 images
 STEPS = 4
 # No dropout, so the 1-rank and 2-rank runs differ only where the arithmetic does, not by random masks.
-SETTINGS = ["train.steps=4", "model.dropout=0"]
+SETTINGS = ["train.steps=4", "model.dropout=0", "model.head=ab"]  # the GAN: D is synchronised too
 LAUNCH_TIMEOUT_S = 60
 
 

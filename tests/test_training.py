@@ -40,6 +40,12 @@ METRIC_KEYS = {
 }  # fmt: skip
 
 
+@pytest.fixture
+def tiny_config(tiny_settings: tuple[str, ...]) -> RunConfig:
+    """This module's runs: the tiny settings with the paper's GAN head, so every part of the loop runs."""
+    return RunConfig().override([*tiny_settings, "model.head=ab"])
+
+
 @pytest.fixture(scope="module")
 def run(
     tmp_path_factory: pytest.TempPathFactory, sprite_writer, tiny_settings: tuple[str, ...]
@@ -47,7 +53,7 @@ def run(
     """One tiny run shared by the tests that only read its outputs: 9 sprites of 3 classes, 4 steps of 4."""
     root = tmp_path_factory.mktemp("run")
     sprite_writer(root / "data")
-    config = RunConfig().override(list(tiny_settings))
+    config = RunConfig().override([*tiny_settings, "model.head=ab"])  # the GAN: every part of the loop, D too
     messages: list[str] = []
     events: list[TrainEvent] = []
     with pytest.MonkeyPatch.context() as patch:
@@ -324,7 +330,7 @@ def test_five_images_one_per_class_fewer_than_a_batch_train_with_a_warning(
 def test_no_memory_trains_the_ablation_without_memory_or_query_head(
     tmp_path: Path, sprite_dir: Path, tiny_settings: tuple[str, ...], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    status = main(cli_args(sprite_dir, tmp_path / "run", tiny_settings, "--no-memory"))
+    status = main(cli_args(sprite_dir, tmp_path / "run", tiny_settings, "--no-memory", "--paper"))
     assert status == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "run" / "model.safetensors")
     tensors, meta = load_checkpoint(tmp_path / "run" / "model.safetensors")
@@ -332,6 +338,7 @@ def test_no_memory_trains_the_ablation_without_memory_or_query_head(
     assert meta["memory"] is None and meta["query_head"] is None and meta["backbone"] == {}
     assert meta["generator"]["cond_dim"] == 0 and meta["discriminator"]["cond_dim"] == 0
     assert meta["config"]["memory"]["enabled"] is False
+    assert (meta["config"]["model"]["head"], meta["config"]["memory"]["descriptors"]) == ("ab", "pooled")
     assert "memory_hit_rate" not in metric_lines(tmp_path / "run")[0]
     model = load_memopainter(tmp_path / "run")
     assert model.memory is None and model.query_head is None

@@ -28,6 +28,11 @@ from memopainter.networks.generator import HEADS, NORMS  # model.norm and model.
 REMOVED_KEYS = frozenset({"train.retrieved_condition", "train.hue_rotation"})
 
 
+# Keys whose default changed by measurement after they were saved: a saved config without one was trained
+# with the value here (the pooled query feature alone; the paper's GAN generator).
+LEGACY_VALUES = {"memory.descriptors": LEGACY_DESCRIPTORS, "model.head": "ab"}
+
+
 class ConfigError(ValueError):
     """A configuration value that is missing, of the wrong type or out of range."""
 
@@ -72,10 +77,12 @@ class ModelConfig:
     # "adain": AdaIN driven by the color feature (eq. 13); "batch": BatchNorm in its place, unconditioned:
     # the pix2pix U-Net baseline (memory.enabled = false only).
     norm: str = "adain"
-    # "ab": 2 tanh channels, ab / 110; "bins": 313 logits over the ab bins, trained by classification as
-    # Zhang, Isola & Efros 2016 (with memory.enabled = false, their baseline; with a memory, conditioned
-    # through AdaIN on the memory's color feature like the "ab" head).
-    head: str = "ab"
+    # "bins": 313 logits over the ab bins, trained by classification as Zhang, Isola & Efros 2016 (with
+    # memory.enabled = false, their baseline; with a memory, conditioned through AdaIN on the memory's color
+    # feature); "ab": the paper's GAN generator, 2 tanh channels (ab / 110) under the adversarial and smooth
+    # L1 losses. bins was lower in delta_e2000 on Kenney, Wesnoth, emoji and OpenMoji and nearer the truth's
+    # colorfulness (README "Choosing the generator"); `train --paper` restores the paper's.
+    head: str = "bins"
     # head "bins": the annealed-mean temperature that decodes the bin distribution into ab (Zhang et al.:
     # 0.38; 1 is the plain mean, towards 0 the mode).
     bins_temperature: float = 0.38
@@ -129,12 +136,15 @@ class RunConfig:
     def from_dict(cls, values: dict, source: str = "config") -> RunConfig:
         """Build from a saved nested dict (config.json, a checkpoint's meta); errors name `source`.
 
-        REMOVED_KEYS are dropped; any other unknown key or a wrong type is an error. A config saved before
-        memory.descriptors existed was trained on the pooled backbone feature alone, and says so now.
+        REMOVED_KEYS are dropped; any other unknown key or a wrong type is an error. A key missing from it
+        takes its LEGACY_VALUES value where it has one (what runs did before the key existed), else the
+        default.
         """
         config = _from_values(values, source, REMOVED_KEYS)
-        if "descriptors" not in values.get("memory", {}):
-            config.memory.descriptors = LEGACY_DESCRIPTORS
+        for key, value in LEGACY_VALUES.items():
+            section, name = key.split(".")
+            if name not in values.get(section, {}):
+                setattr(getattr(config, section), name, value)
         return config
 
     def override(self, assignments: list[str]) -> RunConfig:

@@ -18,6 +18,9 @@ from memopainter.training.events import TextProgress, TrainEvent
 from memopainter.training.loop import train
 from memopainter.training.run_folder import RunFolderError, check_not_both, check_run_folder
 
+# The paper's configuration where our defaults differ by measurement (README "Choosing the generator").
+PAPER_SETTINGS = ("model.head=ab", "memory.descriptors=pooled")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `train` command."""
@@ -42,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--supervised", action="store_true", help="memory matches by class label (upper bound)"
+    )
+    parser.add_argument(
+        "--paper",
+        action="store_true",
+        help="the paper's configuration: GAN generator (model.head=ab) and the pooled backbone feature as "
+        "the query (memory.descriptors=pooled), instead of the measured defaults",
     )
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, help="passes over the data, at least 1 (default 30)")
@@ -89,6 +98,8 @@ def resolve(args: argparse.Namespace) -> RunConfig:
         overrides.append("memory.enabled=false")
     if args.supervised:
         overrides.append("memory.supervised=true")
+    if args.paper:
+        overrides += list(PAPER_SETTINGS)
     overrides += args.set
     saved = args.out / "config.json"
     if args.resume and args.config is None and saved.is_file():

@@ -59,14 +59,14 @@ class Method:
 METHODS: dict[str, Method] = {
     "memopainter-dist": Method(
         "MemoPainter (dist)",
-        "memory of 313-bin ab distributions, generator conditioned through AdaIN",
-        (),
+        "the paper's: memory of 313-bin ab distributions, GAN generator conditioned through AdaIN",
+        ("model.head=ab",),
         True,
     ),
     "memopainter-rgb": Method(
         "MemoPainter (rgb)",
-        "memory of 10 dominant colors (Color Thief), generator conditioned through AdaIN",
-        ("data.feature=rgb",),
+        "memory of 10 dominant colors (Color Thief), GAN generator conditioned through AdaIN",
+        ("data.feature=rgb", "model.head=ab"),
         True,
     ),
     "memopainter-bins": Method(
@@ -78,13 +78,13 @@ METHODS: dict[str, Method] = {
     BASELINE: Method(
         "Res-cGAN (no memory)",
         "the paper's ablation: same generator and discriminator, learned constant AdaIN, no condition",
-        ("memory.enabled=false",),
+        ("memory.enabled=false", "model.head=ab"),
         False,
     ),
     "pix2pix": Method(
         "pix2pix",
         "U-Net with BatchNorm + PatchGAN + L1, unconditioned",
-        ("memory.enabled=false", "model.norm=batch"),
+        ("memory.enabled=false", "model.norm=batch", "model.head=ab"),
         False,
     ),
     "cic": Method(
