@@ -6,10 +6,10 @@ differs. `lightness` adds a histogram of the image's own lightness over its opaq
 what tells those apart in gray. The learned query head (a linear layer under the threshold triplet loss,
 still unsupervised) decides how much each part counts.
 
-Measured by replaying the memory's training on cached features (800 steps, seeds 0-2, same-class top-1 on
-the held-out frames; docs/results/descriptors): Kenney 64% -> 83%, Wesnoth 72% -> 83%, emoji tones 20% ->
-69%. Averaging the pooled feature with the mirrored image's (a second backbone pass) moved top-1 by -0.6 to
-+0.3 points on its own and was not kept.
+Measured by `memopainter experiment descriptors` (docs/results/descriptors-*): same-class top-1 on the
+held-out frames Kenney 64% -> 82% (seeds 0-2), Wesnoth 69% -> 87%, emoji tones 18% -> 70% (seed 0), and
+delta_e2000 9.86 -> 4.26, 13.77 -> 13.74, 14.35 -> 12.89. Averaging the pooled feature with the mirrored
+image's (a second backbone pass) moved top-1 by -0.6 to +0.3 points on its own in a prototype; not kept.
 
 A model's descriptors are stored in its config (memory.descriptors); a checkpoint saved before they existed
 uses `pooled` alone and colorizes exactly as before.
@@ -25,7 +25,8 @@ LEGACY = "pooled"  # what a saved config without memory.descriptors was trained 
 # BINS below: L from 0 to 100 in steps of 6.25, finer than skin tones differ, coarse enough to pool.
 LIGHTNESS_BINS = 16
 # The lightness block's norm as a multiple of the pooled block's, per image, so the weighting does not depend
-# on the backbone: 1 and 2 were measured (Kenney 82% / 83%, Wesnoth 83% / 83%, emoji 60% / 69% top-1).
+# on the backbone. 1 and 2 were measured in a prototype (top-1: Kenney 82% / 83%, Wesnoth 83% / 83%, emoji
+# 60% / 69%).
 LIGHTNESS_WEIGHT = 2.0
 
 
