@@ -191,6 +191,29 @@ def test_batched_colorization_matches_one_image_at_a_time(colorizer) -> None:
             assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 1
 
 
+def test_colorize_each_yields_failures_in_their_input_places(colorizer, tmp_path: Path) -> None:
+    good = [photo(12, 10, seed=i) for i in range(3)]
+    unreadable = np.zeros((8, 8, 2), dtype=np.uint8)  # two channels: no image
+    images = [good[0], unreadable, good[1], tmp_path / "missing.png", good[2]]
+    results = list(colorizer.colorize_each(images, batch_size=8))  # one batch holds them all
+    assert [type(r).__name__ for r in results] == ["Colored", "Failed", "Colored", "Failed", "Colored"]
+    assert all(r.source is image for r, image in zip(results, images, strict=True))
+    smaller = list(colorizer.colorize_each(images, batch_size=2))  # failures at a batch's start and end
+    assert all(r.source is image for r, image in zip(smaller, images, strict=True))
+
+
+def test_own_conditions_stay_with_their_images_when_one_fails_to_prepare(colorizer) -> None:
+    def own_color(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+        return palette_condition(rgb.mean((1, 2))[None], colorizer.feature)  # (V,)
+
+    images = [photo(12, 10, seed=0), photo(300, 2, seed=1), photo(12, 10, seed=2)]  # 150:1 is refused late
+    results = list(colorizer.colorize_each(images, condition=own_color))
+    assert [type(r).__name__ for r in results] == ["Colored", "Failed", "Colored"]
+    for image, result in zip(images[::2], results[::2], strict=True):
+        (alone,) = colorizer.colorize_each([image], condition=own_color)
+        assert np.array_equal(np.asarray(result.images[0]), np.asarray(alone.images[0]))
+
+
 # --- full-resolution recombination ------------------------------------------------------------------------
 
 

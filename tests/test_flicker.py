@@ -18,6 +18,7 @@ from memopainter.evaluation.flicker import (
     mean_defined,
     pair_flicker,
     slot_switches,
+    still_pixels,
     switches_per_100,
 )
 
@@ -74,6 +75,25 @@ def test_truth_changes_under_the_tolerance_count_as_still() -> None:
     outputs = [halves(RED, GRAY), halves(BLUE, GRAY)]
     value = flicker(outputs, [halves(RED, BLUE), halves(nearly, GREEN)], [None, None])
     assert value == pytest.approx(color_difference(RED, BLUE), rel=1e-6)
+
+
+def test_min_lightness_change_keeps_only_the_still_pixels_whose_lightness_moved() -> None:
+    # The left half keeps its color; the right half's gray lightens by 0.7 L, still under the tolerance.
+    lighter = (0.508, 0.508, 0.508)
+    truths = [halves(RED, GRAY), halves(RED, lighter)]
+    moved = float(
+        rgb_to_lab(torch.tensor(lighter)[:, None, None])[0] - rgb_to_lab(torch.tensor(GRAY)[:, None, None])[0]
+    )
+    assert 0.5 <= moved and color_difference(GRAY, lighter) < STILL_TOLERANCE
+    outputs = [halves(RED, RED), halves(GREEN, BLUE)]  # both halves flicker, each by its own amount
+    assert flicker(outputs, truths, [None, None]) == pytest.approx(
+        (color_difference(RED, GREEN) + color_difference(RED, BLUE)) / 2, rel=1e-6
+    )
+    changed = pair_flicker(outputs, truths, [None, None], min_lightness_change=0.5)
+    assert changed == [pytest.approx(color_difference(RED, BLUE), rel=1e-6)]  # the right half alone
+    assert pair_flicker(outputs, truths, [None, None], min_lightness_change=moved + 0.1) == [None]
+    every, right = still_pixels(truths, [None, None]), still_pixels(truths, [None, None], 0.5)
+    assert int(every[0].sum()) == 64 and right[0][:, 4:].all() and not right[0][:, :4].any()
 
 
 def test_frames_of_different_sizes_and_short_sequences() -> None:

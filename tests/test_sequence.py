@@ -4,6 +4,7 @@ slot per shot (inference.sequence, Colorizer.colorize_sequence)."""
 from __future__ import annotations
 
 import itertools
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from memopainter.data.sequences import animation_name, group_animations, natural
 from memopainter.inference import Colorizer, image_tensors
 from memopainter.inference.sequence import (
     CUT_SIMILARITY,
+    HOLD_TOLERANCE,
     best_path,
     color_distance,
     shot_cuts,
@@ -246,3 +248,128 @@ def test_palettes_and_empty_sequences_and_bad_requests(colorizer: Colorizer) -> 
         colorizer.colorize_sequence(frames, batch_size=0)
     with pytest.raises(ValueError, match="top_k"):
         colorizer.colorize_sequence(frames, top_k=0)
+
+
+# --- the hold: still pixels keep their colors within a shot -------------------------------------------------
+
+
+@pytest.fixture
+def reacting(colorizer: Colorizer, monkeypatch: pytest.MonkeyPatch) -> Colorizer:
+    """The colorizer with a generator that answers any change of a frame's gray with other colors everywhere:
+    ab noise seeded by the frame's gray input, so one frame gets the same colors in every run."""
+    real = colorizer.predict
+
+    def predict(prepared: list, *args: object, **kwargs: object):
+        prediction = real(prepared, *args, **kwargs)
+        for i, frame in enumerate(prepared):
+            seed = zlib.crc32(frame.net_gray.numpy().tobytes())
+            noise = torch.rand(prediction.ab[i].shape, generator=torch.Generator().manual_seed(seed))
+            prediction.ab[i] += 60.0 * noise - 30.0  # (k, 2, S, S)
+        return prediction
+
+    monkeypatch.setattr(colorizer, "predict", predict)
+    return colorizer
+
+
+def still_and_moving(count: int = 4, size: tuple[int, int] = (20, 24)) -> list[Image.Image]:
+    """RGBA frames: a static opaque body, a half-transparent static patch, and a stripe that moves down a row
+    each frame over the body in a lighter color; the rest transparent."""
+    height, width = size
+    frames = []
+    for t in range(count):
+        rgba = np.zeros((height, width, 4), dtype=np.uint8)
+        rgba[2:-2, 3:-3] = (180, 40, 60, 255)  # the body
+        rgba[4 + t, 3:-3] = (250, 230, 120, 255)  # the stripe, moving
+        rgba[-2:, :4] = (40, 120, 200, 100)  # alpha 100 < 128: never held
+        frames.append(Image.fromarray(rgba, mode="RGBA"))
+    return frames
+
+
+def expected_hold(frames: list, held_images: list, plain_images: list, starts: set[int]) -> None:
+    """Frame t of the hold equals frame t - 1's held colors where the input L and opacity stay, and the
+    unheld coloring elsewhere; frames in `starts` (a cut, a new size) equal the unheld coloring outright."""
+    for t, (frame, held, plain) in enumerate(zip(frames, held_images, plain_images, strict=True)):
+        out, unheld = np.asarray(held), np.asarray(plain)
+        if t in starts:
+            assert np.array_equal(out, unheld)
+            continue
+        before_in, now_in = (np.asarray(f.convert("RGBA")).astype(int) for f in (frames[t - 1], frame))
+        same = (
+            (before_in[..., :3] == now_in[..., :3]).all(-1)
+            & (before_in[..., 3] >= 128)
+            & (now_in[..., 3] >= 128)
+        )
+        assert same.any() and (~same).any()
+        assert np.array_equal(out[same, :3], np.asarray(held_images[t - 1])[same, :3])  # exactly the same
+        assert np.array_equal(out[~same], unheld[~same])
+        assert np.array_equal(out[..., 3], now_in[..., 3])  # alpha is the frame's own, never held
+
+
+def images_of(results: list, k: int = 0) -> list[Image.Image]:
+    return [r.images[k] for r in results]
+
+
+def test_the_hold_keeps_still_pixels_exactly_and_colors_the_rest_as_without_it(reacting: Colorizer) -> None:
+    colorizer = reacting
+    frames = still_and_moving()
+    held = colorizer.colorize_sequence(frames, top_k=2)
+    plain = colorizer.colorize_sequence(frames, top_k=2, hold=False)
+    assert [r.slots for r in held] == [r.slots for r in plain]  # the hold changes colors, not slots
+    for k in range(2):  # each coloring holds from the same coloring of the frame before
+        expected_hold(frames, images_of(held, k), images_of(plain, k), starts={0})
+        # The generator answers the moving stripe on the still pixels too: there the hold changes colors.
+        pairs = zip(pixels(images_of(held, k)), pixels(images_of(plain, k)), strict=True)
+        assert not all(np.array_equal(a, b) for a, b in pairs)
+    off = colorizer.colorize_sequence(frames, top_k=2, smooth=False)
+    each = list(colorizer.colorize_each(frames, top_k=2))
+    for a, b in zip(off, each, strict=True):
+        assert all(np.array_equal(x, y) for x, y in zip(pixels(a.images), pixels(b.images), strict=True))
+
+
+def test_the_hold_restarts_at_a_cut_and_at_a_change_of_size(
+    reacting: Colorizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    colorizer = reacting
+    frames = still_and_moving(3) + still_and_moving(3, size=(22, 24))  # a new size at frame 3
+    plain = images_of(colorizer.colorize_sequence(frames, hold=False))
+    expected_hold(frames, images_of(colorizer.colorize_sequence(frames)), plain, starts={0, 3})
+    from memopainter.inference import sequence
+
+    def cut_at_1(keys: torch.Tensor, cut_similarity: float = CUT_SIMILARITY) -> torch.Tensor:
+        return torch.tensor([True, True] + [False] * (len(keys) - 2))
+
+    monkeypatch.setattr(sequence, "shot_cuts", cut_at_1)
+    cut = colorizer.colorize_sequence(frames)
+    expected_hold(frames, images_of(cut), plain, starts={0, 1, 3})
+
+
+def test_the_hold_follows_the_colors_l_not_a_slow_drift(reacting: Colorizer) -> None:
+    colorizer = reacting
+    # A gray patch that brightens by one level a frame: each step moves L by about 0.4, under the tolerance,
+    # but two steps do not stay within it of the frame whose color the patch holds.
+    frames = []
+    for t in range(3):
+        rgb = np.full((16, 16, 3), 30, dtype=np.uint8)
+        rgb[4:12, 4:12] = 128 + t
+        frames.append(Image.fromarray(rgb, mode="RGB"))
+    lightness = [colorizer.prepare(*image_tensors(f)).lightness[8, 8] for f in frames]
+    assert 0 < float(lightness[1] - lightness[0]) < HOLD_TOLERANCE <= float(lightness[2] - lightness[0])
+    held = pixels(images_of(colorizer.colorize_sequence(frames)))
+    plain = pixels(images_of(colorizer.colorize_sequence(frames, hold=False)))
+    assert np.array_equal(held[1][8, 8], held[0][8, 8])  # held from frame 0
+    assert np.array_equal(held[2][8, 8], plain[2][8, 8])  # 2 levels from frame 0's L: its own color again
+    assert not np.array_equal(held[2][8, 8], held[0][8, 8])
+    assert np.array_equal(held[2][0, 0], held[0][0, 0])  # the unchanged border stays held throughout
+
+
+def test_the_hold_applies_with_a_palette_too(reacting: Colorizer) -> None:
+    colorizer = reacting
+    frames = still_and_moving()
+    held = colorizer.colorize_sequence(frames, palette="#ff0000,#00ff00")
+    each = list(colorizer.colorize_each(frames, palette="#ff0000,#00ff00"))
+    assert [r.slots for r in held] == [None] * len(frames)
+    expected_hold(frames, images_of(held), images_of(each), starts={0})
+    plain = colorizer.colorize_sequence(frames, palette="#ff0000,#00ff00", hold=False)
+    assert all(
+        np.array_equal(a, b) for a, b in zip(pixels(images_of(plain)), pixels(images_of(each)), strict=True)
+    )

@@ -57,10 +57,26 @@ memopainter experiment diagnose "$OUT/models/wesnoth" "$DATA/wesnoth40-5shot/tra
 memopainter experiment diagnose "$OUT/models/emoji" "$DATA/emoji-20/train" "$DATA/emoji-20/test" \
     --out "$OUT/diagnosis-emoji"
 
+# Colors across a shot: each set's test animations as one stream. wesnoth40-seq draws the same 5 shots per unit
+# as wesnoth40-5shot (same seed, train/ identical) and keeps all the other frames as test, not 3 per unit.
+build "$DATA/wesnoth40-seq" memopainter data split "$DATA/wesnoth40" "$DATA/wesnoth40-seq" --shots 5 --seed 0
+memopainter experiment sequence "$OUT/compare-kenney/runs/memopainter-dist" "$DATA/kenney-3shot/test" \
+    --out "$OUT/sequence-kenney"
+memopainter experiment sequence "$OUT/models/wesnoth" "$DATA/wesnoth40-seq/test" --out "$OUT/sequence-wesnoth"
+
+# Query descriptors: the memory replayed per descriptor set and seed on one generator each.
+memopainter experiment compare "$DATA/kenney-3shot" --steps 800 --methods memopainter-dist memopainter-bins \
+    --paired-against memopainter-dist --out "$OUT/compare-kenney-heads"
+memopainter experiment descriptors "$OUT/compare-kenney-heads/runs/memopainter-bins" "$DATA/kenney-3shot" \
+    --out "$OUT/descriptors-kenney"
+memopainter experiment descriptors "$OUT/models/wesnoth" "$DATA/wesnoth40-5shot" --seeds 0 --out "$OUT/descriptors-wesnoth"
+memopainter experiment descriptors "$OUT/models/emoji" "$DATA/emoji-20" --seeds 0 --out "$OUT/descriptors-emoji"
+
 for result in "$OUT"/*/; do
     name=$(basename "$result")
     [ "$name" != models ] || continue  # trained models, not results
     mkdir -p "$DOCS/$name"
     cp "$result"/*.md "$result"/*.json "$DOCS/$name/"
     cp "$result"/*.png "$DOCS/$name/" 2>/dev/null || true  # diagnosis writes no plot
+    cp "$result"/*.gif "$DOCS/$name/" 2>/dev/null || true  # sequence's before/after animation
 done

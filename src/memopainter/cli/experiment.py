@@ -470,14 +470,15 @@ def run_diagnosis(args: argparse.Namespace) -> int:
 def _register_sequence(experiments: argparse._SubParsersAction) -> None:
     sequence = experiments.add_parser(
         "sequence",
-        help="colors across a shot: animations colorized frame by frame against smoothed memory slots",
+        help="colors across a shot: animations frame by frame against smoothed slots and held colors",
         description="Put the animations among TEST_DIR's images (numbered frames of one name in one class "
-        "folder, e.g. walk0..walk7) back to back into one stream and colorize it with MODEL frame by frame "
-        "and with the slots smoothed across shots (cuts found from the query keys); write OUT/sequence.md "
-        "and OUT/sequence.json (delta_e2000, flicker, slot switches per 100 steps and same-class top-1 per "
-        "method, paired 95% t-intervals of the differences, the issue's targets, the cuts found), "
-        "OUT/sequence.png (flicker per animation) and OUT/sequence.gif (gray | frame by frame | smoothed | "
-        "truth for a few animations).",
+        "folder, e.g. walk0..walk7) back to back into one stream and colorize it with MODEL frame by frame, "
+        "with the slots smoothed across shots (cuts found from the query keys), and with the slots smoothed "
+        "and still pixels' colors held within a shot (what colorize does); write OUT/sequence.md and "
+        "OUT/sequence.json (delta_e2000, flicker, unheld flicker, slot switches per 100 steps and same-class "
+        "top-1 per method, paired 95% t-intervals of the differences, the issue's targets, the cuts found), "
+        "OUT/sequence.png (flicker per animation) and OUT/sequence.gif (gray | frame by frame | no hold | "
+        "smoothed | truth for a few animations).",
         epilog="example: memopainter experiment sequence runs/k3 data/k3/test --out res/sequence",
     )
     sequence.add_argument("model", type=Path, metavar="MODEL", help="a run folder or a checkpoint file")
@@ -487,7 +488,7 @@ def _register_sequence(experiments: argparse._SubParsersAction) -> None:
 
 
 def run_sequence(args: argparse.Namespace) -> int:
-    """Colorize the stream both ways, then write the table, plot and GIF."""
+    """Colorize the stream each way, then write the table, plot and GIF."""
     if args.out.exists() and not args.out.is_dir():
         print_error(f"--out {args.out}: exists and is not a folder")
         return EXIT_USAGE

@@ -4,6 +4,11 @@
   pixels whose ground truth does not change between them (truth CIEDE2000 below STILL_TOLERANCE) and that
   are opaque (alpha >= 0.5) in both; None for a pair of frames of different sizes or without such pixels.
 - `flicker`: the mean of the defined pairs, so a still pixel's color counts however many frames it stays.
+- `min_lightness_change` (both): count only the still pixels whose truth L changed by at least that much. The
+  colorizer sees only L, and colorize_sequence's hold copies the colors of the pixels whose L holds still
+  (inference.sequence.HOLD_TOLERANCE): with min_lightness_change=HOLD_TOLERANCE, flicker is measured where
+  the hold cannot reach, "unheld flicker", the part of the still pixels that the hold does not zero by
+  construction.
 - `switches_per_100`: how often the memory slot behind the top-1 coloring changes, per 100 frame steps.
 
 Images are sRGB (3, H, W) in [0, 1], as in evaluation.metrics; arithmetic in float64.
@@ -25,27 +30,55 @@ STILL_TOLERANCE = 1.0
 
 
 def pair_flicker(
-    outputs: Sequence[torch.Tensor], truths: Sequence[torch.Tensor], alphas: Sequence[torch.Tensor | None]
+    outputs: Sequence[torch.Tensor],
+    truths: Sequence[torch.Tensor],
+    alphas: Sequence[torch.Tensor | None],
+    min_lightness_change: float = 0.0,
 ) -> list[float | None]:
     """Per consecutive pair (T - 1 values): mean CIEDE2000 between the outputs where the truth is still."""
     if not len(outputs) == len(truths) == len(alphas):
         raise ValueError(f"{len(outputs)} outputs, {len(truths)} truths and {len(alphas)} alphas differ")
-    values: list[float | None] = []
-    previous = None
-    for output, truth, alpha in zip(outputs, truths, alphas, strict=True):
+    for output, truth in zip(outputs, truths, strict=True):
         check_rgb_pair(output, truth)
-        current = (_lab(output), _lab(truth), _opaque(alpha, *truth.shape[1:]))
-        if previous is not None:
-            values.append(_still_difference(previous, current))
-        previous = current
+    masks = still_pixels(truths, alphas, min_lightness_change)  # bool, small next to the frames' Lab
+    values: list[float | None] = []
+    before = _lab(outputs[0]) if outputs else None  # (H, W, 3): two frames' Lab at a time
+    for output, still in zip(outputs[1:], masks, strict=True):
+        after = _lab(output)
+        found = still is not None and bool(still.any())
+        values.append(float(ciede2000(before[still], after[still]).mean()) if found else None)
+        before = after
     return values
 
 
 def flicker(
-    outputs: Sequence[torch.Tensor], truths: Sequence[torch.Tensor], alphas: Sequence[torch.Tensor | None]
+    outputs: Sequence[torch.Tensor],
+    truths: Sequence[torch.Tensor],
+    alphas: Sequence[torch.Tensor | None],
+    min_lightness_change: float = 0.0,
 ) -> float | None:
     """Mean of `pair_flicker` over the pairs where it is defined; None where it is nowhere (or T < 2)."""
-    return mean_defined(pair_flicker(outputs, truths, alphas))
+    return mean_defined(pair_flicker(outputs, truths, alphas, min_lightness_change))
+
+
+def still_pixels(
+    truths: Sequence[torch.Tensor], alphas: Sequence[torch.Tensor | None], min_lightness_change: float = 0.0
+) -> list[torch.Tensor | None]:
+    """Per consecutive pair (T - 1): (H, W) bool of the pixels `pair_flicker` compares, None across sizes.
+
+    Still (truth CIEDE2000 < STILL_TOLERANCE), opaque in both frames, and truth L changed by at least
+    `min_lightness_change` (0: every still pixel).
+    """
+    if len(truths) != len(alphas):
+        raise ValueError(f"{len(truths)} truths and {len(alphas)} alphas differ")
+    masks: list[torch.Tensor | None] = []
+    previous = None
+    for truth, alpha in zip(truths, alphas, strict=True):
+        current = (_lab(truth), _opaque(alpha, *truth.shape[1:]))
+        if previous is not None:
+            masks.append(_still(previous, current, min_lightness_change))
+        previous = current
+    return masks
 
 
 def slot_switches(slots: Sequence[int | None]) -> int:
@@ -80,15 +113,15 @@ def _opaque(alpha: torch.Tensor | None, height: int, width: int) -> torch.Tensor
     return (alpha if alpha.dtype == torch.bool else alpha >= 0.5).cpu()
 
 
-def _still_difference(previous: tuple, current: tuple) -> float | None:
-    """Mean CIEDE2000 between two frames' outputs over their still, opaque pixels; None without any."""
-    (out_a, truth_a, opaque_a), (out_b, truth_b, opaque_b) = previous, current
+def _still(previous: tuple, current: tuple, min_lightness_change: float) -> torch.Tensor | None:
+    """(H, W) bool: two frames' still, opaque pixels whose L changed by at least min_lightness_change."""
+    (truth_a, opaque_a), (truth_b, opaque_b) = previous, current
     if truth_a.shape != truth_b.shape:
         return None
     still = ciede2000(truth_a, truth_b) < STILL_TOLERANCE  # (H, W)
+    if min_lightness_change > 0:
+        still &= (truth_a[..., 0] - truth_b[..., 0]).abs() >= min_lightness_change
     for opaque in (opaque_a, opaque_b):
         if opaque is not None:
             still &= opaque
-    if not bool(still.any()):
-        return None
-    return float(ciede2000(out_a[still], out_b[still]).mean())
+    return still

@@ -169,21 +169,25 @@ class Colorizer:
         while batch := list(islice(items, batch_size)):
             loaded: list[Colored] = []
             conditions: list[torch.Tensor] = []
-            for source in batch:
+            failed: dict[int, Failed] = {}  # position in the batch -> why that input could not be loaded
+            for position, source in enumerate(batch):
                 try:
                     rgb, alpha = image_tensors(source)
                     if check is not None:
                         check(rgb, alpha)
-                    if condition is not None:
-                        conditions.append(condition(rgb, alpha))  # (V,)
+                    own = condition(rgb, alpha) if condition is not None else None  # (V,)
                     # Full-size inputs are dropped unless asked for: memory grows with one image, not a batch.
                     kept = (rgb, alpha) if keep_input else (None, None)
                     loaded.append(Colored(source, self.prepare(rgb, alpha), [], None, None, *kept))
+                    if own is not None:  # only once prepared: conditions stay aligned with `loaded`
+                        conditions.append(own)
                 except IMAGE_ERRORS as error:
-                    yield Failed(source, error)
-            if loaded:
-                stacked = torch.stack(conditions) if conditions else None  # (B, V)
-                yield from self._finish(loaded, request, stacked)
+                    failed[position] = Failed(source, error)
+            stacked = torch.stack(conditions) if conditions else None  # (B, V)
+            finished = self._finish(loaded, request, stacked) if loaded else iter(())
+            # The failures take their own places among the batch's results: everything in input order.
+            for position in range(len(batch)):
+                yield failed[position] if position in failed else next(finished)
 
     def _finish(
         self, loaded: list[Colored], request: tuple, conditions: torch.Tensor | None
@@ -209,14 +213,19 @@ class Colorizer:
         *,
         upsample: str = DEFAULT_UPSAMPLE,
         smooth: bool = True,
+        hold: bool = True,
         batch_size: int = 8,
     ) -> list[Colored]:
         """Colorize the frames of one sequence in order, all or nothing: one `Colored` per frame.
 
-        With `smooth`, a memory and no palette, the frames of a shot share their memory slot where that is
-        right (see inference.sequence); otherwise, or with smooth=False, each frame is colorized on its own
-        exactly as colorize_each does. A frame that cannot be read or colorized raises
-        ValueError("frame i: ...") with i counted from 0, and nothing is returned.
+        With `smooth` and a model with memory, the sequence is colorized as a whole (see inference.sequence):
+        the frames of a shot share their memory slot where that is right (with a palette every frame has
+        the palette's colors already), and with `hold` too, within a shot, a pixel whose gray input holds
+        still from frame to frame keeps its color, the k-th coloring's from the k-th coloring of the frame
+        before, with a palette as without one. With smooth=False, or a model without memory (it has no query
+        keys to find cuts with), each frame is colorized on its own exactly as colorize_each does. A frame
+        that cannot be read or colorized raises ValueError("frame i: ...") with i counted from 0, and
+        nothing is returned.
         """
         from memopainter.inference import sequence  # imported here: it builds on this module
 
@@ -224,10 +233,10 @@ class Colorizer:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         palette = self.check_request(top_k, palette, upsample)
         frames = list(frames)
-        if not smooth or palette is not None or not self.has_memory:
+        if not smooth or not self.has_memory or (palette is not None and not hold):
             each = self.colorize_each(frames, top_k, palette, batch_size=batch_size, upsample=upsample)
-            return sequence.all_or_nothing(frames, each)
-        return sequence.colorize_smoothed(self, frames, top_k, upsample, batch_size)
+            return sequence.all_or_nothing(each)
+        return sequence.colorize_smoothed(self, frames, top_k, palette, upsample, batch_size, hold)
 
     def prepare(self, rgb: torch.Tensor, alpha: torch.Tensor | None) -> PreparedImage:
         """An image (rgb (3, H, W), alpha (H, W) or None) reduced to the model's network inputs and its L."""

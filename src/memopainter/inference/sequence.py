@@ -8,6 +8,12 @@ distance between the two slots' colors, |a - b|_1 / (|a|_1 + |b|_1) (total varia
 distributions), and nothing across a cut. A cut, the start of a new shot, is where consecutive frames' query
 keys have a cosine similarity below CUT_SIMILARITY: there a new character may bring other colors for free.
 
+Slots alone leave most of the flicker: the generator answers every new gray frame with slightly other colors
+everywhere, on the pixels that did not change too. So, after the path, `colorize_smoothed` holds them: within
+a shot (restarted at a cut and wherever the frame size changes) a pixel opaque in both frames whose input L
+stays within HOLD_TOLERANCE of the L its color was made for keeps the previous frame's 8-bit color, each
+top-k coloring from the same coloring of the frame before, with a palette as without one.
+
 How the constants were chosen. Data: Wesnoth's unit animations in frame order, every frame not used to
 train the 5-shot model (`data split /tmp/data/wesnoth --shots 5 --seed 0`, whose train/ is the model's):
 84 animations, 580 frames, concatenated one after another as `experiment sequence` does. They were chosen on
@@ -34,6 +40,13 @@ Per frame, every one of its 8 candidates was colorized and scored, so each setti
 - Check, constants unchanged: the odd half, flicker 4.451 -> 3.750 (-15.7%), delta_e2000 +0.064, switches
   42.6 -> 13.1 per 100 steps; Kenney (its own 3-shot model), flicker 3.462 -> 2.655 (-23.3%), delta_e2000
   -0.386, switches 9.4 -> 3.1.
+- The hold (`experiment sequence`, all 580 Wesnoth frames and Kenney's 77): flicker 4.46 -> 0.11 and 3.46 ->
+  0.76 against frame by frame, delta_e2000 -0.05 and -0.41 (slots alone: -0.04 and -0.39). Largely by
+  construction: the gray input is the truth's L, and 99.8% and 98.6% of the pixels flicker counts are pixels
+  the hold copies. Over the rest (L moved by >= HOLD_TOLERANCE) flicker is what it was without the hold.
+  HOLD_TOLERANCE decides little on sprites: of the consecutive pixel pairs opaque in both frames inside
+  animations, |dL| was 0 for 40% (Wesnoth) and 81% (Kenney), in (0, 0.5) for 0.5% and 1.8%, in [0.5, 2) for
+  2.3% and 2.9%. A missed cut lets a pixel of the same L at the same place keep the previous shot's color.
 """
 
 from __future__ import annotations
@@ -43,6 +56,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+from PIL import Image
 
 from memopainter.inference.colorizer import IMAGE_ERRORS, Colored, Colorizer, Failed
 from memopainter.inference.fullres import PreparedImage, recombine
@@ -59,6 +73,11 @@ SWITCH_COST = 0.5
 # Consecutive keys less similar than this start a new shot: the highest threshold that cut at most 1% of the
 # steps inside animations on the tuning half (0.4%), while it cut 57% of the changes of character.
 CUT_SIMILARITY = 0.55
+# Input L (CIE, 0-100) a held pixel may move from the frame its color was made for: a change of L alone by 0.5
+# is at most 0.5 CIEDE2000, half the just noticeable difference (evaluation.flicker's STILL_TOLERANCE), so a
+# held color's lightness is never visibly off its input's, and 8-bit noise in soft shading still counts.
+HOLD_TOLERANCE = 0.5
+OPAQUE = 128  # alpha (uint8) from which a pixel counts as opaque: 0.5, as evaluation.flicker counts it
 
 
 @dataclass
@@ -139,30 +158,86 @@ def smoothed_slots(
 
 
 def colorize_smoothed(
-    colorizer: Colorizer, frames: Sequence[ImageLike], top_k: int, upsample: str, batch_size: int
+    colorizer: Colorizer,
+    frames: Sequence[ImageLike],
+    top_k: int,
+    palette: torch.Tensor | None,
+    upsample: str,
+    batch_size: int,
+    hold: bool = True,
 ) -> list[Colored]:
-    """Colorizer.colorize_sequence with smoothing: keys of every frame, the path, then the generator.
+    """Colorizer.colorize_sequence with smoothing: keys of every frame, the path (without a palette) and the
+    cuts, then the generator, then, with `hold`, each frame's still pixels held from the frame before.
 
     Each frame's PreparedImage (its full-size L and alpha) is kept from the first pass to the second; the
     results hold it anyway (Colored.prepared, as colorize_each's do), so the peak is the returned list's.
     Its backbone input, which can outweigh a small frame's L, is dropped as soon as the key is computed.
+    With a palette the keys serve only to find the cuts: every frame is conditioned on the palette.
     """
     if not frames:
         return []
     prepared, keys = prepare_with_keys(colorizer, frames, batch_size)  # keys (T, D)
-    path = smoothed_slots(colorizer.memopainter.memory, keys, top_k)
-    results = []
+    path = smoothed_slots(colorizer.memopainter.memory, keys, top_k) if palette is None else None
+    cuts = shot_cuts(keys) if path is None else path.cuts  # (T,)
+    results: list[Colored] = []
+    anchor = None  # (H, W) per pixel, the input L of the frame its current color was made for
     for start in range(0, len(prepared), batch_size):
         batch = prepared[start : start + batch_size]
-        ab = colorizer.predict(batch, slots=path.slots[start : start + batch_size]).ab  # (B, k, 2, S, S)
+        if path is None:
+            ab = colorizer.predict(batch, palette=palette).ab  # (B, 1, 2, S, S)
+        else:
+            ab = colorizer.predict(batch, slots=path.slots[start : start + batch_size]).ab  # (B, k, 2, S, S)
         for index, (frame, frame_ab) in enumerate(zip(batch, ab, strict=True), start=start):
             try:
                 images = [recombine(frame, coloring, upsample) for coloring in frame_ab]
             except IMAGE_ERRORS as error:
                 raise ValueError(f"frame {index}: {error}") from error
-            slots, scores = path.slots[index].tolist(), path.scores[index].tolist()
+            if hold:
+                before = results[-1] if results else None
+                lightness = frame.lightness.numpy()  # (H, W), a view
+                if before is None or bool(cuts[index]) or before.prepared.size != frame.size:
+                    anchor = lightness  # a new shot, or a new canvas: nothing to hold
+                else:
+                    held = held_pixels(anchor, before.prepared, frame)  # (H, W)
+                    images = hold_colors(before.images, images, held)
+                    anchor = np.where(held, anchor, lightness)
+            slots = scores = None
+            if path is not None:
+                slots, scores = path.slots[index].tolist(), path.scores[index].tolist()
             results.append(Colored(frames[index], frame, images, slots, scores))
     return results
+
+
+def held_pixels(
+    anchor: np.ndarray, before: PreparedImage, after: PreparedImage, tolerance: float = HOLD_TOLERANCE
+) -> np.ndarray:
+    """(H, W) bool: the pixels of frame `after` that keep frame `before`'s colors (frames of one size).
+
+    Held: opaque (alpha >= 0.5) in both frames, and input L within `tolerance` of `anchor` (H, W), the L of
+    the frame each pixel's color was made for. Measured against the anchor, not the frame before: a slow
+    fade, each step under the tolerance, would otherwise carry one frame's color ever further from its L.
+    In numpy, single-threaded: torch would split these few cheap passes over its threads, and on a busy
+    machine each split can wait longer for a thread than the pass takes.
+    """
+    held = np.abs(after.lightness.numpy() - anchor) < tolerance  # (H, W)
+    for alpha in (before.alpha, after.alpha):
+        if alpha is not None:
+            held &= alpha >= OPAQUE  # a transparent pixel's color was never seen
+    return held
+
+
+def hold_colors(before: list[Image.Image], after: list[Image.Image], held: np.ndarray) -> list[Image.Image]:
+    """Each coloring of `after` with the held pixels' RGB copied from the same coloring of `before`.
+
+    Copied as 8-bit RGB, so a still pixel stays exactly equal through the shot; each frame keeps its own
+    alpha, and a held pixel's L stays within HOLD_TOLERANCE of its input's (plus any output's 8-bit rounding).
+    """
+    images = []
+    for previous, current in zip(before, after, strict=True):
+        pixels = np.array(current)  # (H, W, 3 or 4) uint8, a copy to write into
+        pixels[held, :3] = np.asarray(previous)[held, :3]
+        images.append(Image.fromarray(pixels, mode=current.mode))
+    return images
 
 
 def prepare_with_keys(
@@ -183,17 +258,15 @@ def prepare_with_keys(
     return prepared, torch.cat(keys)
 
 
-def all_or_nothing(frames: Sequence[ImageLike], items: Iterable[Colored | Failed]) -> list[Colored]:
-    """colorize_each's results for `frames` as a list, or ValueError naming the frame (from 0) that failed.
+def all_or_nothing(items: Iterable[Colored | Failed]) -> list[Colored]:
+    """colorize_each's results (in input order) as a list, or ValueError naming the frame (from 0) that fails.
 
-    The index is found by identity, not by counting: within a batch colorize_each yields the frames that
-    fail to load before the batch's colored ones. Each kept result drops its backbone input, as the
-    smoothed path's do: the list holds every frame at once, and nothing reads that input again.
+    Each kept result drops its backbone input, as the smoothed path's do: the list holds every frame at
+    once, and nothing reads that input again.
     """
     results = []
-    for item in items:
+    for index, item in enumerate(items):
         if isinstance(item, Failed):
-            index = next(i for i, frame in enumerate(frames) if frame is item.source)
             raise ValueError(f"frame {index}: {item.error}") from item.error
         item.prepared = replace(item.prepared, backbone_rgb=None)
         results.append(item)
