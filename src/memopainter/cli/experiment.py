@@ -235,14 +235,10 @@ def _register_descriptors(experiments: argparse._SubParsersAction) -> None:
 
 def run_descriptors(args: argparse.Namespace) -> int:
     """Replay and score every descriptor set and seed, then write the table."""
-    try:
-        trials = descriptor_trials(args.model, args.split, args.sets, args.seeds, say=_say)
-    except (CheckpointError, WeightsError, ConfigError, ValueError, OSError) as error:
-        print_error(str(error))
-        return 1
-    for path in write_descriptors(trials, args.out, args.command_line):
-        print(path)
-    return 0
+    return _measure_and_write(
+        lambda: descriptor_trials(args.model, args.split, args.sets, args.seeds, say=_say),
+        lambda trials: write_descriptors(trials, args.out, args.command_line),
+    )
 
 
 def _register_time_to_quality(experiments: argparse._SubParsersAction) -> None:
@@ -427,14 +423,10 @@ def _register_upsampling(experiments: argparse._SubParsersAction) -> None:
 
 def run_upsampling(args: argparse.Namespace) -> int:
     """Score every upsampler, then write the table."""
-    try:
-        result = upsampling_experiment(args.model, args.test_dir, args.upscale, say=_say)
-    except (CheckpointError, WeightsError, ValueError, OSError) as error:
-        print_error(str(error))
-        return 1
-    for path in write_upsampling(result, args.out, str(args.model), str(args.test_dir), args.command_line):
-        print(path)
-    return 0
+    return _measure_and_write(
+        lambda: upsampling_experiment(args.model, args.test_dir, args.upscale, say=_say),
+        lambda rows: write_upsampling(rows, args.out, str(args.model), str(args.test_dir), args.command_line),
+    )
 
 
 def _register_diagnosis(experiments: argparse._SubParsersAction) -> None:
@@ -457,14 +449,10 @@ def _register_diagnosis(experiments: argparse._SubParsersAction) -> None:
 
 def run_diagnosis(args: argparse.Namespace) -> int:
     """Diagnose every test image's retrieval, then write the table."""
-    try:
-        rows = diagnose(args.model, args.train_dir, args.test_dir, say=_say)
-    except (CheckpointError, WeightsError, ValueError, OSError) as error:
-        print_error(str(error))
-        return 1
-    for path in write_diagnosis(rows, args.out, args.command_line):
-        print(path)
-    return 0
+    return _measure_and_write(
+        lambda: diagnose(args.model, args.train_dir, args.test_dir, say=_say),
+        lambda rows: write_diagnosis(rows, args.out, args.command_line),
+    )
 
 
 def _register_sequence(experiments: argparse._SubParsersAction) -> None:
@@ -576,6 +564,18 @@ def _shared_settings(args: argparse.Namespace) -> SharedSettings:
         device=args.device,
         overrides=tuple(args.overrides),
     )
+
+
+def _measure_and_write(measure: Callable[[], object], write: Callable[[object], list[Path]]) -> int:
+    """Run an experiment on a trained model and print the files it wrote; a bad model or input is exit 1."""
+    try:
+        result = measure()
+    except (CheckpointError, WeightsError, ConfigError, ValueError, OSError) as error:
+        print_error(str(error))
+        return EXIT_FAILED
+    for path in write(result):
+        print(path)
+    return 0
 
 
 def _say(message: str) -> None:
