@@ -26,7 +26,7 @@ from memopainter.core.checkpoint import (
     optimizer_to_tensors,
     save_checkpoint,
 )
-from memopainter.core.model import build_model, load_memopainter, predict_ab
+from memopainter.core.model import build_model, load_memopainter, predict_color
 from memopainter.data.dataset import load_training_data
 from memopainter.inference import Colorizer
 from memopainter.networks.classification import annealed_mean, classification_loss, rebalancing_weights
@@ -246,7 +246,7 @@ def test_a_generator_meta_without_norm_and_head_rebuilds_the_memopainter_generat
     assert (loaded.generator.norm, loaded.generator.head) == ("adain", "ab")
     assert loaded.config == config
     L = torch.rand(1, 1, SIZE, SIZE)
-    torch.testing.assert_close(predict_ab(loaded, L, None), predict_ab(model, L, None))
+    torch.testing.assert_close(predict_color(loaded, L, None)[0], predict_color(model, L, None)[0])
 
 
 # --- configuration ----------------------------------------------------------------------------------------
@@ -275,7 +275,7 @@ def test_a_memory_model_with_the_bins_head_trains_the_memory_and_follows_its_con
     assert model.memory.num_filled > 0 and model.generator.head == "bins"
     values = model.memory.values[model.memory.filled]
     L = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0))
-    colored = [predict_ab(model, L, value[None]) for value in values[:2]]
+    colored = [predict_color(model, L, value[None])[0] for value in values[:2]]
     assert colored[0].shape == (1, 2, 32, 32) and not torch.equal(colored[0], colored[1])
 
 
@@ -400,7 +400,7 @@ def test_a_cic_model_predicts_ab_by_annealed_mean_and_its_error_drops(cic: Simpl
     untrained = build_model(cic.config, len(data), None, None, 0)  # the run's seed: its starting point
     errors = []
     for candidate in (untrained, model):
-        ab = predict_ab(candidate, data.gray, None)  # (N, 2, S, S) in Lab units
+        ab = predict_color(candidate, data.gray, None)[0]  # (N, 2, S, S) in Lab units
         assert ab.shape == (len(data), 2, SIZE, SIZE)
         errors.append(float((ab - data.ab * 110).norm(dim=1).mean()))
     assert errors[1] < 0.5 * errors[0]
@@ -408,9 +408,9 @@ def test_a_cic_model_predicts_ab_by_annealed_mean_and_its_error_drops(cic: Simpl
     model.generator.eval()
     with torch.no_grad():
         logits = model.generator(data.gray[:2], None)
-    torch.testing.assert_close(predict_ab(model, data.gray[:2], None), annealed_mean(logits, 0.38))
+    torch.testing.assert_close(predict_color(model, data.gray[:2], None)[0], annealed_mean(logits, 0.38))
     model.config.model.bins_temperature = 1.0
-    torch.testing.assert_close(predict_ab(model, data.gray[:2], None), annealed_mean(logits, 1.0))
+    torch.testing.assert_close(predict_color(model, data.gray[:2], None)[0], annealed_mean(logits, 1.0))
 
 
 def test_a_cic_model_colorizes_an_image_to_its_size(cic: SimpleNamespace):
@@ -457,7 +457,7 @@ def test_a_bins_model_saved_with_a_discriminator_loads_without_it(cic: SimpleNam
     a, b = loaded.tensors(), current.tensors()
     assert sorted(a) == sorted(b) and all(torch.equal(a[key], b[key]) for key in a)
     L = torch.rand(1, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(0))
-    assert torch.equal(predict_ab(loaded, L, None), predict_ab(current, L, None))
+    assert torch.equal(predict_color(loaded, L, None)[0], predict_color(current, L, None)[0])
 
 
 @pytest.mark.parametrize("old_style", [False, True], ids=["checkpoint", "checkpoint-with-discriminator"])

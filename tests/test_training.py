@@ -25,7 +25,7 @@ import memopainter
 from memopainter.cli.main import main
 from memopainter.config import RunConfig
 from memopainter.core.checkpoint import CheckpointError, load_checkpoint
-from memopainter.core.model import load_memopainter, predict_ab, resolve_model_path, retrieve_conditions
+from memopainter.core.model import load_memopainter, predict_color, resolve_model_path, retrieve_conditions
 from memopainter.data.descriptors import LIGHTNESS_BINS
 from memopainter.memory import ColorMemory
 from memopainter.training.events import TextProgress, TrainEvent, describe
@@ -181,7 +181,7 @@ def test_the_final_model_loads_with_nothing_but_the_file(run: SimpleNamespace, t
     features = torch.randn(2, 32 + LIGHTNESS_BINS, generator=draws)  # the tiny backbone's 32, then lightness
     conds, slots = retrieve_conditions(model, features, 3)  # (B, k, 313), (B, k)
     assert conds.shape == (2, 3, 313) and slots.shape == (2, 3)
-    ab = predict_ab(model, torch.rand(2, 1, SIZE, SIZE, generator=draws), conds[:, 0])
+    ab = predict_color(model, torch.rand(2, 1, SIZE, SIZE, generator=draws), conds[:, 0])[0]
     assert ab.shape == (2, 2, SIZE, SIZE)
     assert float(ab.abs().max()) <= 110.0
 
@@ -342,7 +342,7 @@ def test_no_memory_trains_the_ablation_without_memory_or_query_head(
     assert "memory_hit_rate" not in metric_lines(tmp_path / "run")[0]
     model = load_memopainter(tmp_path / "run")
     assert model.memory is None and model.query_head is None
-    assert predict_ab(model, torch.full((1, 1, SIZE, SIZE), 0.5), None).shape == (1, 2, SIZE, SIZE)
+    assert predict_color(model, torch.full((1, 1, SIZE, SIZE), 0.5), None)[0].shape == (1, 2, SIZE, SIZE)
     with pytest.raises(ValueError, match="trained without memory"):
         retrieve_conditions(model, torch.zeros(1, 32), 1)
 

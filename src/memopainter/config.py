@@ -23,6 +23,8 @@ from memopainter.data.descriptors import LEGACY as LEGACY_DESCRIPTORS
 from memopainter.data.descriptors import parse_descriptors
 from memopainter.networks.generator import HEADS, NORMS  # model.norm and model.head choices
 
+INPUTS = ("gray", "lineart")  # data.input: what the generator and the query see
+
 # Options measured and deleted. Saved configs (config.json, checkpoints) that still hold them load without
 # them; a TOML file or --set naming them is refused like any unknown key.
 REMOVED_KEYS = frozenset({"train.retrieved_condition", "train.hue_rotation"})
@@ -43,6 +45,14 @@ class DataConfig:
 
     image_size: int = 64  # square side the networks train at; a power of two from 32 to 512
     feature: str = "dist"  # "dist": 313-bin ab distribution; "rgb": 10 dominant colors
+    # "gray": the generator sees the frame's lightness and predicts ab (the paper's); "lineart": it sees
+    # black lines on white (memopainter.data.lineart) and predicts lightness and ab, and the query sees
+    # the lines too. Saved configs without this key mean "gray".
+    input: str = "gray"
+    # input "lineart": a folder of line art under the same relative paths as the training images (as
+    # `data split --lineart` and `data openmoji` write it); frames without one there, or all frames when
+    # empty, train on lines extracted from their colors.
+    lineart: str = ""
 
 
 @dataclass
@@ -166,6 +176,7 @@ class RunConfig:
                 "a power of two from 32 to 512",
             ),
             ("data.feature", self.data.feature in ("dist", "rgb"), '"dist" or "rgb"'),
+            ("data.input", self.data.input in INPUTS, " or ".join(f'"{i}"' for i in INPUTS)),
             ("memory.size", self.memory.size >= 0, ">= 0 (0 means 1.2 x the images)"),
             ("memory.key_dim", 1 <= self.memory.key_dim <= 4096, "from 1 to 4096"),
             ("memory.top_k", self.memory.top_k >= 0, ">= 0 (0 means the feature's default)"),
@@ -203,6 +214,11 @@ class RunConfig:
             parse_descriptors(self.memory.descriptors)
         except ValueError as error:
             raise ConfigError(f"memory.descriptors: {error}") from error
+        if self.data.input == "lineart" and self.model.head != "bins":
+            # The GAN's discriminator judges ab beside the input's lightness, which line art does not have.
+            raise ConfigError('data.input = "lineart" trains the bins head: it needs model.head = "bins"')
+        if self.data.lineart and self.data.input != "lineart":
+            raise ConfigError('data.lineart names line art for data.input = "lineart" only')
         if self.memory.supervised and not self.memory.enabled:
             raise ConfigError("memory.supervised needs memory.enabled: --supervised and --no-memory conflict")
         if self.model.norm == "batch" and self.memory.enabled:

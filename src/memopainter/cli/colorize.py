@@ -321,13 +321,21 @@ def colorize_jobs(
         if bar is not None:
             bar.update(files)
 
+    def note(path: Path) -> None:  # a line-art model given an image that is not line art
+        message = f"note: {path}: not line art; colored from its extracted lines"
+        if bar is None:
+            print(message, file=sys.stderr)
+        else:
+            bar.write(message, file=sys.stderr)
+
     request = (top_k, palette, batch_size, upsample)
     try:
         stills = [job for job in jobs if job.animation is None and job.sequence is None]
-        done, failed = _colorize_stills(colorizer, stills, out_dir, request, say, advance)
+        done, failed = _colorize_stills(colorizer, stills, out_dir, request, say, advance, note)
         for group in _wholes(jobs):
             try:
-                _colorize_whole(colorizer, group, out_dir, request)
+                if _colorize_whole(colorizer, group, out_dir, request):
+                    note(group[0].sequence or group[0].source)
                 done += len(group)
             except IMAGE_ERRORS as error:
                 say(_one_line(group[0].sequence or group[0].source, error))
@@ -346,8 +354,10 @@ def _colorize_stills(
     request: tuple,
     say: Callable[[str], None],
     advance: Callable[[int], None],
+    note: Callable[[Path], None],
 ) -> tuple[int, int]:
-    """Colorize still images through the library's batch path, one at a time: (done, failed)."""
+    """Colorize still images through the library's batch path, one at a time: (done, failed); `note` is
+    told each one a line-art model colored from extracted lines."""
     top_k, palette, batch_size, upsample = request
     done = failed = 0
     by_source = {job.source: job for job in jobs}
@@ -359,6 +369,8 @@ def _colorize_stills(
                 raise result.error
             save_pngs(job.outputs(out_dir, top_k), result.images)  # all of an image's set, or none
             done += 1
+            if result.prepared.extracted:
+                note(job.source)
         except IMAGE_ERRORS as error:
             say(_one_line(job.source, error))
             failed += 1
@@ -377,8 +389,9 @@ def _wholes(jobs: list[Job]) -> list[list[Job]]:
     return list(groups.values())
 
 
-def _colorize_whole(colorizer: Colorizer, group: list[Job], out_dir: Path, request: tuple) -> None:
-    """Colorize an animation, or a sequence's frames, as one sequence; write all its outputs as a unit."""
+def _colorize_whole(colorizer: Colorizer, group: list[Job], out_dir: Path, request: tuple) -> bool:
+    """Colorize an animation, or a sequence's frames, as one sequence; write all its outputs as a unit.
+    True when a line-art model colored any of its frames from extracted lines."""
     top_k, palette, batch_size, upsample = request
     first = group[0]
     animation = load_animation(first.source) if first.animation is not None else None
@@ -387,10 +400,11 @@ def _colorize_whole(colorizer: Colorizer, group: list[Job], out_dir: Path, reque
     if animation is None:
         outputs = [path for job in group for path in job.outputs(out_dir, top_k)]
         save_pngs(outputs, [image for frame in colored for image in frame.images])
-        return
-    # One animation per rank: the top-1 colorings of every frame, then the 2nd slot's, ...
-    takes = [[frame.images[rank] for frame in colored] for rank in range(len(colored[0].images))]
-    save_animations(first.outputs(out_dir, top_k), takes, animation)
+    else:
+        # One animation per rank: the top-1 colorings of every frame, then the 2nd slot's, ...
+        takes = [[frame.images[rank] for frame in colored] for rank in range(len(colored[0].images))]
+        save_animations(first.outputs(out_dir, top_k), takes, animation)
+    return any(frame.prepared.extracted for frame in colored)
 
 
 def _one_line(path: Path, error: BaseException) -> str:

@@ -120,7 +120,14 @@ def run_split(args: argparse.Namespace) -> int:
         "split",
         args.dest,
         lambda: build_split(
-            args.src, args.dest, args.shots, args.ways, args.test_per_class, args.seed, args.force
+            args.src,
+            args.dest,
+            args.shots,
+            args.ways,
+            args.test_per_class,
+            args.seed,
+            args.force,
+            args.lineart,
         ),
         args.skip_bad,
     )
@@ -277,6 +284,13 @@ def _register_split(actions: argparse._SubParsersAction) -> None:
         help="test images per class (default: all others)",
     )
     split.add_argument("--seed", type=int, default=0, help="seed of the draw (default 0)")
+    split.add_argument(
+        "--lineart",
+        type=Path,
+        metavar="LINES_DIR",
+        help="line art drawn for SRC's images under the same relative paths (e.g. the lineart/ folder that "
+        "`data openmoji` writes beside color/): copied to DEST/lineart/train and DEST/lineart/test",
+    )
     split.add_argument("--force", action="store_true", help=FORCE_HELP)
     split.add_argument("--skip-bad", action="store_true", help=SKIP_BAD_HELP)
     split.set_defaults(run=run_split)

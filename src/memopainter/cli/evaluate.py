@@ -85,6 +85,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(mean CIEDE2000 between consecutive outputs where the truth does not change) and top-1 slot "
         "switches per 100 frames to the summary",
     )
+    parser.add_argument(
+        "--lineart",
+        type=Path,
+        metavar="LINES_DIR",
+        help="a line-art model: colorize each test image from the drawn line art under the same relative "
+        "path in LINES_DIR (as `data split --lineart` writes it), scored against the test image; test "
+        "images without one, and all without this option, are colorized from their extracted lines",
+    )
     parser.set_defaults(run=run)
 
 
@@ -114,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
     if args.oracle and args.sequences:
         print_error("--oracle and --sequences exclude each other: the oracle retrieves nothing to smooth")
         return EXIT_USAGE
+    if args.lineart is not None and not (colorizer.lineart and args.lineart.is_dir()):
+        problem = "not a folder" if colorizer.lineart else f"{args.model} was not trained on line art"
+        print_error(f"--lineart {args.lineart}: {problem}")
+        return EXIT_USAGE
 
     bar = tqdm(total=len(files), unit="image", dynamic_ncols=True) if sys.stderr.isatty() else None
 
@@ -136,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             oracle=args.oracle,
             upsample=args.upsample,
             sequences=args.sequences,
+            lineart_dir=args.lineart,
             on_image=images.add if images is not None else None,
             on_failure=report_failure,
             progress=bar.update if bar is not None else None,

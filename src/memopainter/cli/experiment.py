@@ -23,6 +23,7 @@ from memopainter.experiments.compare import (
 )
 from memopainter.experiments.descriptors import descriptor_trials, write_descriptors
 from memopainter.experiments.diagnosis import diagnose, write_diagnosis
+from memopainter.experiments.lineart import MEMORY, NO_MEMORY, lineart_experiment, write_lineart
 from memopainter.experiments.rare import DEFAULT_METHODS as RARE_METHODS
 from memopainter.experiments.rare import rare_experiment, write_rare
 from memopainter.experiments.retrieval import (
@@ -61,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_sequence(experiments)
     _register_time_to_quality(experiments)
     _register_descriptors(experiments)
+    _register_lineart(experiments)
 
 
 class _RecordingSubParsers(argparse._SubParsersAction):
@@ -238,6 +240,33 @@ def run_descriptors(args: argparse.Namespace) -> int:
     return _measure_and_write(
         lambda: descriptor_trials(args.model, args.split, args.sets, args.seeds, say=_say),
         lambda trials: write_descriptors(trials, args.out, args.command_line),
+    )
+
+
+def _register_lineart(experiments: argparse._SubParsersAction) -> None:
+    lineart = experiments.add_parser(
+        "lineart",
+        help="line art in, color out: MemoPainter against no memory and the nearest reference",
+        description="Train MemoPainter (bins head) and the same network without memory on SPLIT_DIR/train "
+        "with data.input = lineart (drawn line art from SPLIT_DIR/lineart/train where `data split "
+        "--lineart` put it, else lines extracted from the colors), color every SPLIT_DIR/test image from "
+        "its line art (SPLIT_DIR/lineart/test, else extracted), also from the training frame of nearest "
+        "line art, and write OUT/lineart.md (delta_e2000, best of k, PSNR, paired 95%% intervals), "
+        "OUT/lineart.json and OUT/lineart_grid.png. Runs are kept in OUT/runs/METHOD and reused.",
+        epilog="example: memopainter experiment lineart data/om-3shot --steps 800 --out results/lineart",
+    )
+    _input_arguments(lineart, "split", "SPLIT_DIR", "a split with train/ and test/ (and lineart/)")
+    _shared_training_arguments(lineart)
+    lineart.set_defaults(run=run_lineart)
+
+
+def run_lineart(args: argparse.Namespace) -> int:
+    """Train both networks in line-art mode, add the nearest reference, and report."""
+    return _run_training_experiment(
+        args,
+        [MEMORY, NO_MEMORY],
+        lambda shared: lineart_experiment(args.split, args.out, shared, _say),
+        write_lineart,
     )
 
 

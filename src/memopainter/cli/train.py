@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from memopainter.cli.common import EXIT_FAILED, EXIT_USAGE
-from memopainter.config import ConfigError, RunConfig, load_config
+from memopainter.config import INPUTS, ConfigError, RunConfig, load_config
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.data.images import ImageLoadError
 from memopainter.networks.backbones import WeightsError
@@ -40,6 +40,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder to write")
     parser.add_argument("--image-size", type=int, help="training image side, a power of two (default 64)")
     parser.add_argument("--feature", choices=("dist", "rgb"), help="color feature in memory (default dist)")
+    parser.add_argument(
+        "--input",
+        choices=INPUTS,
+        help="what the model colors: gray frames (default) or lineart (black lines on white; it predicts "
+        "the lightness too); stored in the model",
+    )
+    parser.add_argument(
+        "--lineart",
+        metavar="LINES_DIR",
+        help="with --input lineart: drawn line art under the same relative paths as DATA_DIR's images (as "
+        "`data split --lineart` writes it); frames without one train on lines extracted from their colors",
+    )
     parser.add_argument(
         "--no-memory", action="store_true", help="the Res-cGAN ablation: no memory, no condition"
     )
@@ -85,6 +97,8 @@ def resolve(args: argparse.Namespace) -> RunConfig:
     flags = {
         "data.image_size": args.image_size,
         "data.feature": args.feature,
+        "data.input": args.input,
+        "data.lineart": None if args.lineart is None else str(Path(args.lineart).resolve()),
         "train.epochs": args.epochs,
         "train.steps": args.steps,
         "train.batch_size": args.batch_size,

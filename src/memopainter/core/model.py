@@ -150,6 +150,7 @@ def generator_arguments(config: RunConfig) -> dict:
         "norm": config.model.norm,
         "head": config.model.head,
         "cond_norm": config.model.cond_norm and cond_dim > 0,  # nothing to normalise without a condition
+        "lightness": config.data.input == "lineart",  # line art carries no shading to keep
     }
 
 
@@ -294,17 +295,20 @@ def retrieve_conditions(
 
 
 @torch.no_grad()
-def predict_ab(model: MemoPainter, gray: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-    """Generator output in Lab units: gray (B, 1, S, S) as L / 100, cond (B, value_dim) -> ab (B, 2, S, S).
+def predict_color(
+    model: MemoPainter, gray: torch.Tensor, cond: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Generator output in Lab units: gray (B, 1, S, S) as L / 100, cond (B, value_dim) -> ab (B, 2, S, S),
+    and for a line-art model the predicted L / 100 (B, 1, S, S), else None (the input's lightness is kept).
 
     A generator of head "bins" (313 logits) is decoded by the annealed mean at model.bins_temperature.
     """
     was_training = model.generator.training
     model.generator.eval()
     try:
-        out = model.generator(gray, cond)  # (B, 2, S, S) ab / 110, or (B, 313, S, S) logits
-        if model.generator.head == "bins":
-            return annealed_mean(out, model.config.model.bins_temperature)
-        return out * AB_SCALE
+        out, lightness = model.generator.split(model.generator(gray, cond))
+        if model.generator.head == "bins":  # out: (B, 313, S, S) logits
+            return annealed_mean(out, model.config.model.bins_temperature), lightness
+        return out * AB_SCALE, lightness  # out: (B, 2, S, S) ab / 110
     finally:
         model.generator.train(was_training)

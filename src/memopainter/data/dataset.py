@@ -2,6 +2,10 @@
 
 DATA_DIR is searched recursively. When it has sub-folders, each top-level sub-folder is a class; labels are
 only used by the supervised memory and by evaluation, never by the unsupervised model.
+
+For line-art input (data.input "lineart") the generator and the query see each frame's line art, from a
+parallel folder of drawn line art where it has the frame, else extracted from the frame's colors
+(memopainter.data.lineart); the targets and the memory's values stay the colored frame's.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from memopainter.data.cache import FeatureCache, file_digest
 from memopainter.data.descriptors import DEFAULT, LIGHTNESS_BINS, lightness_histogram, parse_descriptors
 from memopainter.data.descriptors import query_features as data_query_features
 from memopainter.data.images import ImageLoadError, list_images, load_image
+from memopainter.data.lineart import EXTRACTION_VERSION, lineart_input
 from memopainter.data.preprocess import backbone_input, network_input, resize_rgba
 
 log = logging.getLogger(__name__)
@@ -45,10 +50,11 @@ class TrainingData:
     records: list[ImageRecord]
     class_names: list[str]  # sorted; empty for an unlabelled folder
     labels: torch.Tensor  # (N,) int64 index into class_names, -1 without a class
-    gray: torch.Tensor  # (N, 1, S, S) L / 100
+    gray: torch.Tensor  # (N, 1, S, S) the generator's input: L / 100 of the frame, or of its line art
     ab: torch.Tensor  # (N, 2, S, S) ab / 110
     color: torch.Tensor  # (N, value_dim) the memory value of each image
     query_features: torch.Tensor | None  # (N, D) the query head's input (data.descriptors), None without one
+    lightness: torch.Tensor | None = None  # (N, 1, S, S) line-art input only: the frame's L / 100, a target
 
     def __len__(self) -> int:
         return len(self.records)
@@ -75,14 +81,63 @@ def load_training_data(
     progress: Callable[[str], None] | None = None,
     on_unreadable: Callable[[ImageLoadError], None] | None = None,
     descriptors: str = DEFAULT,
+    input_mode: str = "gray",
+    lineart_dir: str | Path | None = None,
 ) -> TrainingData:
     """Read, resize and featurize every readable image under `root`.
 
     Unreadable files are skipped, each passed to `on_unreadable` (logged as a warning when it is None).
     The query features are the `descriptors` ("pooled+lightness", see data.descriptors) of each image.
+    With `input_mode` "lineart" the generator's input and the query features are those of each frame's
+    line art: `lineart_dir`/<the frame's path under root> where that exists, else extracted.
     """
     cache = cache or FeatureCache()
     say = progress or log.info
+    records, tensors = _read(root, on_unreadable)
+    say(f"{len(records)} images in {root}")
+    class_names = sorted({r.class_name for r in records if r.class_name is not None})
+    index = {name: i for i, name in enumerate(class_names)}
+    labels = torch.tensor([index.get(r.class_name, -1) for r in records], dtype=torch.int64)
+    digests = [r.digest for r in records]
+
+    gray, ab = zip(*(network_input(rgb, alpha, image_size) for rgb, alpha in tensors), strict=True)
+    lightness, seen, seen_digests, seen_kind = None, tensors, digests, ""  # what the generator and query see
+    if input_mode == "lineart":
+        lightness = torch.stack(gray)
+        seen, seen_digests = _line_art(Path(root), records, tensors, lineart_dir, say)
+        seen_kind = f"lineart{EXTRACTION_VERSION}-"
+        gray = [network_input(rgb, alpha, image_size)[0] for rgb, alpha in seen]
+
+    def colors(indices: list[int]) -> torch.Tensor:
+        say(f"computing {feature} color features of {len(indices)} images")
+        return torch.stack([image_color_feature(*tensors[i], feature) for i in indices])
+
+    color = cache.get(f"color-{feature}-v{FEATURE_VERSION}", digests, colors)
+    query_features = None
+    if backbone is not None:
+
+        def features(indices: list[int]) -> torch.Tensor:
+            say(f"computing {backbone.name} features of {len(indices)} images (cached for later runs)")
+            return backbone_features(backbone, [seen[i] for i in indices])
+
+        weights = (backbone.weights_sha256 or "none")[:16]
+        kind = f"{seen_kind}backbone-{backbone.name}-{weights}-v{FEATURE_VERSION}"
+        pooled = cache.get(kind, seen_digests, features)  # (N, F)
+        histograms = cache.get(
+            f"{seen_kind}lightness-{LIGHTNESS_BINS}-v{FEATURE_VERSION}",
+            seen_digests,
+            lambda indices: torch.stack([image_lightness_histogram(*seen[i]) for i in indices]),
+        )  # (N, LIGHTNESS_BINS)
+        query_features = data_query_features(pooled, histograms, parse_descriptors(descriptors))
+    return TrainingData(
+        records, class_names, labels, torch.stack(gray), torch.stack(ab), color, query_features, lightness
+    )
+
+
+def _read(
+    root: str | Path, on_unreadable: Callable[[ImageLoadError], None] | None
+) -> tuple[list[ImageRecord], list[tuple[torch.Tensor, torch.Tensor | None]]]:
+    """The readable images under `root` and their (rgb, alpha); the others go to `on_unreadable`."""
     records, tensors = [], []
     for record in scan_images(root):
         try:
@@ -96,37 +151,39 @@ def load_training_data(
         records.append(record)
     if not records:
         raise ValueError(f"{root}: no readable images found")
-    say(f"{len(records)} images in {root}")
-    class_names = sorted({r.class_name for r in records if r.class_name is not None})
-    index = {name: i for i, name in enumerate(class_names)}
-    labels = torch.tensor([index.get(r.class_name, -1) for r in records], dtype=torch.int64)
+    return records, tensors
 
-    gray, ab = zip(*(network_input(rgb, alpha, image_size) for rgb, alpha in tensors), strict=True)
-    digests = [r.digest for r in records]
 
-    def colors(indices: list[int]) -> torch.Tensor:
-        say(f"computing {feature} color features of {len(indices)} images")
-        return torch.stack([image_color_feature(*tensors[i], feature) for i in indices])
+def _line_art(
+    root: Path,
+    records: list[ImageRecord],
+    tensors: list[tuple[torch.Tensor, torch.Tensor | None]],
+    lineart_dir: str | Path | None,
+    say: Callable[[str], None],
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor | None]], list[str]]:
+    """Each frame's line art on white with the frame's alpha, and a cache digest for it.
 
-    color = cache.get(f"color-{feature}-v{FEATURE_VERSION}", digests, colors)
-    query_features = None
-    if backbone is not None:
-
-        def features(indices: list[int]) -> torch.Tensor:
-            say(f"computing {backbone.name} features of {len(indices)} images (cached for later runs)")
-            return backbone_features(backbone, [tensors[i] for i in indices])
-
-        kind = f"backbone-{backbone.name}-{(backbone.weights_sha256 or 'none')[:16]}-v{FEATURE_VERSION}"
-        pooled = cache.get(kind, digests, features)  # (N, F)
-        histograms = cache.get(
-            f"lightness-{LIGHTNESS_BINS}-v{FEATURE_VERSION}",
-            digests,
-            lambda indices: torch.stack([image_lightness_histogram(*tensors[i]) for i in indices]),
-        )  # (N, LIGHTNESS_BINS)
-        query_features = data_query_features(pooled, histograms, parse_descriptors(descriptors))
-    return TrainingData(
-        records, class_names, labels, torch.stack(gray), torch.stack(ab), color, query_features
-    )
+    The frame's alpha, not the drawing's: drawn line art is often strokes on transparent paper, and what
+    the lines enclose is the frame's silhouette.
+    """
+    if lineart_dir is not None and not Path(lineart_dir).is_dir():
+        raise ValueError(f"{lineart_dir}: not a folder of line art (data.lineart)")
+    seen, digests, drawn = [], [], 0
+    for record, (rgb, alpha) in zip(records, tensors, strict=True):
+        drawing = Path(lineart_dir) / record.path.relative_to(root) if lineart_dir else None
+        if drawing is not None and drawing.is_file():
+            lines, _ = lineart_input(*load_image(drawing))
+            if lines.shape != rgb.shape:
+                size = "x".join(map(str, lines.shape[:0:-1]))
+                raise ValueError(f"{drawing}: line art of {size} px for {record.path} of a different size")
+            digests.append(f"{record.digest}-drawn-{file_digest(drawing)}")
+            drawn += 1
+        else:
+            lines = lineart_input(rgb, alpha)[0]
+            digests.append(f"{record.digest}-extracted")
+        seen.append((lines, alpha))
+    say(f"line art: {drawn} drawn (from {lineart_dir}), {len(records) - drawn} extracted from the colors")
+    return seen, digests
 
 
 @torch.no_grad()

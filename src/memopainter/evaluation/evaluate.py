@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -241,6 +241,7 @@ def evaluate(
     oracle: bool = False,
     upsample: str = DEFAULT_UPSAMPLE,
     sequences: bool = False,
+    lineart_dir: str | os.PathLike | None = None,
     on_image: Callable[[int, ImageScore, EvaluatedImages], None] | None = None,
     on_failure: Callable[[Failure], None] | None = None,
     progress: Callable[[int], None] | None = None,
@@ -253,7 +254,9 @@ def evaluate(
     LPIPS weights are looked up as `lpips_status` does, unless given as paths. With `oracle`, each image
     is conditioned on its own true color feature instead of a memory slot (top-1 only): what a perfect
     retrieval would give, and so how much of the error is retrieval's. With `sequences`, animations are
-    colorized as sequences and scored for flicker too (see the module docstring).
+    colorized as sequences and scored for flicker too (see the module docstring). With `lineart_dir` (a
+    line-art model), each test image found under the same relative path there is colorized from that
+    drawing and scored against the test image; the others, as always, from their extracted lines.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -272,7 +275,10 @@ def evaluate(
     own_feature = partial(_own_feature, feature=colorizer.feature) if oracle else None
     options = {"batch_size": batch_size, "upsample": upsample, "keep_input": True, "check": _has_opaque_pixel}
     singles = [path for path in files if path not in in_animations]
-    colored = colorizer.colorize_each(singles, top_k, condition=own_feature, **options)
+    inputs = singles if lineart_dir is None else [_drawing(p, test_dir, Path(lineart_dir)) for p in singles]
+    colored = colorizer.colorize_each(inputs, top_k, condition=own_feature, **options)
+    if lineart_dir is not None:
+        colored = _against_truth(colored, singles)
     record = partial(_record, colorizer, result, test_dir, lpips_model, on_image, on_failure, progress)
     for item in colored:
         record(item)
@@ -314,6 +320,28 @@ def _record(
     if progress is not None:
         progress(1)
     return scored
+
+
+def _drawing(path: Path, test_dir: Path, lineart_dir: Path) -> Path:
+    """The drawn line art of a test image when `lineart_dir` has it, else the test image itself."""
+    drawing = lineart_dir / path.relative_to(test_dir)
+    return drawing if drawing.is_file() else path
+
+
+def _against_truth(items: Iterable[Colored | Failed], truths: list[Path]) -> Iterator[Colored | Failed]:
+    """colorize_each's results for drawings, each set back to its test image as source and truth."""
+    for item, truth in zip(items, truths, strict=True):
+        if isinstance(item, Failed) or item.source == truth:
+            item.source = truth
+            yield item
+            continue
+        try:
+            item.rgb, item.alpha = load_image(truth)
+        except IMAGE_ERRORS as error:
+            yield Failed(truth, error)
+            continue
+        item.source = truth
+        yield item
 
 
 def _colorize_animation(

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 from memopainter.config import RunConfig, load_config
 from memopainter.core.model import MODEL_FILE
 from memopainter.core.runs import finished_with
+from memopainter.data.builders.split import LINEART
 from memopainter.evaluation.evaluate import (
     EvaluatedImages,
     Evaluation,
@@ -202,7 +203,8 @@ def evaluate_run(
     k = 1 if oracle or not colorizer.has_memory else top_k
     say(f"{name}: evaluating on {test_dir} (top-{k}{', true features' if oracle else ''})")
     on_image = None if keep is None else (lambda _, score, images: keep(score, images))
-    return evaluate(colorizer, test_dir, k, oracle=oracle, on_image=on_image)
+    drawn = drawn_lineart(test_dir) if colorizer.lineart else None
+    return evaluate(colorizer, test_dir, k, oracle=oracle, on_image=on_image, lineart_dir=drawn)
 
 
 def train_and_evaluate(
@@ -294,6 +296,9 @@ def compare_experiment(
     train_dir, test_dir = split_dirs(split)
     names = list(METHODS) if methods is None else methods
     configs = {name: method_config(name, shared) for name in names}  # every name and value checked first
+    for config in configs.values():
+        if config.data.input == "lineart" and not config.data.lineart and drawn_lineart(train_dir):
+            config.data.lineart = str(drawn_lineart(train_dir).resolve())
     result = ComparisonResult(str(split), shared, [], against=against)
     chosen = _grid_paths(test_dir)
     for name in names:
@@ -400,10 +405,14 @@ def _paired_table(result: ComparisonResult) -> list[str]:
     return lines
 
 
-def comparison_grid(result: ComparisonResult) -> Image.Image:
-    """The same test images across methods: one row each, gray | every method's top-1 | ground truth."""
-    columns = ["gray", *(m.name for m in result.methods), "truth"]
-    titles = ["gray", *(METHODS[m.name].label for m in result.methods), "truth"]
+def comparison_grid(result: ComparisonResult, extra: dict[str, str] | None = None) -> Image.Image:
+    """The same test images across methods: one row each, gray | every method's top-1 | ground truth.
+
+    `extra` adds columns of result.grid before the truth, titled {column: title}.
+    """
+    extra = extra or {}
+    columns = ["gray", *(m.name for m in result.methods), *extra, "truth"]
+    titles = ["input", *(METHODS[m.name].label for m in result.methods), *extra.values(), "truth"]
     header = 28
     rows = sorted(result.grid)
     grid = Image.new("RGB", (GRID_CELL * len(columns), header + GRID_CELL * len(rows)), "white")
@@ -426,6 +435,12 @@ def split_dirs(split: Path) -> tuple[Path, Path]:
         if not folder.is_dir():
             raise ValueError(f"{split}: has no {folder.name}/ folder; make one with `memopainter data split`")
     return dirs
+
+
+def drawn_lineart(part: Path) -> Path | None:
+    """SPLIT/lineart/<part> for SPLIT/<part>, the line art `data split --lineart` copies, if it is there."""
+    folder = part.parent / LINEART / part.name
+    return folder if folder.is_dir() else None
 
 
 def _grid_paths(test_dir: Path) -> set[str]:

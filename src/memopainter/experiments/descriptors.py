@@ -54,7 +54,13 @@ def descriptor_trials(
     trials = []
     for descriptors in sets:
         data = load_training_data(
-            train_dir, base.data.image_size, base.data.feature, colorizer.backbone, descriptors=descriptors
+            train_dir,
+            base.data.image_size,
+            base.data.feature,
+            colorizer.backbone,
+            descriptors=descriptors,
+            input_mode=base.data.input,
+            lineart_dir=base.data.lineart or None,
         )
         for seed in seeds:
             config = RunConfig.from_dict(base.to_dict()).override(

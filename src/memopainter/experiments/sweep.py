@@ -117,6 +117,8 @@ def sweep_experiment(
         colorizer.backbone,
         progress=say,
         descriptors=base.memory.descriptors,
+        input_mode=base.data.input,
+        lineart_dir=base.data.lineart or None,
     )
     defaults = memory_arguments(base, len(data))
     default_threshold = colorizer.memopainter.memory.threshold

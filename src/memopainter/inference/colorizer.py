@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import islice, pairwise
 from pathlib import Path
 
@@ -25,11 +25,13 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from memopainter.color.features import palette_condition
 from memopainter.core.checkpoint import CheckpointError
-from memopainter.core.model import MemoPainter, load_memopainter, predict_ab, resolve_model_path
+from memopainter.core.model import MemoPainter, load_memopainter, predict_color, resolve_model_path
 from memopainter.data.descriptors import lightness_histogram, parse_descriptors, query_features
 from memopainter.data.images import ImageLoadError
+from memopainter.data.lineart import lineart_input
 from memopainter.inference.fullres import PreparedImage, prepare_image, recombine
 from memopainter.inference.inputs import ImageLike, PaletteLike, image_tensors, parse_palette
+from memopainter.inference.regions import fill_enclosed
 from memopainter.inference.upsample import DEFAULT_UPSAMPLE, UPSAMPLERS
 from memopainter.networks.backbones import Backbone, WeightsError, load_backbone
 
@@ -44,6 +46,12 @@ class Prediction:
     ab: torch.Tensor  # (B, k, 2, S, S) in Lab units
     slots: torch.Tensor | None  # (B, k) memory slots, best first; None with a palette or without memory
     scores: torch.Tensor | None  # (B, k) cosine similarity of each slot's key to the image's query
+    lightness: torch.Tensor | None = None  # (B, k, 1, S, S) L / 100 of a line-art model; None: the input's
+
+    def images(self, i: int, prepared: PreparedImage, upsample: str) -> list[Image.Image]:
+        """Image i's colorings at its full size, best first."""
+        lightness = [None] * self.ab.shape[1] if self.lightness is None else self.lightness[i]
+        return [recombine(prepared, ab, upsample, L) for ab, L in zip(self.ab[i], lightness, strict=True)]
 
 
 @dataclass
@@ -138,8 +146,7 @@ class Colorizer:
         """
         palette = self.check_request(top_k, palette, upsample)
         prepared = self.prepare(*image_tensors(image))
-        prediction = self.predict([prepared], top_k, palette)
-        return [recombine(prepared, ab, upsample) for ab in prediction.ab[0]]
+        return self.predict([prepared], top_k, palette).images(0, prepared, upsample)
 
     def colorize_each(
         self,
@@ -197,7 +204,7 @@ class Colorizer:
         prediction = self.predict([c.prepared for c in loaded], top_k, palette, conditions)
         for i, colored in enumerate(loaded):
             try:
-                colored.images = [recombine(colored.prepared, ab, upsample) for ab in prediction.ab[i]]
+                colored.images = prediction.images(i, colored.prepared, upsample)
             except IMAGE_ERRORS as error:
                 yield Failed(colored.source, error)
                 continue
@@ -238,10 +245,25 @@ class Colorizer:
             return sequence.all_or_nothing(each)
         return sequence.colorize_smoothed(self, frames, top_k, palette, upsample, batch_size, hold)
 
+    @property
+    def lineart(self) -> bool:
+        """True for a model trained on line art (data.input "lineart")."""
+        return self.memopainter.config.data.input == "lineart"
+
     def prepare(self, rgb: torch.Tensor, alpha: torch.Tensor | None) -> PreparedImage:
-        """An image (rgb (3, H, W), alpha (H, W) or None) reduced to the model's network inputs and its L."""
+        """An image (rgb (3, H, W), alpha (H, W) or None) reduced to the model's network inputs and its L.
+
+        A line-art model takes line art as it is and any other image by its extracted lines
+        (`PreparedImage.extracted`); drawn line art on transparent paper has what its outline encloses made
+        opaque, so the fills between its lines show.
+        """
         backbone_size = self.backbone.input_size if self.backbone is not None else None
-        return prepare_image(rgb, alpha, self.image_size, backbone_size)
+        if not self.lineart:
+            return prepare_image(rgb, alpha, self.image_size, backbone_size)
+        lines, extracted = lineart_input(rgb, alpha)
+        if alpha is not None and not extracted:
+            alpha = fill_enclosed(alpha.mul(255.0).round().to(torch.uint8)).to(torch.float32) / 255.0
+        return replace(prepare_image(lines, alpha, self.image_size, backbone_size), extracted=extracted)
 
     @torch.no_grad()
     def query_keys(self, prepared: list[PreparedImage]) -> torch.Tensor:
@@ -285,8 +307,10 @@ class Colorizer:
             slots = slots.to(memory.values.device)
             cond = memory.values[slots].flatten(0, 1)  # (B * k, V)
             gray = gray.repeat_interleave(slots.shape[1], dim=0)  # (B * k, 1, S, S), image-major like cond
-        ab = predict_ab(self.memopainter, gray, cond)  # (B * k, 2, S, S)
-        return Prediction(ab.view(batch, -1, *ab.shape[1:]), slots, scores)
+        ab, lightness = predict_color(self.memopainter, gray, cond)  # (B * k, 2, S, S), (B * k, 1, S, S)
+        if lightness is not None:
+            lightness = lightness.view(batch, -1, *lightness.shape[1:])
+        return Prediction(ab.view(batch, -1, *ab.shape[1:]), slots, scores, lightness)
 
     def check_request(
         self, top_k: int, palette: PaletteLike | None, upsample: str = DEFAULT_UPSAMPLE

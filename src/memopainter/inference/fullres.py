@@ -44,6 +44,7 @@ class PreparedImage:
     alpha: np.ndarray | None  # (H, W) uint8, passed through to the output untouched; None when opaque
     net_gray: torch.Tensor  # (1, S, S) L / 100 of the padded square on white: the generator's input
     backbone_rgb: torch.Tensor | None  # (3, s, s) the square as gray sRGB: the query backbone's input
+    extracted: bool = False  # for a line-art model: the input was not line art, its lines were extracted
 
     @property
     def size(self) -> tuple[int, int]:
@@ -90,19 +91,30 @@ def prepare_image(
     return PreparedImage(lightness, alpha_u8, net_gray, backbone_rgb)
 
 
-def recombine(prepared: PreparedImage, ab: torch.Tensor, upsample: str = DEFAULT_UPSAMPLE) -> Image.Image:
+def recombine(
+    prepared: PreparedImage,
+    ab: torch.Tensor,
+    upsample: str = DEFAULT_UPSAMPLE,
+    lightness: torch.Tensor | None = None,
+) -> Image.Image:
     """The network's ab (2, S, S) in Lab units on the padded square -> the colorized image at full size.
 
     `upsample` is one of upsample.UPSAMPLERS. RGB for an opaque input, RGBA (the input's alpha, untouched)
-    otherwise. Runs on ab's device.
+    otherwise. Runs on ab's device. `lightness` (1, S, S), L / 100, is a line-art model's: the input (line
+    art) then holds no shading, so the color takes this lightness, brought to full size as ab is, and is
+    multiplied by the line art, as a colorist's flat fills lie under the ink: the lines stay dark and crisp.
     """
     h, w = prepared.size
     channels = 3 if prepared.alpha is None else 4
     out = np.empty((h, w, channels), dtype=np.uint8)
-    for r0, r1, ab_rows in _full_size_ab(prepared, ab.to(torch.float32), upsample):
+    color = ab if lightness is None else torch.cat([ab, lightness.to(ab) * L_SCALE])  # (2 or 3, S, S)
+    for r0, r1, rows in _full_size_ab(prepared, color.to(torch.float32), upsample):
         L = prepared.lightness[r0:r1].to(ab.device)  # (r, W)
-        ab_rows = ab_rows.clamp_(AB_MIN, AB_MAX)
-        rgb = into_gamut(lab_to_rgb(torch.cat([L[None], ab_rows]), clip=False))  # (3, r, W) in [0, 1]
+        fill_L = L if lightness is None else rows[2].clamp_(0.0, L_SCALE)
+        ab_rows = rows[:2].clamp_(AB_MIN, AB_MAX)
+        rgb = into_gamut(lab_to_rgb(torch.cat([fill_L[None], ab_rows]), clip=False))  # (3, r, W) in [0, 1]
+        if lightness is not None:
+            rgb.mul_(_gray(L))  # multiplied by the ink: white paper keeps the fill, black lines stay black
         out[r0:r1, :, :3] = rgb.mul_(255.0).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     if prepared.alpha is not None:
         out[:, :, 3] = prepared.alpha
@@ -110,8 +122,8 @@ def recombine(prepared: PreparedImage, ab: torch.Tensor, upsample: str = DEFAULT
 
 
 def _full_size_ab(prepared: PreparedImage, ab: torch.Tensor, upsample: str) -> Iterator[tuple]:
-    """(r0, r1, ab (2, r, W)) row block by row block: upsampled, guided by the input's L where asked; the
-    region mode needs every row before it can yield the first."""
+    """(r0, r1, ab (C, r, W)) row block by row block, for C channels (ab, or ab and L): upsampled, guided
+    by the input's L where asked; the region mode needs every row before it can yield the first."""
     h, w = prepared.size
     side, size = max(h, w), ab.shape[-1]
     device = ab.device
@@ -189,6 +201,13 @@ def _lightness(luminance: torch.Tensor) -> torch.Tensor:
     cube_root = luminance.clamp(min=_EPSILON).pow(1.0 / 3.0)
     f = torch.where(luminance > _EPSILON, cube_root, _SLOPE * luminance + 4.0 / 29.0)
     return f.mul_(116.0).sub_(16.0)
+
+
+def _gray(lightness: torch.Tensor) -> torch.Tensor:
+    """CIE L in [0, 100] -> the sRGB value in [0, 1] of the neutral gray of that lightness."""
+    f = (lightness + 16.0) / 116.0
+    luminance = torch.where(f > 6.0 / 29.0, f.pow(3), (f - 4.0 / 29.0) / _SLOPE)
+    return linear_to_srgb(luminance.clamp_(0.0, 1.0))
 
 
 def _row_chunks(h: int, w: int) -> list[tuple[int, int]]:

@@ -8,6 +8,9 @@ Regions are found on horizontal runs of one level, not on pixels: a flat drawing
 ten thousand runs, so the work and memory grow with the drawing's runs. An image with more than MIN_RUNS runs
 and more runs than MAX_RUN_SHARE of its pixels is not flat art (a large photo, shaded art): it keeps its
 guided colors unchanged rather than cost seconds and gigabytes for regions of a pixel or two.
+
+The same runs fill the holes of a silhouette (fill_enclosed): line art drawn on transparent paper becomes
+opaque wherever its outer outline encloses it, so colors put inside the lines are visible.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ MIN_RUNS = 1 << 16  # below this every image is cheap enough to label
 
 
 def region_mean_ab(ab: torch.Tensor, lightness: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
-    """ab (2, H, W) -> the same with every connected region (4-neighbour) of equal quantised lightness
-    (H, W) set to its mean ab. Transparent pixels (alpha < 128 of 255) join no region and keep their ab."""
+    """ab (C, H, W), ab or ab and L -> the same with every connected region (4-neighbour) of equal
+    quantised lightness (H, W) set to its mean. Transparent pixels (alpha < 128 of 255) join no region and
+    keep their values."""
     h, w = lightness.shape
     levels = torch.round(lightness / LEVEL_STEP).to(torch.int16)  # (H, W), 0..50
     if alpha is not None:
@@ -36,6 +40,27 @@ def region_mean_ab(ab: torch.Tensor, lightness: torch.Tensor, alpha: torch.Tenso
     run_level = levels.view(-1)[starts.view(-1)]  # (R,)
     root = _merge_runs(_touching_runs(levels, starts, run_of), run_level)  # (R,) region per run
     return _region_means(ab, run_of.view(-1), root, run_level >= 0)
+
+
+def fill_enclosed(alpha: torch.Tensor) -> torch.Tensor:
+    """alpha (H, W) uint8 -> the same with every connected region (4-neighbour) of transparent pixels
+    (alpha < 128) that does not touch the image border made opaque (255)."""
+    if alpha.dtype != torch.uint8 or alpha.dim() != 2:
+        raise ValueError(f"alpha must be a (H, W) uint8 tensor, got {alpha.dtype} {tuple(alpha.shape)}")
+    h, w = alpha.shape
+    if h == 0 or w == 0:
+        return alpha.clone()
+    levels = (alpha >= 128).to(torch.int16)  # (H, W) 0 transparent, 1 opaque
+    starts = torch.ones(h, w, dtype=torch.bool)
+    starts[:, 1:] = levels[:, 1:] != levels[:, :-1]
+    run_of = starts.view(-1).cumsum(0, dtype=torch.int32).sub_(1).view(h, w)  # (H, W) run index per pixel
+    run_level = levels.view(-1)[starts.view(-1)]  # (R,)
+    root = _merge_runs(_touching_runs(levels, starts, run_of), run_level)  # (R,) region per run
+    border = torch.cat([run_of[0], run_of[-1], run_of[:, 0], run_of[:, -1]]).long()  # runs on the border
+    open_region = torch.zeros(root.numel(), dtype=torch.bool)
+    open_region[root[border]] = True
+    enclosed = (run_level == 0) & ~open_region[root]  # (R,) transparent runs of enclosed regions
+    return torch.where(enclosed[run_of.long()], 255, alpha).to(torch.uint8)
 
 
 def _touching_runs(levels: torch.Tensor, starts: torch.Tensor, run_of: torch.Tensor) -> torch.Tensor:
@@ -68,11 +93,11 @@ def _merge_runs(pairs: torch.Tensor, run_level: torch.Tensor) -> torch.Tensor:
 
 
 def _region_means(ab: torch.Tensor, run_of: torch.Tensor, root: torch.Tensor, opaque: torch.Tensor):
-    """ab (2, H, W) with each opaque pixel's ab replaced by its region's mean."""
+    """ab (C, H, W) with each opaque pixel's values replaced by its region's mean."""
     runs = root.numel()
     region = root.index_select(0, run_of.long())  # (H*W,)
-    flat = ab.reshape(2, -1)
-    sums = torch.zeros(2, runs).index_add_(1, region, flat)  # (2, R) at each region's root
+    flat = ab.reshape(ab.shape[0], -1)  # (C, H*W): ab, or ab and L
+    sums = torch.zeros(flat.shape[0], runs).index_add_(1, region, flat)  # (C, R) at each region's root
     count = torch.zeros(runs).index_add_(0, region, torch.ones(region.numel()))
     mean = sums / count.clamp(min=1)
     keep = opaque.index_select(0, run_of.long())  # (H*W,)

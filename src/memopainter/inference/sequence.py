@@ -59,7 +59,7 @@ import torch
 from PIL import Image
 
 from memopainter.inference.colorizer import IMAGE_ERRORS, Colored, Colorizer, Failed
-from memopainter.inference.fullres import PreparedImage, recombine
+from memopainter.inference.fullres import PreparedImage
 from memopainter.inference.inputs import ImageLike, image_tensors
 from memopainter.memory.memory import ColorMemory
 
@@ -184,12 +184,12 @@ def colorize_smoothed(
     for start in range(0, len(prepared), batch_size):
         batch = prepared[start : start + batch_size]
         if path is None:
-            ab = colorizer.predict(batch, palette=palette).ab  # (B, 1, 2, S, S)
+            prediction = colorizer.predict(batch, palette=palette)  # one coloring per frame
         else:
-            ab = colorizer.predict(batch, slots=path.slots[start : start + batch_size]).ab  # (B, k, 2, S, S)
-        for index, (frame, frame_ab) in enumerate(zip(batch, ab, strict=True), start=start):
+            prediction = colorizer.predict(batch, slots=path.slots[start : start + batch_size])  # k each
+        for index, frame in enumerate(batch, start=start):
             try:
-                images = [recombine(frame, coloring, upsample) for coloring in frame_ab]
+                images = prediction.images(index - start, frame, upsample)
             except IMAGE_ERRORS as error:
                 raise ValueError(f"frame {index}: {error}") from error
             if hold:

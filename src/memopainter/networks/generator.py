@@ -8,6 +8,9 @@ constants.
 Two baselines reuse the same U-Net: norm "batch" puts BatchNorm where AdaIN is (the pix2pix generator,
 unconditioned), and head "bins" ends in 313 logits over the ab bins instead of 2 tanh channels (the
 classification colorizer of Zhang, Isola & Efros 2016, decoded by networks.classification.annealed_mean).
+
+For line-art input (`lightness=True`, head "bins" only) the input carries no shading, so one more output
+channel predicts the lightness too: `split` separates it, as L / 100 through a sigmoid.
 """
 
 from __future__ import annotations
@@ -66,12 +69,14 @@ class Generator(nn.Module):
         norm: str = "adain",
         head: str = "ab",
         cond_norm: bool = False,
+        lightness: bool = False,
     ) -> None:
         super().__init__()
         # Checked once, by RunConfig.validate; these only catch a programming error.
         assert image_size >= MIN_IMAGE_SIZE and image_size & (image_size - 1) == 0, image_size
         assert norm in NORMS and head in HEADS, (norm, head)
         assert norm == "adain" or cond_dim == 0, "norm 'batch' is unconditioned"
+        assert head == "bins" or not lightness, "only head 'bins' predicts lightness"
         self.image_size = image_size
         self.cond_dim = cond_dim
         self.base_channels = base_channels
@@ -80,12 +85,13 @@ class Generator(nn.Module):
         self.norm = norm
         self.head = head
         self.cond_norm = bool(cond_norm) and cond_dim > 0
+        self.lightness = bool(lightness)
 
         # Modules are created in this order (encoder, decoder, then the norms' parameters) so that a seeded
         # generator draws the same initial weights as every earlier version.
         depth = (image_size // BOTTLENECK_SIZE).bit_length() - 1  # = log2(image_size) - 1
         channels = [base_channels * min(2**i, CHANNEL_CAP) for i in range(depth)]  # encoder outputs
-        decoder_out = channels[-2::-1] + [HEAD_CHANNELS[head]]
+        decoder_out = channels[-2::-1] + [HEAD_CHANNELS[head] + self.lightness]
         self.encoder = _encoder(channels)
         self.decoder = _decoder(channels, decoder_out)
         self.dropout = nn.Dropout(self.dropout_p)
@@ -142,6 +148,7 @@ class Generator(nn.Module):
             "norm": self.norm,
             "head": self.head,
             "cond_norm": self.cond_norm,
+            "lightness": self.lightness,
         }
 
     @torch.no_grad()
@@ -183,7 +190,8 @@ class Generator(nn.Module):
     def forward(self, L: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """L/100 (B, 1, S, S) and color feature (B, cond_dim) or None -> ab/110 (B, 2, S, S) in [-1, 1].
 
-        With head "bins": raw logits (B, 313, S, S) instead, no tanh.
+        With head "bins": raw logits (B, 313, S, S) instead, no tanh; with `lightness`, one more channel
+        (B, 314, S, S), which `split` separates.
         """
         assert L.shape[1:] == (1, self.image_size, self.image_size), tuple(L.shape)
         norms = iter(self._norms(L.shape[0], cond))
@@ -206,8 +214,14 @@ class Generator(nn.Module):
                 if j < DROPOUT_BLOCKS:
                     x = self.dropout(x)
         if self.head == "bins":
-            return x  # (B, 313, S, S) logits
+            return x  # (B, 313, S, S) logits, or (B, 314, S, S) with the lightness channel last
         return torch.tanh(x)  # (B, 2, S, S)
+
+    def split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """forward's output -> the head's output and the predicted L / 100 (B, 1, S, S) in [0, 1], or None."""
+        if not self.lightness:
+            return out, None
+        return out[:, :-1], torch.sigmoid(out[:, -1:])
 
 
 def _encoder(channels: list[int]) -> nn.ModuleList:

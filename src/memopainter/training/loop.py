@@ -144,11 +144,17 @@ def next_batch(
         rows, flip = rows[mine], flip[mine]
         group.seed(config.train.seed, step)
     flipped = flip[:, None, None, None]  # (B, 1, 1, 1)
-    gray, ab = data.gray[rows], data.ab[rows]
+    def flipped_rows(images: torch.Tensor | None) -> torch.Tensor | None:
+        if images is None:
+            return None
+        chosen = images[rows]  # (B, C, S, S)
+        return torch.where(flipped, chosen.flip(-1), chosen).to(device)
+
     features = None if data.query_features is None else data.query_features[rows].to(device)
     return Batch(
-        gray=torch.where(flipped, gray.flip(-1), gray).to(device),
-        ab=torch.where(flipped, ab.flip(-1), ab).to(device),
+        gray=flipped_rows(data.gray),
+        ab=flipped_rows(data.ab),
+        lightness=flipped_rows(data.lightness),
         color=data.color[rows].to(device),
         query_features=features,
         sources=rows.to(device),
@@ -281,6 +287,8 @@ def _training_data(
             say,
             skipped,
             config.memory.descriptors,
+            config.data.input,
+            config.data.lineart or None,
         )
     unlabelled = int((data.labels < 0).sum())
     if config.memory.supervised and unlabelled:

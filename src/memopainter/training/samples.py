@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from memopainter.core.model import MemoPainter, predict_ab, retrieve_conditions
+from memopainter.core.model import MemoPainter, predict_color, retrieve_conditions
 from memopainter.data.dataset import TrainingData
 from memopainter.data.images import save_image
 from memopainter.data.preprocess import AB_SCALE, lab_image
@@ -20,16 +20,22 @@ SAMPLE_IMAGES = 8  # fixed training images shown in every sample grid
 def sample_grid(
     model: MemoPainter, data: TrainingData, indices: torch.Tensor, device: torch.device
 ) -> torch.Tensor:
-    """One row per image: gray input, the colorings from the top-1..3 memory slots, the ground truth."""
+    """One row per image: the input (gray or line art), the colorings from the top-1..3 memory slots, the
+    ground truth."""
     gray = data.gray[indices].to(device)  # (N, 1, S, S)
+    truth_lightness = gray if data.lightness is None else data.lightness[indices].to(device)
+
+    def colored(cond: torch.Tensor | None) -> torch.Tensor:
+        ab, lightness = predict_color(model, gray, cond)
+        return lab_image(gray if lightness is None else lightness, ab)
+
     columns = [lab_image(gray, torch.zeros_like(gray).repeat(1, 2, 1, 1))]
     if model.memory is None:
-        columns.append(lab_image(gray, predict_ab(model, gray, None)))
+        columns.append(colored(None))
     else:
         conds, _ = retrieve_conditions(model, data.query_features[indices].to(device), TOP_K)  # (N, k, V)
-        for j in range(conds.shape[1]):
-            columns.append(lab_image(gray, predict_ab(model, gray, conds[:, j])))
-    columns.append(lab_image(gray, data.ab[indices].to(device) * AB_SCALE))
+        columns += [colored(conds[:, j]) for j in range(conds.shape[1])]
+    columns.append(lab_image(truth_lightness, data.ab[indices].to(device) * AB_SCALE))
     rows = torch.stack(columns, dim=1)  # (N, columns, 3, S, S)
     n, c, _, s, _ = rows.shape
     return rows.permute(2, 0, 3, 1, 4).reshape(3, n * s, c * s).cpu()

@@ -20,6 +20,9 @@ from memopainter.networks.classification import classification_loss, rebalancing
 from memopainter.networks.losses import discriminator_loss, generator_loss
 
 Gather = Callable[[torch.Tensor], torch.Tensor]
+# Line-art input: weight of the L1 loss on the predicted L / 100 beside the rebalanced cross-entropy. Not an
+# option: the two terms are of the same order at this weight (cross-entropy ~2, L1 of L / 100 ~0.1 to 0.2).
+LIGHTNESS_WEIGHT = 10.0
 
 
 @dataclass
@@ -36,8 +39,9 @@ class MemoryBatch:
 class Batch(MemoryBatch):
     """One batch of training images, on the training device."""
 
-    gray: torch.Tensor  # (B, 1, S, S) L / 100
+    gray: torch.Tensor  # (B, 1, S, S) the generator's input: L / 100, or the line art's
     ab: torch.Tensor  # (B, 2, S, S) ab / 110
+    lightness: torch.Tensor | None = None  # (B, 1, S, S) line-art input: the frame's L / 100, a target
 
 
 @dataclass
@@ -150,10 +154,18 @@ def classification_step(
     *,
     bin_weights: torch.Tensor,
 ) -> dict[str, float]:
-    """Zhang et al.'s eq. 2 on G, class-rebalanced by bin_weights (313,); cond (B, V), None for CIC."""
-    logits = net.generator(batch.gray, cond)  # (B, 313, S, S)
-    loss = classification_loss(logits, batch.ab * AB_SCALE, bin_weights)
+    """Zhang et al.'s eq. 2 on G, class-rebalanced by bin_weights (313,); cond (B, V), None for CIC.
+
+    A line-art generator also predicts the lightness, under an L1 loss."""
+    logits, lightness = net.generator.split(net.generator(batch.gray, cond))  # (B, 313, S, S), (B, 1, S, S)
+    ce = classification_loss(logits, batch.ab * AB_SCALE, bin_weights)
+    parts = {"ce": ce.item()}
+    loss = ce
+    if lightness is not None:
+        l1 = (lightness - batch.lightness).abs().mean()
+        loss = ce + LIGHTNESS_WEIGHT * l1
+        parts["lightness_l1"] = l1.item()
     optimizers.generator.zero_grad(set_to_none=True)
     loss.backward()
     optimizers.generator.step()
-    return {"ce": loss.item()}
+    return parts

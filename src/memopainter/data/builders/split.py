@@ -67,6 +67,9 @@ def drop_unreadable(
     return readable, unreadable
 
 
+LINEART = "lineart"  # DEST's folder of line art, beside train/ and test/
+
+
 def _copy_split(drawn: dict[str, tuple[list[Path], list[Path]]], src: Path, temp: Path) -> dict:
     """Copy the drawn files into temp/train/<class>/ and temp/test/<class>/; their paths by part and class."""
     lists: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
@@ -80,6 +83,24 @@ def _copy_split(drawn: dict[str, tuple[list[Path], list[Path]]], src: Path, temp
                 shutil.copy2(file, target)
                 lists[part][name].append(relative.as_posix())
     return lists
+
+
+def _copy_lineart(lists: dict, lineart: Path, temp: Path) -> dict:
+    """Copy each split file's drawn line art (same relative path under `lineart`) into temp/lineart/<part>/;
+    how many were copied and how many split files had none."""
+    copied = missing = 0
+    for part, classes in lists.items():
+        for name, relatives in classes.items():
+            for relative in relatives:
+                drawing = lineart / name / relative
+                if not drawing.is_file():
+                    missing += 1
+                    continue
+                target = temp / LINEART / part / name / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(drawing, target)
+                copied += 1
+    return {"src": str(lineart.resolve()), "copied": copied, "missing": missing}
 
 
 def draw_split(
@@ -127,10 +148,18 @@ def build_split(
     test_per_class: int | None = None,
     seed: int = 0,
     force: bool = False,
+    lineart: Path | None = None,
 ) -> Manifest:
-    """Copy a few-shot split of SRC's classes into DEST/train and DEST/test; return the dataset.json body."""
+    """Copy a few-shot split of SRC's classes into DEST/train and DEST/test; return the dataset.json body.
+
+    With `lineart`, a folder of line art drawn for SRC's images under the same relative paths (as `data
+    openmoji` writes DEST/lineart beside DEST/color), each drawn file's line art goes to
+    DEST/lineart/train/ and DEST/lineart/test/ under its own relative path.
+    """
     src, dest = Path(src), Path(dest)
     check_separate(src, dest)
+    if lineart is not None and not Path(lineart).is_dir():
+        raise BuildError(f"--lineart {lineart}: not a folder")
     classes = list_classes(src)
     with atomic_dest(dest, force) as temp:  # a non-empty DEST is refused before every file is decoded
         readable, unreadable = drop_unreadable(classes, src)
@@ -145,6 +174,7 @@ def build_split(
             )
             raise BuildError(f"{src}: {err}{left_out}") from err
         lists = _copy_split(drawn, src, temp)
+        drawings = _copy_lineart(lists, Path(lineart), temp) if lineart is not None else None
         parent = read_manifest(src)
         origin = {k: parent.get(k) for k in ("dataset", "source", "version", "license")} if parent else None
         body = manifest(
@@ -172,5 +202,7 @@ def build_split(
             test=lists["test"],
             unreadable=unreadable,
         )
+        if drawings is not None:
+            body["lineart"] = drawings
         write_manifest(temp, body)
     return body

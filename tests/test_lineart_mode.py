@@ -1,0 +1,211 @@
+"""Line-art mode end to end: training on drawn or extracted line art, the checkpoint that says so, coloring
+drawings at full resolution (crisp dark lines, filled regions, alpha), evaluation against the colors, the
+split that carries line art, and the experiment against no memory and the nearest reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_NETWORKS, run_experiment, train_tiny, write_split
+from PIL import Image, ImageDraw
+
+from memopainter.cli import colorize as colorize_cli
+from memopainter.cli import data as data_cli
+from memopainter.config import ConfigError, RunConfig
+from memopainter.core.model import load_memopainter
+from memopainter.data.dataset import load_training_data
+from memopainter.data.images import load_image
+from memopainter.data.lineart import lineart_input
+from memopainter.data.preprocess import network_input
+from memopainter.evaluation.evaluate import evaluate
+from memopainter.inference import Colorizer
+
+pytestmark = pytest.mark.usefixtures("cache_dir", "one_thread")
+LINEART = ("data.input=lineart",)
+
+
+def drawing(size: int = 48) -> Image.Image:
+    """Black line art on transparent paper: a closed ring with a stroke across it."""
+    image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((6, 6, size - 7, size - 7), outline=(0, 0, 0, 255), width=2)
+    draw.line((6, size // 2, size - 7, size // 2), fill=(0, 0, 0, 255), width=2)
+    return image
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_settings: tuple[str, ...]) -> Path:
+    """A tiny line-art run with memory: 8 steps of 4 over 9 sprites, their lines extracted."""
+    return train_tiny(tmp_path_factory.mktemp("lineart"), [*tiny_settings, *LINEART, "train.steps=8"])
+
+
+@pytest.fixture(scope="module")
+def colorizer(run_dir: Path) -> Colorizer:
+    return Colorizer.from_pretrained(run_dir)
+
+
+def test_line_art_needs_the_bins_head_and_line_art_folders_need_line_art_mode() -> None:
+    with pytest.raises(ConfigError, match="model.head"):
+        RunConfig().override(["data.input=lineart", "model.head=ab"])
+    with pytest.raises(ConfigError, match="data.lineart"):
+        RunConfig().override(["data.lineart=lines"])
+    with pytest.raises(ConfigError, match="data.input"):
+        RunConfig().override(["data.input=sketch"])
+    assert RunConfig().data.input == "gray"
+    assert RunConfig.from_dict({"data": {"image_size": 64}}).data.input == "gray"  # saved before the key
+
+
+def test_the_checkpoint_records_line_art_mode_and_a_lightness_channel(run_dir: Path) -> None:
+    model = load_memopainter(run_dir)
+    assert model.config.data.input == "lineart"
+    assert model.generator.lightness and model.generator.config()["lightness"]
+    gray = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        out = model.generator.eval()(gray, model.memory.values[:2])
+    logits, lightness = model.generator.split(out)
+    assert logits.shape == (2, 313, 32, 32) and lightness.shape == (2, 1, 32, 32)
+    assert float(lightness.min()) >= 0 and float(lightness.max()) <= 1
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(m["lightness_l1"] >= 0 for m in metrics)
+
+
+def test_a_drawing_is_colored_inside_its_lines_with_its_lines_kept_dark(colorizer: Colorizer) -> None:
+    art = drawing()
+    (colored,) = colorizer(art)
+    assert colored.size == art.size and colored.mode == "RGBA"
+    pixels = np.asarray(colored).astype(int)
+    ink = np.asarray(art)[:, :, 3] >= 128
+    assert pixels[ink, :3].max() <= 60  # multiplied by black ink: the lines stay black
+    # The ring encloses paper that was transparent: it is filled and opaque now; outside stays transparent.
+    assert pixels[24, 16, 3] == 255 and pixels[1, 1, 3] == 0
+    prepared = colorizer.prepare(*load_image_pair(art))
+    assert not prepared.extracted
+
+
+def test_a_color_image_is_colored_from_its_extracted_lines_and_says_so(
+    colorizer: Colorizer, sprite_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    sprite = sorted(sprite_dir.rglob("*.png"))[0]
+    prepared = colorizer.prepare(*load_image(sprite))
+    assert prepared.extracted
+    lines, _ = lineart_input(*load_image(sprite))
+    again = colorizer.prepare(lines, load_image(sprite)[1]).lightness  # the lines, now taken as line art
+    torch.testing.assert_close(prepared.lightness, again, atol=1e-3, rtol=0)
+    plain = tmp_path / "drawing.png"
+    drawing().save(plain)
+    parser = argparse.ArgumentParser(prog="memopainter")
+    colorize_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["colorize", str(colorizer.path), str(sprite), str(plain), "-o", str(tmp_path / "o")]
+    )
+    assert args.run(args) == 0
+    err = capsys.readouterr().err
+    assert f"{sprite}: not line art; colored from its extracted lines" in err
+    assert "drawing.png: not line art" not in err
+
+
+def test_top_k_and_palettes_work_on_line_art(run_dir: Path) -> None:
+    colorizer = Colorizer.from_pretrained(run_dir)
+    with torch.no_grad():  # 8 steps leave the condition's last layer near its zero start: make it matter
+        colorizer.memopainter.generator.mlp[-1].weight.normal_(
+            0, 1, generator=torch.Generator().manual_seed(0)
+        )
+    first, second = colorizer(drawing(), top_k=2)
+    assert first.size == second.size == (48, 48)
+    (red,) = colorizer(drawing(), palette="#d02020")
+    (blue,) = colorizer(drawing(), palette="#2040d0")
+    assert not np.array_equal(np.asarray(red), np.asarray(blue))
+
+
+def test_drawn_line_art_is_used_where_a_folder_has_it(tmp_path: Path, sprite_dir: Path) -> None:
+    lines = tmp_path / "lines"
+    chosen = sorted(sprite_dir.rglob("*.png"))[0]
+    target = lines / chosen.relative_to(sprite_dir)
+    target.parent.mkdir(parents=True)
+    drawing(48).save(target)
+    with pytest.raises(ValueError, match="line art of 48x48 px for .* of a different size"):
+        load_training_data(sprite_dir, 32, "dist", input_mode="lineart", lineart_dir=lines)
+    drawing(48).resize(Image.open(chosen).size).save(target)
+    data = load_training_data(sprite_dir, 32, "dist", input_mode="lineart", lineart_dir=lines)
+    index = [r.path for r in data.records].index(chosen)
+    rgb, alpha = load_image(chosen)
+    drawn = network_input(lineart_input(*load_image(target))[0], alpha, 32)[0]
+    extracted = network_input(lineart_input(rgb, alpha)[0], alpha, 32)[0]
+    assert torch.equal(data.gray[index], drawn) and not torch.equal(drawn, extracted)
+    other = (index + 1) % len(data)
+    rgb, alpha = load_image(data.records[other].path)
+    assert torch.equal(data.gray[other], network_input(lineart_input(rgb, alpha)[0], alpha, 32)[0])
+    assert torch.equal(data.lightness[index], network_input(*load_image(chosen), 32)[0])
+    with pytest.raises(ValueError, match="not a folder of line art"):
+        load_training_data(sprite_dir, 32, "dist", input_mode="lineart", lineart_dir=tmp_path / "none")
+
+
+def test_evaluation_colors_drawings_and_scores_them_against_the_colors(
+    colorizer: Colorizer, tmp_path: Path, sprite_dir: Path
+) -> None:
+    lines = tmp_path / "lines"
+    files = sorted(sprite_dir.rglob("*.png"))
+    target = lines / files[0].relative_to(sprite_dir)
+    target.parent.mkdir(parents=True)
+    drawing().resize(Image.open(files[0]).size).save(target)
+    result = evaluate(colorizer, sprite_dir, lineart_dir=lines)
+    assert not result.failures and len(result.per_image) == len(files)
+    assert {s.path for s in result.per_image} == {f.relative_to(sprite_dir).as_posix() for f in files}
+    plain = evaluate(colorizer, sprite_dir)
+    scores = {s.path: s.metrics.delta_e2000 for s in plain.per_image}
+    drawn = {s.path: s.metrics.delta_e2000 for s in result.per_image}
+    name = files[0].relative_to(sprite_dir).as_posix()
+    assert drawn[name] != scores[name]  # colored from the drawing, not from the sprite's own lines
+    assert all(drawn[p] == scores[p] for p in drawn if p != name)
+
+
+def test_a_split_carries_the_matching_line_art(tmp_path: Path, sprite_dir: Path) -> None:
+    lines = tmp_path / "lines"
+    for path in sorted(sprite_dir.rglob("*.png"))[:4]:
+        target = lines / path.relative_to(sprite_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        drawing().save(target)
+    dest = tmp_path / "split"
+    parser = argparse.ArgumentParser(prog="memopainter")
+    data_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(
+        ["data", "split", str(sprite_dir), str(dest), "--shots", "1", "--lineart", str(lines)]
+    )
+    assert args.run(args) == 0
+    copied = sorted(p.relative_to(dest / "lineart") for p in (dest / "lineart").rglob("*.png"))
+    assert len(copied) == 4
+    for relative in copied:
+        assert (dest / relative).is_file()  # beside the split file of the same part and name
+    manifest = json.loads((dest / "dataset.json").read_text())
+    assert manifest["lineart"]["copied"] == 4 and manifest["lineart"]["missing"] == 5
+
+
+def test_the_experiment_pairs_memory_with_no_memory_and_the_nearest_reference(tmp_path: Path) -> None:
+    split = write_split(tmp_path / "split", ["knight", "slime", "wizard"])
+    out = tmp_path / "out"
+    args = ["experiment", "lineart", str(split), "--out", str(out), "--steps", "2"]
+    args += ["--image-size", "32", "--batch-size", "4", "--top-k", "2"]
+    for setting in TINY_NETWORKS:
+        args += ["--set", setting]
+    assert run_experiment(args) == 0
+    report = json.loads((out / "lineart.json").read_text())
+    assert [m["method"] for m in report["methods"]] == ["memopainter-bins", "cic"]
+    assert all(m["config"]["data"]["input"] == "lineart" for m in report["methods"])
+    assert report["nearest_reference"]["images"] == 6
+    for baseline in ("cic", "nearest-reference"):
+        assert report["paired_memory_vs"][baseline]["images"] == 6
+    table = (out / "lineart.md").read_text()
+    assert "Nearest reference" in table and "MemoPainter minus" in table
+    assert Image.open(out / "lineart_grid.png").size[0] > 0
+
+
+def load_image_pair(image: Image.Image) -> tuple[torch.Tensor, torch.Tensor | None]:
+    from memopainter.inference.inputs import image_tensors
+
+    return image_tensors(image)
