@@ -144,6 +144,7 @@ def next_batch(
         rows, flip = rows[mine], flip[mine]
         group.seed(config.train.seed, step)
     flipped = flip[:, None, None, None]  # (B, 1, 1, 1)
+
     def flipped_rows(images: torch.Tensor | None) -> torch.Tensor | None:
         if images is None:
             return None
