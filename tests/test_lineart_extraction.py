@@ -1,5 +1,4 @@
-"""Line art from color images (data.lineart) and the silhouettes of line art on transparent paper
-(inference.regions.fill_enclosed), on small synthetic images."""
+"""Line art from color images (data.lineart), on small synthetic images."""
 
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ import torch
 from memopainter.data import lineart
 from memopainter.data.images import composite_on_white
 from memopainter.data.lineart import extract_lineart, is_lineart, lineart_input
-from memopainter.inference.regions import fill_enclosed
 
 BLUE = (0.35, 0.55, 0.9)
 ORANGE = (0.95, 0.6, 0.2)
@@ -183,51 +181,3 @@ def test_lineart_input_keeps_line_art_and_extracts_from_anything_else() -> None:
     lines, extracted = lineart_input(rgb, alpha)
     assert extracted
     assert torch.equal(lines, extract_lineart(rgb, alpha))
-
-
-def ring_alpha() -> torch.Tensor:
-    alpha = torch.zeros(12, 12, dtype=torch.uint8)
-    alpha[ring(12, 12, 2, 2, 8, width=2)] = 255
-    alpha[5, 5] = 100  # transparent (< 128) inside the hole
-    alpha[2, 2] = 200  # opaque, not 255: kept as it is
-    return alpha
-
-
-def test_fill_enclosed_fills_the_hole_of_a_ring_and_keeps_the_outside() -> None:
-    alpha = ring_alpha()
-    filled = fill_enclosed(alpha)
-    assert filled.dtype == torch.uint8 and filled.shape == alpha.shape
-    assert (filled[4:8, 4:8] == 255).all()
-    assert filled[2, 2] == 200
-    outside = torch.ones(12, 12, dtype=torch.bool)
-    outside[2:10, 2:10] = False
-    assert (filled[outside] == 0).all()
-    assert torch.equal(alpha, ring_alpha())  # the input is not changed
-
-
-def test_fill_enclosed_leaves_open_regions_alone() -> None:
-    alpha = ring_alpha()
-    alpha[4:6, 2:4] = 0  # a gap in the ring: the hole now reaches the outside
-    assert torch.equal(fill_enclosed(alpha), alpha)
-    border = torch.full((10, 10), 255, dtype=torch.uint8)
-    border[0, 3:6] = 0  # transparent, touching the border
-    border[1, 4] = 0
-    assert torch.equal(fill_enclosed(border), border)
-
-
-def test_fill_enclosed_fills_holes_open_only_diagonally() -> None:
-    alpha = torch.full((5, 5), 255, dtype=torch.uint8)
-    alpha[0, 0] = alpha[1, 1] = 0  # (1, 1) touches the transparent corner only at a corner
-    filled = fill_enclosed(alpha)
-    assert filled[1, 1] == 255 and filled[0, 0] == 0
-
-
-@pytest.mark.parametrize("value", [0, 255])
-def test_fill_enclosed_of_a_uniform_alpha_is_the_same(value: int) -> None:
-    alpha = torch.full((7, 9), value, dtype=torch.uint8)
-    assert torch.equal(fill_enclosed(alpha), alpha)
-
-
-def test_fill_enclosed_refuses_float_alpha() -> None:
-    with pytest.raises(ValueError, match="uint8"):
-        fill_enclosed(torch.ones(4, 4))

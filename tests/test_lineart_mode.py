@@ -78,14 +78,18 @@ def test_the_checkpoint_records_line_art_mode_and_a_lightness_channel(run_dir: P
 def test_a_drawing_is_colored_inside_its_lines_with_its_lines_kept_dark(colorizer: Colorizer) -> None:
     art = drawing()
     (colored,) = colorizer(art)
-    assert colored.size == art.size and colored.mode == "RGBA"
+    # Drawn line art is colored on white paper: its alpha is the ink's, not the figure's.
+    assert colored.size == art.size and colored.mode == "RGB"
     pixels = np.asarray(colored).astype(int)
     ink = np.asarray(art)[:, :, 3] >= 128
-    assert pixels[ink, :3].max() <= 60  # multiplied by black ink: the lines stay black
-    # The ring encloses paper that was transparent: it is filled and opaque now; outside stays transparent.
-    assert pixels[24, 16, 3] == 255 and pixels[1, 1, 3] == 0
+    assert pixels[ink].max() <= 60  # multiplied by black ink: the lines stay black
+    assert pixels[~ink].min() > 60  # and the paper between them takes the fills
     prepared = colorizer.prepare(*load_image_pair(art))
-    assert not prepared.extracted
+    assert not prepared.extracted and prepared.alpha is None
+    sprite = Image.new("RGBA", (40, 30), (0, 0, 0, 0))
+    ImageDraw.Draw(sprite).rectangle((5, 5, 30, 20), fill=(200, 40, 40, 255))
+    (out,) = colorizer(sprite)  # not line art: its lines are extracted and its alpha kept
+    assert out.mode == "RGBA" and np.array_equal(np.asarray(out)[:, :, 3], np.asarray(sprite)[:, :, 3])
 
 
 def test_a_color_image_is_colored_from_its_extracted_lines_and_says_so(

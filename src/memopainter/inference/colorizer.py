@@ -31,7 +31,6 @@ from memopainter.data.images import ImageLoadError
 from memopainter.data.lineart import lineart_input
 from memopainter.inference.fullres import PreparedImage, prepare_image, recombine
 from memopainter.inference.inputs import ImageLike, PaletteLike, image_tensors, parse_palette
-from memopainter.inference.regions import fill_enclosed
 from memopainter.inference.upsample import DEFAULT_UPSAMPLE, UPSAMPLERS
 from memopainter.networks.backbones import Backbone, WeightsError, load_backbone
 
@@ -254,16 +253,17 @@ class Colorizer:
         """An image (rgb (3, H, W), alpha (H, W) or None) reduced to the model's network inputs and its L.
 
         A line-art model takes line art as it is and any other image by its extracted lines
-        (`PreparedImage.extracted`); drawn line art on transparent paper has what its outline encloses made
-        opaque, so the fills between its lines show.
+        (`PreparedImage.extracted`), which keep the image's alpha. Drawn line art is colored on white
+        paper, opaque: its alpha, if any, is the ink's, and the outlines of drawings are too often open
+        for the figure's to be found from it (filling what they enclose matched OpenMoji's silhouettes
+        with a median IoU of 0.69).
         """
         backbone_size = self.backbone.input_size if self.backbone is not None else None
         if not self.lineart:
             return prepare_image(rgb, alpha, self.image_size, backbone_size)
         lines, extracted = lineart_input(rgb, alpha)
-        if alpha is not None and not extracted:
-            alpha = fill_enclosed(alpha.mul(255.0).round().to(torch.uint8)).to(torch.float32) / 255.0
-        return replace(prepare_image(lines, alpha, self.image_size, backbone_size), extracted=extracted)
+        paper = alpha if extracted else None
+        return replace(prepare_image(lines, paper, self.image_size, backbone_size), extracted=extracted)
 
     @torch.no_grad()
     def query_keys(self, prepared: list[PreparedImage]) -> torch.Tensor:

@@ -8,9 +8,6 @@ Regions are found on horizontal runs of one level, not on pixels: a flat drawing
 ten thousand runs, so the work and memory grow with the drawing's runs. An image with more than MIN_RUNS runs
 and more runs than MAX_RUN_SHARE of its pixels is not flat art (a large photo, shaded art): it keeps its
 guided colors unchanged rather than cost seconds and gigabytes for regions of a pixel or two.
-
-The same runs fill the holes of a silhouette (fill_enclosed): line art drawn on transparent paper becomes
-opaque wherever its outer outline encloses it, so colors put inside the lines are visible.
 """
 
 from __future__ import annotations
@@ -40,27 +37,6 @@ def region_mean_ab(ab: torch.Tensor, lightness: torch.Tensor, alpha: torch.Tenso
     run_level = levels.view(-1)[starts.view(-1)]  # (R,)
     root = _merge_runs(_touching_runs(levels, starts, run_of), run_level)  # (R,) region per run
     return _region_means(ab, run_of.view(-1), root, run_level >= 0)
-
-
-def fill_enclosed(alpha: torch.Tensor) -> torch.Tensor:
-    """alpha (H, W) uint8 -> the same with every connected region (4-neighbour) of transparent pixels
-    (alpha < 128) that does not touch the image border made opaque (255)."""
-    if alpha.dtype != torch.uint8 or alpha.dim() != 2:
-        raise ValueError(f"alpha must be a (H, W) uint8 tensor, got {alpha.dtype} {tuple(alpha.shape)}")
-    h, w = alpha.shape
-    if h == 0 or w == 0:
-        return alpha.clone()
-    levels = (alpha >= 128).to(torch.int16)  # (H, W) 0 transparent, 1 opaque
-    starts = torch.ones(h, w, dtype=torch.bool)
-    starts[:, 1:] = levels[:, 1:] != levels[:, :-1]
-    run_of = starts.view(-1).cumsum(0, dtype=torch.int32).sub_(1).view(h, w)  # (H, W) run index per pixel
-    run_level = levels.view(-1)[starts.view(-1)]  # (R,)
-    root = _merge_runs(_touching_runs(levels, starts, run_of), run_level)  # (R,) region per run
-    border = torch.cat([run_of[0], run_of[-1], run_of[:, 0], run_of[:, -1]]).long()  # runs on the border
-    open_region = torch.zeros(root.numel(), dtype=torch.bool)
-    open_region[root[border]] = True
-    enclosed = (run_level == 0) & ~open_region[root]  # (R,) transparent runs of enclosed regions
-    return torch.where(enclosed[run_of.long()], 255, alpha).to(torch.uint8)
 
 
 def _touching_runs(levels: torch.Tensor, starts: torch.Tensor, run_of: torch.Tensor) -> torch.Tensor:
