@@ -28,6 +28,16 @@ def test_demo_runs_end_to_end_and_reuses_its_model(tmp_path, sprite_dir, cache_d
     assert (out / "run" / MODEL_FILE).stat().st_mtime_ns == model_time
 
 
+def test_demo_in_line_art_mode_writes_its_own_run_and_report(tmp_path, sprite_dir, cache_dir, tiny_settings):
+    out = tmp_path / "demo"
+    result = run_demo(out, sprite_dir, list(tiny_settings), say=lambda _: None, shots=1, input_mode="lineart")
+    assert result.report == out / "report-lineart" / "index.html"
+    assert result.summary["images"] == 6
+    model = json.loads((out / "run-lineart" / "config.json").read_text(encoding="utf-8"))
+    assert model["data"]["input"] == "lineart"
+    assert not (out / "run").exists()
+
+
 def test_demo_command_reports_a_missing_dataset_in_one_line(tmp_path, cache_dir, capsys):
     status = main(["demo", "--out", str(tmp_path / "demo"), "--data", str(tmp_path / "nowhere")])
     assert status == 1

@@ -45,8 +45,13 @@ def run_demo(
     overrides: list[str] | None = None,
     say: Callable[[str], None] = print,
     shots: int = SHOTS,
+    input_mode: str = "gray",
 ) -> DemoResult:
-    """Run the whole demo into `out_dir`; `dataset` (class folders) replaces Kenney; `overrides` as --set."""
+    """Run the whole demo into `out_dir`; `dataset` (class folders) replaces Kenney; `overrides` as --set.
+
+    `input_mode` "lineart" trains on line art extracted from the frames and colors the held-out frames from
+    their extracted lines, into out_dir/run-lineart and out_dir/report-lineart beside the gray demo's.
+    """
     out = Path(out_dir)
     require_matplotlib()  # fail before minutes of work, not after
     if dataset is None:
@@ -59,9 +64,10 @@ def run_demo(
         say(f"splitting {dataset}: {shots} training frames per class, the rest held out")
         build_split(dataset, split, shots=shots, seed=0)
 
-    config = load_config(None, DEMO_SETTINGS + (overrides or []))
+    config = load_config(None, [*DEMO_SETTINGS, f"data.input={input_mode}", *(overrides or [])])
     _ensure_backbone(config, say)
-    run = out / "run"
+    suffix = "" if config.data.input == "gray" else f"-{config.data.input}"
+    run = out / f"run{suffix}"
     if finished_with(run, config):
         say(f"reusing the model trained earlier in {run}")
     else:
@@ -70,9 +76,10 @@ def run_demo(
         say(f"training on {split / 'train'} ({config.train.steps} steps; progress below)")
         train(config, split / "train", run, on_event=TextProgress(say))
 
-    say(f"colorizing and evaluating the held-out frames in {split / 'test'} with top-{TOP_K} alternatives")
+    frames = "line art of the held-out frames" if suffix else "held-out frames"
+    say(f"colorizing and evaluating the {frames} in {split / 'test'} with top-{TOP_K} alternatives")
     colorizer = Colorizer.from_pretrained(run)
-    report = out / "report"
+    report = out / f"report{suffix}"
     if report.exists():
         shutil.rmtree(report)  # the demo's own output, rewritten each run
     images = ReportImages(report)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from memopainter.config import ConfigError
+from memopainter.config import INPUTS, ConfigError
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.data.builders.common import BuildError
 from memopainter.demo import run_demo
@@ -30,6 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--data", type=Path, help="class folders of color images to use instead of Kenney's")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    parser.add_argument(
+        "--input",
+        choices=INPUTS,
+        default="gray",
+        help="gray (default) or lineart: train on the frames' extracted line art and color the held-out "
+        "frames from their lines (into OUT/run-lineart and OUT/report-lineart)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -40,7 +47,7 @@ def _stderr(message: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo; print the report's path and the headline figures."""
     try:
-        result = run_demo(args.out, args.data, args.set, say=_stderr)
+        result = run_demo(args.out, args.data, args.set, say=_stderr, input_mode=args.input)
     except (
         ConfigError,
         BuildError,
