@@ -203,7 +203,7 @@ def test_colorize_each_yields_failures_in_their_input_places(colorizer, tmp_path
 
 
 def test_own_conditions_stay_with_their_images_when_one_fails_to_prepare(colorizer) -> None:
-    def own_color(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+    def own_color(source: object, rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
         return palette_condition(rgb.mean((1, 2))[None], colorizer.feature)  # (V,)
 
     images = [photo(12, 10, seed=0), photo(300, 2, seed=1), photo(12, 10, seed=2)]  # 150:1 is refused late

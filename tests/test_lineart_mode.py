@@ -19,7 +19,7 @@ from memopainter.cli import colorize as colorize_cli
 from memopainter.cli import data as data_cli
 from memopainter.config import ConfigError, RunConfig
 from memopainter.core.model import load_memopainter
-from memopainter.data.dataset import load_training_data
+from memopainter.data.dataset import image_color_feature, load_training_data
 from memopainter.data.images import load_image
 from memopainter.data.lineart import lineart_input
 from memopainter.data.preprocess import network_input
@@ -167,6 +167,27 @@ def test_evaluation_colors_drawings_and_scores_them_against_the_colors(
     name = files[0].relative_to(sprite_dir).as_posix()
     assert drawn[name] != scores[name]  # colored from the drawing, not from the sprite's own lines
     assert all(drawn[p] == scores[p] for p in drawn if p != name)
+
+
+def test_the_oracle_conditions_a_drawing_on_its_test_images_colors(
+    colorizer: Colorizer, tmp_path: Path, sprite_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = tmp_path / "lines"
+    files = sorted(sprite_dir.rglob("*.png"))
+    target = lines / files[0].relative_to(sprite_dir)
+    target.parent.mkdir(parents=True)
+    drawing().resize(Image.open(files[0]).size).save(target)
+    seen = []
+    predict = colorizer.predict
+
+    def spy(prepared, top_k=1, palette=None, conditions=None, slots=None):
+        seen.append(conditions)
+        return predict(prepared, top_k, palette, conditions, slots)
+
+    monkeypatch.setattr(colorizer, "predict", spy)
+    evaluate(colorizer, sprite_dir, oracle=True, lineart_dir=lines, batch_size=len(files))
+    expected = torch.stack([image_color_feature(*load_image(f), colorizer.feature) for f in files])
+    assert torch.equal(seen[0], expected)
 
 
 def test_a_split_carries_the_matching_line_art(tmp_path: Path, sprite_dir: Path) -> None:

@@ -72,6 +72,14 @@ memopainter experiment descriptors "$OUT/compare-kenney-heads/runs/memopainter-b
 memopainter experiment descriptors "$OUT/models/wesnoth" "$DATA/wesnoth40-5shot" --seeds 0 --out "$OUT/descriptors-wesnoth"
 memopainter experiment descriptors "$OUT/models/emoji" "$DATA/emoji-20" --seeds 0 --out "$OUT/descriptors-emoji"
 
+# Line art in, color out: OpenMoji's drawn line art (60 emoji, 3 shots each), Kenney and Wesnoth from lines
+# extracted from their colors.
+build "$DATA/openmoji-lineart" memopainter data split "$DATA/openmoji/color" "$DATA/openmoji-lineart" \
+    --shots 3 --ways 60 --seed 0 --lineart "$DATA/openmoji/lineart"
+memopainter experiment lineart "$DATA/openmoji-lineart" --steps 800 --out "$OUT/lineart-openmoji"
+memopainter experiment lineart "$DATA/kenney-3shot" --steps 800 --out "$OUT/lineart-kenney"
+memopainter experiment lineart "$DATA/wesnoth40-5shot" --steps 800 --out "$OUT/lineart-wesnoth"
+
 for result in "$OUT"/*/; do
     name=$(basename "$result")
     [ "$name" != models ] || continue  # trained models, not results

@@ -272,7 +272,10 @@ def evaluate(
     lpips_model, lpips_unavailable = lpips_status(lpips_alexnet, lpips_heads, colorizer.device)
     classes = [] if oracle else _model_classes(colorizer)  # nothing is retrieved, so no retrieval accuracy
     result = Evaluation(str(colorizer.path), str(test_dir), top_k, [], [], classes, lpips_unavailable)
-    own_feature = partial(_own_feature, feature=colorizer.feature) if oracle else None
+    own_feature = None
+    if oracle:
+        truths = {} if lineart_dir is None else _drawn_truths(files, test_dir, Path(lineart_dir))
+        own_feature = partial(_own_feature, feature=colorizer.feature, truths=truths)
     options = {"batch_size": batch_size, "upsample": upsample, "keep_input": True, "check": _has_opaque_pixel}
     singles = [path for path in files if path not in in_animations]
     inputs = singles if lineart_dir is None else [_drawing(p, test_dir, Path(lineart_dir)) for p in singles]
@@ -391,9 +394,20 @@ def _score(
     return score, images
 
 
-def _own_feature(rgb: torch.Tensor, alpha: torch.Tensor | None, feature: str) -> torch.Tensor:
-    """An image's own color feature (V,), as training computes it: the oracle's condition."""
+def _own_feature(
+    source: object, rgb: torch.Tensor, alpha: torch.Tensor | None, feature: str, truths: dict[Path, Path]
+) -> torch.Tensor:
+    """An image's own color feature (V,), as training computes it: the oracle's condition. A drawing's is
+    its test image's (`truths` maps drawings to them): the drawing itself is black on white."""
+    if source in truths:
+        rgb, alpha = load_image(truths[source])
     return image_color_feature(rgb, alpha, feature)
+
+
+def _drawn_truths(files: list[Path], test_dir: Path, lineart_dir: Path) -> dict[Path, Path]:
+    """Each drawing under `lineart_dir` that stands in for a test image, mapped to that image."""
+    drawings = {_drawing(path, test_dir, lineart_dir): path for path in files}
+    return {drawing: path for drawing, path in drawings.items() if drawing != path}
 
 
 def _has_opaque_pixel(rgb: torch.Tensor, alpha: torch.Tensor | None) -> None:

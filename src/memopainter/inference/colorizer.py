@@ -157,14 +157,14 @@ class Colorizer:
         upsample: str = DEFAULT_UPSAMPLE,
         keep_input: bool = False,
         check: Callable[[torch.Tensor, torch.Tensor | None], None] | None = None,
-        condition: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
+        condition: Callable[[object, torch.Tensor, torch.Tensor | None], torch.Tensor] | None = None,
     ) -> Iterator[Colored | Failed]:
         """Colorize many images in batches (backbone and generator batched, full-size work per image).
 
         Yields, in input order, a `Colored` per image or a `Failed` for one that could not be read or
         colorized: one bad image never stops the others. `keep_input` keeps each full-size input in its
-        result; `check(rgb, alpha)` may refuse an input by raising ValueError; `condition(rgb, alpha)`
-        conditions each image on a color feature of its own (top-1 only) instead of a memory slot.
+        result; `check(rgb, alpha)` may refuse an input by raising ValueError; `condition(source, rgb,
+        alpha)` conditions each image on a color feature of its own (top-1 only) instead of a memory slot.
         """
         palette = self.check_request(top_k, palette, upsample)  # now, not at the first next()
         request = (top_k, palette, upsample)
@@ -181,7 +181,7 @@ class Colorizer:
                     rgb, alpha = image_tensors(source)
                     if check is not None:
                         check(rgb, alpha)
-                    own = condition(rgb, alpha) if condition is not None else None  # (V,)
+                    own = condition(source, rgb, alpha) if condition is not None else None  # (V,)
                     # Full-size inputs are dropped unless asked for: memory grows with one image, not a batch.
                     kept = (rgb, alpha) if keep_input else (None, None)
                     loaded.append(Colored(source, self.prepare(rgb, alpha), [], None, None, *kept))
