@@ -190,6 +190,18 @@ def test_the_oracle_conditions_a_drawing_on_its_test_images_colors(
     assert torch.equal(seen[0], expected)
 
 
+def test_evaluate_refuses_a_line_art_folder_that_is_not_there(
+    run_dir: Path, sprite_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from memopainter.cli import evaluate as evaluate_cli
+
+    parser = argparse.ArgumentParser(prog="memopainter")
+    evaluate_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["evaluate", str(run_dir), str(sprite_dir), "--lineart", str(tmp_path / "none")])
+    assert args.run(args) == 2
+    assert f"--lineart {tmp_path / 'none'}: not a folder" in capsys.readouterr().err
+
+
 def test_a_split_carries_the_matching_line_art(tmp_path: Path, sprite_dir: Path) -> None:
     lines = tmp_path / "lines"
     for path in sorted(sprite_dir.rglob("*.png"))[:4]:

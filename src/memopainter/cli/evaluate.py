@@ -27,6 +27,7 @@ from memopainter.evaluation.report import (
     write_report,
 )
 from memopainter.files import write_json
+from memopainter.inference import Colorizer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -116,15 +117,9 @@ def run(args: argparse.Namespace) -> int:
     colorizer, status = load_checked_model(args.model, args.device, args.weights, args.top_k, None)
     if colorizer is None:
         return status
-    if args.oracle and (not colorizer.has_memory or args.top_k != 1):
-        print_error(f"--oracle: {args.model} needs a memory (not --no-memory) and --top-k 1")
-        return EXIT_USAGE
-    if args.oracle and args.sequences:
-        print_error("--oracle and --sequences exclude each other: the oracle retrieves nothing to smooth")
-        return EXIT_USAGE
-    if args.lineart is not None and not (colorizer.lineart and args.lineart.is_dir()):
-        problem = "not a folder" if colorizer.lineart else f"{args.model} was not trained on line art"
-        print_error(f"--lineart {args.lineart}: {problem}")
+    refusal = _refusal(args, colorizer)
+    if refusal is not None:
+        print_error(refusal)
         return EXIT_USAGE
 
     bar = tqdm(total=len(files), unit="image", dynamic_ncols=True) if sys.stderr.isatty() else None
@@ -163,3 +158,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"report: {index}", file=sys.stderr)
     print(json.dumps(result.summary(), indent=2, allow_nan=False))
     return EXIT_FAILED if result.failures else 0
+
+
+def _refusal(args: argparse.Namespace, colorizer: Colorizer) -> str | None:
+    """Why the options cannot work with this model (one line), or None."""
+    if args.oracle and (not colorizer.has_memory or args.top_k != 1):
+        return f"--oracle: {args.model} needs a memory (not --no-memory) and --top-k 1"
+    if args.oracle and args.sequences:
+        return "--oracle and --sequences exclude each other: the oracle retrieves nothing to smooth"
+    if args.lineart is not None and not (colorizer.lineart and args.lineart.is_dir()):
+        problem = "not a folder" if colorizer.lineart else f"{args.model} was not trained on line art"
+        return f"--lineart {args.lineart}: {problem}"
+    return None

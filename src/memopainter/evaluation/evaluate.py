@@ -272,16 +272,9 @@ def evaluate(
     lpips_model, lpips_unavailable = lpips_status(lpips_alexnet, lpips_heads, colorizer.device)
     classes = [] if oracle else _model_classes(colorizer)  # nothing is retrieved, so no retrieval accuracy
     result = Evaluation(str(colorizer.path), str(test_dir), top_k, [], [], classes, lpips_unavailable)
-    own_feature = None
-    if oracle:
-        truths = {} if lineart_dir is None else _drawn_truths(files, test_dir, Path(lineart_dir))
-        own_feature = partial(_own_feature, feature=colorizer.feature, truths=truths)
     options = {"batch_size": batch_size, "upsample": upsample, "keep_input": True, "check": _has_opaque_pixel}
     singles = [path for path in files if path not in in_animations]
-    inputs = singles if lineart_dir is None else [_drawing(p, test_dir, Path(lineart_dir)) for p in singles]
-    colored = colorizer.colorize_each(inputs, top_k, condition=own_feature, **options)
-    if lineart_dir is not None:
-        colored = _against_truth(colored, singles)
+    colored = _colorize_singles(colorizer, singles, test_dir, top_k, oracle, lineart_dir, options)
     record = partial(_record, colorizer, result, test_dir, lpips_model, on_image, on_failure, progress)
     for item in colored:
         record(item)
@@ -323,6 +316,27 @@ def _record(
     if progress is not None:
         progress(1)
     return scored
+
+
+def _colorize_singles(
+    colorizer: Colorizer,
+    singles: list[Path],
+    test_dir: Path,
+    top_k: int,
+    oracle: bool,
+    lineart_dir: str | os.PathLike | None,
+    options: dict,
+) -> Iterator[Colored | Failed]:
+    """colorize_each over the test images that are not animations: each from its drawing where
+    `lineart_dir` has one, the result set back to the test image; with `oracle`, on its own colors."""
+    drawings = {} if lineart_dir is None else _drawn_truths(singles, test_dir, Path(lineart_dir))
+    own_feature = None
+    if oracle:
+        own_feature = partial(_own_feature, feature=colorizer.feature, truths=drawings)
+    by_truth = {truth: drawing for drawing, truth in drawings.items()}
+    inputs = [by_truth.get(path, path) for path in singles]
+    colored = colorizer.colorize_each(inputs, top_k, condition=own_feature, **options)
+    return colored if not drawings else _against_truth(colored, singles)
 
 
 def _drawing(path: Path, test_dir: Path, lineart_dir: Path) -> Path:
