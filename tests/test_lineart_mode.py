@@ -114,6 +114,20 @@ def test_a_color_image_is_colored_from_its_extracted_lines_and_says_so(
     assert "drawing.png: not line art" not in err
 
 
+def test_the_paper_around_a_drawing_keeps_its_own_colors_in_the_region_mode() -> None:
+    from memopainter.inference.regions import region_mean_ab
+
+    lightness = torch.full((12, 12), 100.0)
+    lightness[2:10, 2] = lightness[2:10, 9] = lightness[2, 2:10] = lightness[9, 2:10] = 0.0  # a closed ring
+    ab = torch.randn(3, 12, 12, generator=torch.Generator().manual_seed(0))
+    kept = region_mean_ab(ab, lightness, None, keep_border=True)
+    inside = (slice(None), slice(3, 9), slice(3, 9))
+    assert torch.allclose(kept[inside], ab[inside].mean((1, 2))[:, None, None].expand(3, 6, 6))
+    assert torch.equal(kept[:, 0], ab[:, 0]) and torch.equal(kept[:, :, 11], ab[:, :, 11])  # the paper
+    merged = region_mean_ab(ab, lightness, None)
+    assert torch.allclose(merged[:, 0], merged[:, 0, :1].expand(3, 12))  # one mean over all the paper
+
+
 def test_top_k_and_palettes_work_on_line_art(run_dir: Path) -> None:
     colorizer = Colorizer.from_pretrained(run_dir)
     with torch.no_grad():  # 8 steps leave the condition's last layer near its zero start: make it matter

@@ -45,6 +45,9 @@ class PreparedImage:
     net_gray: torch.Tensor  # (1, S, S) L / 100 of the padded square on white: the generator's input
     backbone_rgb: torch.Tensor | None  # (3, s, s) the square as gray sRGB: the query backbone's input
     extracted: bool = False  # for a line-art model: the input was not line art, its lines were extracted
+    # Drawn line art: the regions touching the border (the paper around the figure, and what its open
+    # outlines let in) keep their guided colors instead of one mean in the region upsampling.
+    open_paper: bool = False
 
     @property
     def size(self) -> tuple[int, int]:
@@ -146,7 +149,8 @@ def _full_size_ab(prepared: PreparedImage, ab: torch.Tensor, upsample: str) -> I
             blocks.append(ab_rows)
     if blocks:
         alpha = None if prepared.alpha is None else torch.from_numpy(prepared.alpha)
-        whole = region_mean_ab(torch.cat(blocks, dim=1).cpu(), prepared.lightness, alpha).to(device)
+        whole = torch.cat(blocks, dim=1).cpu()
+        whole = region_mean_ab(whole, prepared.lightness, alpha, prepared.open_paper).to(device)
         del blocks
         for r0, r1 in _row_chunks(h, w):  # converted block by block, as the other modes
             yield r0, r1, whole[:, r0:r1]

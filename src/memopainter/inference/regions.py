@@ -21,10 +21,13 @@ MAX_RUN_SHARE = 0.25
 MIN_RUNS = 1 << 16  # below this every image is cheap enough to label
 
 
-def region_mean_ab(ab: torch.Tensor, lightness: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+def region_mean_ab(
+    ab: torch.Tensor, lightness: torch.Tensor, alpha: torch.Tensor | None, keep_border: bool = False
+) -> torch.Tensor:
     """ab (C, H, W), ab or ab and L -> the same with every connected region (4-neighbour) of equal
     quantised lightness (H, W) set to its mean. Transparent pixels (alpha < 128 of 255) join no region and
-    keep their values."""
+    keep their values; with `keep_border`, so do the regions that touch the image's border (the paper
+    around a drawing, and whatever its open outlines let into it)."""
     h, w = lightness.shape
     levels = torch.round(lightness / LEVEL_STEP).to(torch.int16)  # (H, W), 0..50
     if alpha is not None:
@@ -36,7 +39,13 @@ def region_mean_ab(ab: torch.Tensor, lightness: torch.Tensor, alpha: torch.Tenso
     run_of = starts.view(-1).cumsum(0, dtype=torch.int32).sub_(1).view(h, w)  # (H, W) run index per pixel
     run_level = levels.view(-1)[starts.view(-1)]  # (R,)
     root = _merge_runs(_touching_runs(levels, starts, run_of), run_level)  # (R,) region per run
-    return _region_means(ab, run_of.view(-1), root, run_level >= 0)
+    kept = run_level >= 0  # (R,) runs that take their region's mean
+    if keep_border:
+        border = torch.cat([run_of[0], run_of[-1], run_of[:, 0], run_of[:, -1]]).long()  # (2H + 2W,)
+        open_region = torch.zeros(root.numel(), dtype=torch.bool)
+        open_region[root[border]] = True
+        kept &= ~open_region[root]
+    return _region_means(ab, run_of.view(-1), root, kept)
 
 
 def _touching_runs(levels: torch.Tensor, starts: torch.Tensor, run_of: torch.Tensor) -> torch.Tensor:
