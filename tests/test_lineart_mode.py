@@ -164,14 +164,19 @@ def test_drawn_line_art_is_used_where_a_folder_has_it(tmp_path: Path, sprite_dir
         load_training_data(sprite_dir, 32, "dist", input_mode="lineart", lineart_dir=tmp_path / "none")
 
 
+def draw_first(files: list[Path], root: Path, lines: Path) -> Path:
+    """A folder of line art holding a drawing, of its size, for the first of `files` only."""
+    target = lines / files[0].relative_to(root)
+    target.parent.mkdir(parents=True)
+    drawing().resize(Image.open(files[0]).size).save(target)
+    return lines
+
+
 def test_evaluation_colors_drawings_and_scores_them_against_the_colors(
     colorizer: Colorizer, tmp_path: Path, sprite_dir: Path
 ) -> None:
-    lines = tmp_path / "lines"
     files = sorted(sprite_dir.rglob("*.png"))
-    target = lines / files[0].relative_to(sprite_dir)
-    target.parent.mkdir(parents=True)
-    drawing().resize(Image.open(files[0]).size).save(target)
+    lines = draw_first(files, sprite_dir, tmp_path / "lines")
     result = evaluate(colorizer, sprite_dir, lineart_dir=lines)
     assert not result.failures and len(result.per_image) == len(files)
     assert {s.path for s in result.per_image} == {f.relative_to(sprite_dir).as_posix() for f in files}
@@ -186,11 +191,8 @@ def test_evaluation_colors_drawings_and_scores_them_against_the_colors(
 def test_the_oracle_conditions_a_drawing_on_its_test_images_colors(
     colorizer: Colorizer, tmp_path: Path, sprite_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lines = tmp_path / "lines"
     files = sorted(sprite_dir.rglob("*.png"))
-    target = lines / files[0].relative_to(sprite_dir)
-    target.parent.mkdir(parents=True)
-    drawing().resize(Image.open(files[0]).size).save(target)
+    lines = draw_first(files, sprite_dir, tmp_path / "lines")
     seen = []
     predict = colorizer.predict
 
