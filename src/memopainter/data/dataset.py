@@ -161,10 +161,10 @@ def _line_art(
     lineart_dir: str | Path | None,
     say: Callable[[str], None],
 ) -> tuple[list[tuple[torch.Tensor, torch.Tensor | None]], list[str]]:
-    """Each frame's line art on white with the frame's alpha, and a cache digest for it.
+    """Each frame's line art on white with the alpha inference will see, and a cache digest for it.
 
-    The frame's alpha, not the drawing's: drawn line art is often strokes on transparent paper, and what
-    the lines enclose is the frame's silhouette.
+    As Colorizer.prepare sees them: extracted lines keep the frame's alpha; drawn line art is opaque white
+    paper (its own alpha is the ink's), so the query's lightness histogram counts the paper in training too.
     """
     if lineart_dir is not None and not Path(lineart_dir).is_dir():
         raise ValueError(f"{lineart_dir}: not a folder of line art (data.lineart)")
@@ -176,12 +176,12 @@ def _line_art(
             if lines.shape != rgb.shape:
                 size = "x".join(map(str, lines.shape[:0:-1]))
                 raise ValueError(f"{drawing}: line art of {size} px for {record.path} of a different size")
-            digests.append(f"{record.digest}-drawn-{file_digest(drawing)}")
+            digests.append(f"{record.digest}-drawn-on-paper-{file_digest(drawing)}")
+            seen.append((lines, None))
             drawn += 1
         else:
-            lines = lineart_input(rgb, alpha)[0]
             digests.append(f"{record.digest}-extracted")
-        seen.append((lines, alpha))
+            seen.append((lineart_input(rgb, alpha)[0], alpha))
     say(f"line art: {drawn} drawn (from {lineart_dir}), {len(records) - drawn} extracted from the colors")
     return seen, digests
 
