@@ -190,6 +190,7 @@ def test_generator_config_is_plain_values_that_rebuild_the_same_network():
         "norm": "adain",
         "head": "ab",
         "cond_norm": False,
+        "lightness": False,
     }
     _train_one_step(generator, 32)
     rebuilt = Generator(**config)
