@@ -150,7 +150,7 @@ def test_page_and_its_assets_are_served_locally_with_no_outside_address(client: 
 def test_model_info_names_the_checkpoint_file_and_its_memory(client: TestClient) -> None:
     info = client.get("/api/model").json()
     assert info["checkpoint"] == "model.safetensors"
-    assert info["feature"] == "dist"
+    assert info["feature"] == "dist" and info["input"] == "gray"
     assert info["has_memory"] is True
     assert 1 <= info["slots_written"] <= info["slots"]
     assert info["max_pixels"] == Limits().max_pixels

@@ -219,9 +219,15 @@ class Generator(nn.Module):
 
     def split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """forward's output -> the head's output and the predicted L / 100 (B, 1, S, S) in [0, 1], or None."""
-        if not self.lightness:
-            return out, None
-        return out[:, :-1], torch.sigmoid(out[:, -1:])
+        return split_lightness(out) if self.lightness else (out, None)
+
+
+def split_lightness(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A lightness generator's output (B, C + 1, S, S) -> the head's (B, C, S, S) and L / 100 (B, 1, S, S).
+
+    A function as well as Generator.split: a distributed run's step holds the generator wrapped in DDP.
+    """
+    return out[:, :-1], torch.sigmoid(out[:, -1:])
 
 
 def _encoder(channels: list[int]) -> nn.ModuleList:

@@ -17,6 +17,7 @@ from memopainter.data.dataset import TrainingData
 from memopainter.data.preprocess import AB_SCALE
 from memopainter.memory import ColorMemory
 from memopainter.networks.classification import classification_loss, rebalancing_weights
+from memopainter.networks.generator import split_lightness
 from memopainter.networks.losses import discriminator_loss, generator_loss
 
 Gather = Callable[[torch.Tensor], torch.Tensor]
@@ -157,7 +158,10 @@ def classification_step(
     """Zhang et al.'s eq. 2 on G, class-rebalanced by bin_weights (313,); cond (B, V), None for CIC.
 
     A line-art generator also predicts the lightness, under an L1 loss."""
-    logits, lightness = net.generator.split(net.generator(batch.gray, cond))  # (B, 313, S, S), (B, 1, S, S)
+    logits = net.generator(batch.gray, cond)  # (B, 313, S, S), or (B, 314, S, S) for line art
+    lightness = None
+    if batch.lightness is not None:  # line-art input: the generator's last channel is the lightness
+        logits, lightness = split_lightness(logits)  # (B, 313, S, S), (B, 1, S, S)
     ce = classification_loss(logits, batch.ab * AB_SCALE, bin_weights)
     parts = {"ce": ce.item()}
     loss = ce

@@ -90,6 +90,7 @@ class ModelSession:
             return {
                 "checkpoint": colorizer.path.name,
                 "feature": colorizer.feature,
+                "input": colorizer.memopainter.config.data.input,  # "gray" or "lineart"
                 "has_memory": colorizer.has_memory,
                 "slots_written": memory.num_filled if memory is not None else 0,
                 "slots": memory.size if memory is not None else 0,

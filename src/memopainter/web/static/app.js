@@ -44,7 +44,9 @@ async function loadInfo() {
 
 function describeModel(info) {
   const memory = info.has_memory ? `${info.slots_written} of ${info.slots} memory slots written` : "no memory";
-  $("#model-info").textContent = `${info.checkpoint} · ${info.feature} feature · ${memory}`;
+  const lineart = info.input === "lineart" ? " · line art in" : "";
+  $("#model-info").textContent = `${info.checkpoint} · ${info.feature} feature · ${memory}${lineart}`;
+  if (info.input === "lineart") $("#input-kind").textContent = "line art";
   const topK = $("#top-k");
   const most = info.has_memory ? Math.max(1, info.slots_written) : 1;
   topK.max = most;
