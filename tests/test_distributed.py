@@ -229,6 +229,15 @@ def test_two_ranks_of_8_match_one_process_of_16_on_the_same_data_order(two_ranks
             assert line_two[count] == line_one[count]
 
 
+def test_two_ranks_train_a_line_art_model(tmp_path: Path, sprite_writer, tiny_settings) -> None:
+    data = sixteen_sprites(tmp_path / "data", sprite_writer)
+    settings = [*tiny_settings, "data.input=lineart", "train.steps=2", "train.batch_size=8"]
+    spawn_ranks(RunConfig().override(settings), data, tmp_path / "run", tmp_path / "cache")
+    model = load_memopainter(tmp_path / "run" / "model.safetensors")
+    assert model.config.data.input == "lineart" and model.generator.lightness
+    assert all(line["lightness_l1"] > 0 for line in metric_lines(tmp_path / "run"))
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_killing_one_rank_ends_the_other_with_a_clear_error_instead_of_a_hang(
     tmp_path: Path, sprite_dir: Path, tiny_settings: tuple[str, ...]
