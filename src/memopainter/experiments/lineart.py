@@ -122,11 +122,12 @@ def nearest_reference(colorizer: Colorizer, train_dir: Path, test_dir: Path, kee
     for path in list_test_images(test_dir):
         relative = path.relative_to(test_dir)
         drawing = drawings / relative if drawings is not None else None
-        source = drawing if drawing is not None and drawing.is_file() else path
-        prepared = colorizer.prepare(*load_image(source))
+        truth = load_image(path)
+        drawn = drawing is not None and drawing.is_file()
+        prepared = colorizer.prepare(*(load_image(drawing) if drawn else truth))
         nearest = int((references - prepared.net_gray.flatten()).square().sum(1).argmin())
         image = _colored_from(data, nearest, prepared)
-        metrics = measure(*load_image(path), [pil_to_tensors(image)[0]], None)
+        metrics = measure(*truth, [pil_to_tensors(image)[0]], None)
         record = data.records[nearest]
         name = relative.as_posix()
         reference = record.path.relative_to(train_dir).as_posix()

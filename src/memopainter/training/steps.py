@@ -159,16 +159,14 @@ def classification_step(
 
     A line-art generator also predicts the lightness, under an L1 loss."""
     logits = net.generator(batch.gray, cond)  # (B, 313, S, S), or (B, 314, S, S) for line art
-    lightness = None
+    parts = {}
     if batch.lightness is not None:  # line-art input: the generator's last channel is the lightness
         logits, lightness = split_lightness(logits)  # (B, 313, S, S), (B, 1, S, S)
-    ce = classification_loss(logits, batch.ab * AB_SCALE, bin_weights)
-    parts = {"ce": ce.item()}
-    loss = ce
-    if lightness is not None:
         l1 = (lightness - batch.lightness).abs().mean()
-        loss = ce + LIGHTNESS_WEIGHT * l1
         parts["lightness_l1"] = l1.item()
+    ce = classification_loss(logits, batch.ab * AB_SCALE, bin_weights)
+    parts["ce"] = ce.item()
+    loss = ce if batch.lightness is None else ce + LIGHTNESS_WEIGHT * l1
     optimizers.generator.zero_grad(set_to_none=True)
     loss.backward()
     optimizers.generator.step()
