@@ -17,7 +17,7 @@ import torch
 
 from memopainter.config import RunConfig
 from memopainter.core.model import build_model
-from memopainter.training.steps import Batch, gan_step, make_optimizers, memory_step
+from memopainter.training.steps import Batch, coloring_step, make_optimizers, memory_step
 
 FEATURE_DIM = 1280  # the default backbone's (mobilenet_v2) pooled feature
 
@@ -40,6 +40,7 @@ def bench(size: int, images: int, batch: int, steps: int) -> None:
         idx = torch.arange(start, min(start + batch, images))
         with torch.no_grad():
             model.memory.update(model.query_head(features[idx]), colors[idx], sources=idx)
+    step = coloring_step(config, ab, torch.device("cpu"))  # the default head's step (bins: rebalanced CE)
     full, mem = [], []
     for _ in range(steps + 1):
         idx = torch.randint(images, (batch,), generator=g)
@@ -49,7 +50,7 @@ def bench(size: int, images: int, batch: int, steps: int) -> None:
         start = time.perf_counter()
         memory_step(model.query_head, model.memory, optimizers.query_head, data)
         middle = time.perf_counter()
-        gan_step(model, optimizers, data, data.color, losses=config.loss)
+        step(model, optimizers, data, data.color)
         full.append(time.perf_counter() - start)
         mem.append(middle - start)
     t_full, t_mem = statistics.median(full[1:]), statistics.median(mem[1:])

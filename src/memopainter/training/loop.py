@@ -77,7 +77,7 @@ def train(
     data, backbone = _training_data(config, data_dir, cache, device, group, emit)
     model = _fresh_model(config, data, data_dir, backbone, device)
     optimizers = make_optimizers(model, config)
-    color_step = coloring_step(config, data, device)  # chosen once: the GAN step or the classification step
+    color_step = coloring_step(config, data.ab, device)  # chosen once: GAN or classification step
     if writes and overwrite:
         clear_run(run_dir)  # only now: a run whose data or backbone fails to load leaves the old one intact
     done = _start(run_dir, data_dir, model, optimizers, config, resume, writes, emit)

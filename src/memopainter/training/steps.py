@@ -13,7 +13,6 @@ import torch
 
 from memopainter.config import LossConfig, RunConfig
 from memopainter.core.model import MemoPainter
-from memopainter.data.dataset import TrainingData
 from memopainter.data.preprocess import AB_SCALE
 from memopainter.memory import ColorMemory
 from memopainter.networks.classification import classification_loss, rebalancing_weights
@@ -112,11 +111,14 @@ def memory_step(
 ColoringStep = Callable[[MemoPainter, Optimizers, Batch, torch.Tensor | None], dict[str, float]]
 
 
-def coloring_step(config: RunConfig, data: TrainingData, device: torch.device) -> ColoringStep:
-    """The coloring network's step for config.model.head: `gan_step` ("ab") or `classification_step`."""
+def coloring_step(config: RunConfig, ab: torch.Tensor, device: torch.device) -> ColoringStep:
+    """The coloring network's step for config.model.head: `gan_step` ("ab") or `classification_step`.
+
+    ab (N, 2, S, S) is the whole training set's, in network units; the bins head rebalances by it.
+    """
     if config.model.head == "bins":
-        # Class rebalancing from the whole training set's ab, once: (N, 2, S, S) / 110 -> Lab units (313,).
-        weights = rebalancing_weights(data.ab.permute(0, 2, 3, 1) * AB_SCALE, config.loss.rebalance_lambda)
+        # Class rebalancing from the training set's ab, once: (N, 2, S, S) / 110 -> Lab units (313,).
+        weights = rebalancing_weights(ab.permute(0, 2, 3, 1) * AB_SCALE, config.loss.rebalance_lambda)
         return partial(classification_step, bin_weights=weights.to(device))
     return partial(gan_step, losses=config.loss)
 
