@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import train_tiny
 
 from memopainter.config import ConfigError, RunConfig, load_config
+from memopainter.core.checkpoint import RESERVED_META_KEYS, load_checkpoint, save_checkpoint
+from memopainter.core.model import MODEL_FILE
 from memopainter.data.dataset import image_lightness_histogram
 from memopainter.data.descriptors import (
     LIGHTNESS_BINS,
@@ -27,12 +30,24 @@ from memopainter.inference.fullres import prepare_image
 def test_the_histogram_counts_opaque_pixels_only() -> None:
     lightness = torch.tensor([[10.0, 10.0], [90.0, 90.0]])
     alpha = torch.tensor([[1.0, 1.0], [0.0, 0.0]])  # the light row is transparent
-    shares = lightness_histogram(lightness, alpha) ** 2
+    shares = lightness_histogram(lightness, alpha, 16) ** 2
     assert float(shares.sum()) == pytest.approx(1.0)
     assert float(shares[1]) == pytest.approx(1.0)  # L 10 falls in bin 1 of 16 (6.25 to 12.5)
-    both = lightness_histogram(lightness, None) ** 2
+    both = lightness_histogram(lightness, None, 16) ** 2
     assert float(both[1]) == pytest.approx(0.5) and float(both[14]) == pytest.approx(0.5)
-    assert float(lightness_histogram(lightness, torch.zeros(2, 2)).abs().sum()) == 0.0
+    assert float(lightness_histogram(lightness, torch.zeros(2, 2), 16).abs().sum()) == 0.0
+    finer = lightness_histogram(lightness, None, 32) ** 2  # L 10 in bin 3 of 32 (9.375 to 12.5), L 90 in 28
+    assert (
+        finer.shape == (32,)
+        and float(finer[3]) == pytest.approx(0.5)
+        and float(finer[28]) == pytest.approx(0.5)
+    )
+
+
+def test_finer_bins_tell_apart_lightness_that_16_bins_merge() -> None:
+    darker, lighter = torch.full((4, 4), 50.5), torch.full((4, 4), 55.5)  # both in bin 8 of 16 (50 to 56.25)
+    assert torch.equal(lightness_histogram(darker, None, 16), lightness_histogram(lighter, None, 16))
+    assert not torch.equal(lightness_histogram(darker, None, 32), lightness_histogram(lighter, None, 32))
 
 
 def test_the_lightness_block_is_scaled_to_the_pooled_feature() -> None:
@@ -62,12 +77,26 @@ def test_a_saved_config_without_descriptors_means_the_pooled_feature_alone() -> 
     assert RunConfig.from_dict(RunConfig().to_dict()).memory.descriptors == "pooled+lightness"
 
 
+def test_a_saved_config_without_bins_means_16_bins() -> None:
+    assert RunConfig().memory.lightness_bins == LIGHTNESS_BINS == 32
+    saved = RunConfig().to_dict()
+    del saved["memory"]["lightness_bins"]
+    assert RunConfig.from_dict(saved).memory.lightness_bins == 16
+    assert RunConfig.from_dict(RunConfig().to_dict()).memory.lightness_bins == 32
+
+
+@pytest.mark.parametrize("bins", [0, 1, 257])
+def test_bad_bin_counts_are_refused_by_name(bins: int) -> None:
+    with pytest.raises(ConfigError, match="memory.lightness_bins"):
+        load_config(None, [f"memory.lightness_bins={bins}"])
+
+
 def test_training_and_inference_compute_the_same_histogram(sprite_dir: Path) -> None:
     for path in sorted(sprite_dir.rglob("*.png"))[:3]:
         rgb, alpha = load_image(path)
         prepared = prepare_image(rgb, alpha, 32, None)  # what inference keeps: full-size L, 8-bit alpha
-        expected = image_lightness_histogram(rgb, alpha)
-        assert torch.allclose(expected, _lightness_histogram(prepared), atol=1e-3)
+        expected = image_lightness_histogram(rgb, alpha, LIGHTNESS_BINS)
+        assert torch.allclose(expected, _lightness_histogram(prepared, LIGHTNESS_BINS), atol=1e-3)
 
 
 def test_each_kind_of_model_queries_with_its_own_descriptors(tmp_path: Path, tiny_settings) -> None:
@@ -83,3 +112,20 @@ def test_each_kind_of_model_queries_with_its_own_descriptors(tmp_path: Path, tin
     # A run folder written before the key existed still says so: its config.json lacks it.
     saved = json.loads((old / "config.json").read_text(encoding="utf-8"))
     assert saved["memory"]["descriptors"] == "pooled"
+
+
+def test_a_checkpoint_saved_before_the_bins_were_stored_queries_with_16(
+    tmp_path: Path, tiny_settings
+) -> None:
+    run = train_tiny(tmp_path / "run", [*tiny_settings, "memory.lightness_bins=16"])
+    image = next((tmp_path / "run" / "data").rglob("*.png"))
+    before = Colorizer.from_pretrained(run)(image, top_k=2)
+    tensors, meta = load_checkpoint(run / MODEL_FILE)
+    del meta["config"]["memory"]["lightness_bins"]  # as a model saved before the key existed
+    meta = {key: value for key, value in meta.items() if key not in RESERVED_META_KEYS}
+    save_checkpoint(tmp_path / "old.safetensors", tensors, meta)
+    colorizer = Colorizer.from_pretrained(tmp_path / "old.safetensors")
+    assert colorizer.memopainter.config.memory.lightness_bins == 16
+    assert colorizer.memopainter.query_head.linear.in_features == 32 + 16
+    after = colorizer(image, top_k=2)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(after, before, strict=True))

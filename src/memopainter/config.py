@@ -20,7 +20,7 @@ else:  # pragma: no cover - Python 3.10
 
 from memopainter.data.descriptors import DEFAULT as DEFAULT_DESCRIPTORS
 from memopainter.data.descriptors import LEGACY as LEGACY_DESCRIPTORS
-from memopainter.data.descriptors import parse_descriptors
+from memopainter.data.descriptors import LEGACY_LIGHTNESS_BINS, LIGHTNESS_BINS, parse_descriptors
 from memopainter.networks.generator import HEADS, NORMS  # model.norm and model.head choices
 
 INPUTS = ("gray", "lineart")  # data.input: what the generator and the query see
@@ -32,7 +32,11 @@ REMOVED_KEYS = frozenset({"train.retrieved_condition", "train.hue_rotation"})
 
 # Keys whose default changed by measurement after they were saved: a saved config without one was trained
 # with the value here (the pooled query feature alone; the paper's GAN generator).
-LEGACY_VALUES = {"memory.descriptors": LEGACY_DESCRIPTORS, "model.head": "ab"}
+LEGACY_VALUES = {
+    "memory.descriptors": LEGACY_DESCRIPTORS,
+    "memory.lightness_bins": LEGACY_LIGHTNESS_BINS,
+    "model.head": "ab",
+}
 
 
 class ConfigError(ValueError):
@@ -65,6 +69,8 @@ class MemoryConfig:
     # What the query head sees, joined by "+" (memopainter.data.descriptors): the backbone's pooled feature
     # and the histogram of the image's lightness. Saved configs without this key mean "pooled".
     descriptors: str = DEFAULT_DESCRIPTORS
+    # Bins of the lightness histogram over L in [0, 100]; saved configs without this key mean 16.
+    lightness_bins: int = LIGHTNESS_BINS
     size: int = 0  # slots; 0 means 1.2 x the number of training images
     key_dim: int = 512
     top_k: int = 0  # 0 means the feature's default (256 for dist, 32 for rgb)
@@ -204,6 +210,7 @@ class RunConfig:
                 self.train.device == "cpu" or self.train.device.startswith("cuda"),
                 '"cpu" or "cuda[:N]"',
             ),
+            ("memory.lightness_bins", 2 <= self.memory.lightness_bins <= 256, "from 2 to 256"),
             ("train.sample_every", self.train.sample_every >= 1, ">= 1"),
             ("train.checkpoint_every", self.train.checkpoint_every >= 1, ">= 1"),
         ]

@@ -120,6 +120,13 @@ def _register_retrieval(experiments: argparse._SubParsersAction) -> None:
         help=f"what the query head sees (default {RunConfig().memory.descriptors}; the paper's: pooled)",
     )
     retrieval.add_argument(
+        "--lightness-bins",
+        type=positive_int,
+        default=RunConfig().memory.lightness_bins,
+        metavar="N",
+        help=f"bins of the lightness histogram (default {RunConfig().memory.lightness_bins})",
+    )
+    retrieval.add_argument(
         "--threshold", type=float, help="unsupervised color-match threshold (default: the feature's)"
     )
     retrieval.add_argument(
@@ -231,6 +238,14 @@ def _register_descriptors(experiments: argparse._SubParsersAction) -> None:
     descriptors.add_argument("split", type=Path, metavar="SPLIT_DIR", help="its train/ and test/")
     descriptors.add_argument("--sets", nargs="+", default=["pooled", "pooled+lightness"], metavar="A+B")
     descriptors.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="SEED")
+    descriptors.add_argument(
+        "--lightness-bins",
+        type=positive_int,
+        nargs="+",
+        default=[RunConfig().memory.lightness_bins],
+        metavar="N",
+        help=f"bins to try for sets with a lightness histogram (default {RunConfig().memory.lightness_bins})",
+    )
     descriptors.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write into")
     descriptors.set_defaults(run=run_descriptors)
 
@@ -238,7 +253,9 @@ def _register_descriptors(experiments: argparse._SubParsersAction) -> None:
 def run_descriptors(args: argparse.Namespace) -> int:
     """Replay and score every descriptor set and seed, then write the table."""
     return _measure_and_write(
-        lambda: descriptor_trials(args.model, args.split, args.sets, args.seeds, say=_say),
+        lambda: descriptor_trials(
+            args.model, args.split, args.sets, args.seeds, say=_say, lightness_bins=tuple(args.lightness_bins)
+        ),
         lambda trials: write_descriptors(trials, args.out, args.command_line),
     )
 
@@ -379,6 +396,7 @@ def run_retrieval(args: argparse.Namespace) -> int:
             backbone,
             progress=_say,
             descriptors=args.descriptors,
+            lightness_bins=args.lightness_bins,
         )
     except (WeightsError, ValueError, OSError) as error:
         print_error(str(error))

@@ -111,7 +111,8 @@ class MemoPainter:
 
 def query_dim(config: RunConfig, backbone_dim: int) -> int:
     """The query head's input width: the descriptors of config.memory over a backbone's pooled features."""
-    return descriptor_dim(backbone_dim, parse_descriptors(config.memory.descriptors))
+    memory = config.memory
+    return descriptor_dim(backbone_dim, parse_descriptors(memory.descriptors), memory.lightness_bins)
 
 
 def build_model(

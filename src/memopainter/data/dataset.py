@@ -81,13 +81,15 @@ def load_training_data(
     progress: Callable[[str], None] | None = None,
     on_unreadable: Callable[[ImageLoadError], None] | None = None,
     descriptors: str = DEFAULT,
+    lightness_bins: int = LIGHTNESS_BINS,
     input_mode: str = "gray",
     lineart_dir: str | Path | None = None,
 ) -> TrainingData:
     """Read, resize and featurize every readable image under `root`.
 
     Unreadable files are skipped, each passed to `on_unreadable` (logged as a warning when it is None).
-    The query features are the `descriptors` ("pooled+lightness", see data.descriptors) of each image.
+    The query features are the `descriptors` ("pooled+lightness", see data.descriptors) of each image, its
+    lightness histogram in `lightness_bins` bins.
     With `input_mode` "lineart" the generator's input and the query features are those of each frame's
     line art: `lineart_dir`/<the frame's path under root> where that exists, else extracted.
     """
@@ -124,10 +126,12 @@ def load_training_data(
         kind = f"{seen_kind}backbone-{backbone.name}-{weights}-v{FEATURE_VERSION}"
         pooled = cache.get(kind, seen_digests, features)  # (N, F)
         histograms = cache.get(
-            f"{seen_kind}lightness-{LIGHTNESS_BINS}-v{FEATURE_VERSION}",
+            f"{seen_kind}lightness-{lightness_bins}-v{FEATURE_VERSION}",
             seen_digests,
-            lambda indices: torch.stack([image_lightness_histogram(*seen[i]) for i in indices]),
-        )  # (N, LIGHTNESS_BINS)
+            lambda indices: torch.stack(
+                [image_lightness_histogram(*seen[i], lightness_bins) for i in indices]
+            ),
+        )  # (N, lightness_bins)
         query_features = data_query_features(pooled, histograms, parse_descriptors(descriptors))
     return TrainingData(
         records, class_names, labels, torch.stack(gray), torch.stack(ab), color, query_features, lightness
@@ -202,9 +206,9 @@ def backbone_features(
     return torch.cat(out)
 
 
-def image_lightness_histogram(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
-    """The lightness histogram of one image (3, H, W) over its opaque pixels, as inference computes it."""
-    return lightness_histogram(rgb_to_lab(rgb)[0], alpha)
+def image_lightness_histogram(rgb: torch.Tensor, alpha: torch.Tensor | None, bins: int) -> torch.Tensor:
+    """The lightness histogram (bins,) of one image (3, H, W) over its opaque pixels, as inference has it."""
+    return lightness_histogram(rgb_to_lab(rgb)[0], alpha, bins)
 
 
 def image_color_feature(rgb: torch.Tensor, alpha: torch.Tensor | None, feature: str) -> torch.Tensor:

@@ -8,11 +8,13 @@ still unsupervised) decides how much each part counts.
 
 Measured by `memopainter experiment descriptors` (docs/results/descriptors-*): same-class top-1 on the
 held-out frames Kenney 64% -> 82% (seeds 0-2), Wesnoth 69% -> 87%, emoji tones 18% -> 70% (seed 0), and
-delta_e2000 9.86 -> 4.26, 13.77 -> 13.74, 14.35 -> 12.89. Averaging the pooled feature with the mirrored
-image's (a second backbone pass) moved top-1 by -0.6 to +0.3 points on its own in a prototype; not kept.
+delta_e2000 9.86 -> 4.26, 13.77 -> 13.74, 14.35 -> 12.89, with 16 bins. 32 bins (the default since) gave
+Kenney 86% and 3.81. Averaging the pooled feature with the mirrored image's (a second backbone pass), and
+histograms over a 2x2 or 3x3 grid of the image, lowered or did not move top-1 in prototypes; not kept.
 
-A model's descriptors are stored in its config (memory.descriptors); a checkpoint saved before they existed
-uses `pooled` alone and colorizes exactly as before.
+A model's descriptors and bins are stored in its config (memory.descriptors, memory.lightness_bins); a
+checkpoint saved before they existed uses `pooled` alone, one saved before the bins were stored 16 bins, and
+each colorizes exactly as before.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import torch
 DESCRIPTORS = ("pooled", "lightness")  # the registry, in the order their blocks are concatenated
 DEFAULT = "pooled+lightness"  # memory.descriptors of a new run
 LEGACY = "pooled"  # what a saved config without memory.descriptors was trained with
-# BINS below: L from 0 to 100 in steps of 6.25, finer than skin tones differ, coarse enough to pool.
-LIGHTNESS_BINS = 16
+# L from 0 to 100 in steps of 3.125: finer than 16 bins (steps of 6.25), which merged the lightness of
+# Kenney's differently colored card backs and tanks; 24, 32 and 64 bins were measured (top-1 84%, 86%, 86%).
+LIGHTNESS_BINS = 32
+LEGACY_LIGHTNESS_BINS = 16  # what a saved config without memory.lightness_bins was trained with
 # The lightness block's norm as a multiple of the pooled block's, per image, so the weighting does not depend
 # on the backbone. 1 and 2 were measured in a prototype (top-1: Kenney 82% / 83%, Wesnoth 83% / 83%, emoji
 # 60% / 69%).
@@ -41,23 +45,23 @@ def parse_descriptors(text: str) -> tuple[str, ...]:
     return names
 
 
-def lightness_histogram(lightness: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
-    """Square root of the share of the opaque pixels in each lightness bin: (LIGHTNESS_BINS,), unit norm.
+def lightness_histogram(lightness: torch.Tensor, alpha: torch.Tensor | None, bins: int) -> torch.Tensor:
+    """Square root of the share of the opaque pixels in each of `bins` lightness bins: (bins,), unit norm.
 
     lightness (H, W) is CIE L in [0, 100]; alpha (H, W) in [0, 1] weights each pixel (None: all opaque).
     """
-    bins = (lightness.flatten() * (LIGHTNESS_BINS / 100.0)).long().clamp(0, LIGHTNESS_BINS - 1)  # (H*W,)
+    index = (lightness.flatten() * (bins / 100.0)).long().clamp(0, bins - 1)  # (H*W,)
     weights = torch.ones_like(lightness).flatten() if alpha is None else alpha.flatten().to(lightness.dtype)
-    counts = torch.zeros(LIGHTNESS_BINS, dtype=torch.float64).index_add_(0, bins, weights.double())
+    counts = torch.zeros(bins, dtype=torch.float64).index_add_(0, index, weights.double())
     if counts.sum() <= 0:  # nothing opaque: no lightness to tell, the block is zero
-        return torch.zeros(LIGHTNESS_BINS)
+        return torch.zeros(bins)
     return (counts / counts.sum()).sqrt().float()
 
 
 def query_features(
     pooled: torch.Tensor, histograms: torch.Tensor, descriptors: tuple[str, ...]
 ) -> torch.Tensor:
-    """The query head's input (B, D) from pooled (B, F) backbone features and histograms (B, BINS)."""
+    """The query head's input (B, D) from pooled (B, F) backbone features and histograms (B, bins)."""
     blocks = [pooled]
     if "lightness" in descriptors:
         scale = LIGHTNESS_WEIGHT * pooled.norm(dim=1, keepdim=True)  # (B, 1)
@@ -65,6 +69,6 @@ def query_features(
     return torch.cat(blocks, dim=1)
 
 
-def feature_dim(backbone_dim: int, descriptors: tuple[str, ...]) -> int:
+def feature_dim(backbone_dim: int, descriptors: tuple[str, ...], lightness_bins: int) -> int:
     """The query head's input width for a backbone of `backbone_dim` pooled features."""
-    return backbone_dim + (LIGHTNESS_BINS if "lightness" in descriptors else 0)
+    return backbone_dim + (lightness_bins if "lightness" in descriptors else 0)

@@ -1,5 +1,7 @@
 """Query descriptors compared: each set's retrieval and colorization on one trained generator, over seeds.
 
+A set with the lightness histogram is tried with each of the given bin counts.
+
 The generator trains on ground-truth color features and does not depend on the memory (see sweep), so for
 each descriptor set and seed a fresh query head and memory replay the memory's part of a training run of the
 model's length with that set and seed, exactly as a full run would, and the model's own generator colorizes
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from memopainter.config import RunConfig
 from memopainter.data.dataset import load_training_data
+from memopainter.data.descriptors import LIGHTNESS_BINS, parse_descriptors
 from memopainter.evaluation.evaluate import evaluate
 from memopainter.experiments.compare import split_dirs
 from memopainter.experiments.statistics import t_interval
@@ -30,7 +33,7 @@ TOP_K = 3  # colorings per image, for best of 3 and the rank of the right class
 class Trial:
     """One descriptor set under one seed."""
 
-    descriptors: str
+    descriptors: str  # the set and, with a lightness histogram, its bins: "pooled+lightness (32 bins)"
     seed: int
     delta_e2000: float
     best_of_3: float
@@ -46,25 +49,30 @@ def descriptor_trials(
     sets: list[str],
     seeds: list[int],
     say: Callable[[str], None] = print,
+    lightness_bins: tuple[int, ...] = (LIGHTNESS_BINS,),
 ) -> list[Trial]:
-    """Replay the memory with every descriptor set and seed, and score each on split/test."""
+    """Replay the memory with every descriptor set (and bin count) and seed, and score each on split/test."""
     train_dir, test_dir = split_dirs(Path(split))
     colorizer = Colorizer.from_pretrained(model)
     base = colorizer.memopainter.config
     trials = []
-    for descriptors in sets:
+    for descriptors, bins in _variants(sets, lightness_bins):
+        label = (
+            f"{descriptors} ({bins} bins)" if "lightness" in parse_descriptors(descriptors) else descriptors
+        )
         data = load_training_data(
             train_dir,
             base.data.image_size,
             base.data.feature,
             colorizer.backbone,
             descriptors=descriptors,
+            lightness_bins=bins,
             input_mode=base.data.input,
             lineart_dir=base.data.lineart or None,
         )
         for seed in seeds:
             config = RunConfig.from_dict(base.to_dict()).override(
-                [f"memory.descriptors={descriptors}", f"train.seed={seed}"]
+                [f"memory.descriptors={descriptors}", f"memory.lightness_bins={bins}", f"train.seed={seed}"]
             )
             head, memory = replay_memory(config, data, colorizer.backbone.feature_dim)
             swapped = replace(colorizer.memopainter, config=config, query_head=head.eval(), memory=memory)
@@ -72,7 +80,7 @@ def descriptor_trials(
             summary = evaluation.summary()
             classes = Counter(int(data.labels[s]) for s in memory.sources[memory.filled].tolist())
             trial = Trial(
-                descriptors,
+                label,
                 seed,
                 summary["delta_e2000"],
                 summary["delta_e2000_best_of_k"],
@@ -82,8 +90,19 @@ def descriptor_trials(
                 [s.metrics.delta_e2000 for s in evaluation.per_image],
             )
             trials.append(trial)
-            say(f"{descriptors} seed {seed}: delta_e2000 {trial.delta_e2000:.2f}, top-1 {trial.top1:.0%}")
+            say(f"{label} seed {seed}: delta_e2000 {trial.delta_e2000:.2f}, top-1 {trial.top1:.0%}")
     return trials
+
+
+def _variants(sets: list[str], lightness_bins: tuple[int, ...]) -> list[tuple[str, int]]:
+    """(descriptors, bins) to try: each set with a lightness histogram once per bin count, the others once."""
+    variants = []
+    for descriptors in sets:
+        with_lightness = "lightness" in parse_descriptors(descriptors)
+        variants += [
+            (descriptors, bins) for bins in (lightness_bins if with_lightness else lightness_bins[:1])
+        ]
+    return variants
 
 
 def write_descriptors(trials: list[Trial], out: str | Path, command: str) -> list[Path]:

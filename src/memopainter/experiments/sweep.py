@@ -117,6 +117,7 @@ def sweep_experiment(
         colorizer.backbone,
         progress=say,
         descriptors=base.memory.descriptors,
+        lightness_bins=base.memory.lightness_bins,
         input_mode=base.data.input,
         lineart_dir=base.data.lineart or None,
     )

@@ -274,8 +274,11 @@ class Colorizer:
         batch = torch.stack([p.backbone_rgb for p in prepared]).to(self.device)  # (B, 3, s, s)
         batch = batch.contiguous(memory_format=torch.channels_last)  # as the weights, see _speed_up
         pooled = self.backbone(batch)  # (B, F)
-        histograms = torch.stack([_lightness_histogram(p) for p in prepared])  # (B, LIGHTNESS_BINS)
-        descriptors = parse_descriptors(self.memopainter.config.memory.descriptors)
+        memory = self.memopainter.config.memory
+        histograms = torch.stack(
+            [_lightness_histogram(p, memory.lightness_bins) for p in prepared]
+        )  # (B, bins)
+        descriptors = parse_descriptors(memory.descriptors)
         return self.memopainter.query_head(query_features(pooled, histograms.to(pooled.device), descriptors))
 
     @torch.no_grad()
@@ -372,10 +375,10 @@ def _speed_up(backbone: Backbone) -> None:
     backbone.to(memory_format=torch.channels_last)
 
 
-def _lightness_histogram(prepared: PreparedImage) -> torch.Tensor:
+def _lightness_histogram(prepared: PreparedImage, bins: int) -> torch.Tensor:
     """The query's lightness histogram of a prepared image: its full-size L over its opaque pixels."""
     alpha = None if prepared.alpha is None else torch.from_numpy(prepared.alpha).float() / 255.0  # (H, W)
-    return lightness_histogram(prepared.lightness, alpha)
+    return lightness_histogram(prepared.lightness, alpha, bins)
 
 
 def _short(digest: str | None) -> str:

@@ -288,6 +288,7 @@ def _training_data(
             say,
             skipped,
             config.memory.descriptors,
+            config.memory.lightness_bins,
             config.data.input,
             config.data.lineart or None,
         )
