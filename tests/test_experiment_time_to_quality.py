@@ -15,7 +15,7 @@ from memopainter.experiments.time_to_quality import Point, reaches
 def test_each_milestone_is_scored_and_the_chunks_equal_one_run(tmp_path: Path, cache_dir: Path) -> None:
     split = write_split(tmp_path / "split", ["knight", "slime"])
     args = ["experiment", "time-to-quality", str(split), "--out", str(tmp_path / "out")]
-    args += ["--milestones", "3", "1", "--methods", "memopainter-bins", "memopainter-dist"]
+    args += ["--milestones", "3", "1", "--methods", "memopainter-bins", "paper"]
     args += ["--image-size", "32", "--batch-size", "2"]
     for setting in TINY_NETWORKS:
         args += ["--set", setting]
@@ -25,11 +25,12 @@ def test_each_milestone_is_scored_and_the_chunks_equal_one_run(tmp_path: Path, c
     assert [(p["method"], p["steps"]) for p in points] == [
         ("memopainter-bins", 1),
         ("memopainter-bins", 3),
-        ("memopainter-dist", 1),
-        ("memopainter-dist", 3),
+        ("paper", 1),
+        ("paper", 3),
     ]
     assert all(p["minutes"] > 0 for p in points)
     assert points[1]["minutes"] > points[0]["minutes"]  # minutes add up over the chunks
+    assert [(r["method"], r["reference"]) for r in report["reached"]] == [("memopainter-bins", "paper")]
     assert (tmp_path / "out" / "time_to_quality.png").stat().st_size > 0
     assert "| 3 |" in (tmp_path / "out" / "time_to_quality.md").read_text(encoding="utf-8")
 
@@ -39,7 +40,7 @@ def test_each_milestone_is_scored_and_the_chunks_equal_one_run(tmp_path: Path, c
         "--milestones",
         "3",
         "--methods",
-        "memopainter-dist",
+        "paper",
         "--image-size",
         "32",
         "--batch-size",
@@ -48,8 +49,8 @@ def test_each_milestone_is_scored_and_the_chunks_equal_one_run(tmp_path: Path, c
     for setting in TINY_NETWORKS:
         single += ["--set", setting]
     assert run_experiment(single) == 0
-    chunked = load_file(tmp_path / "out" / "runs" / "memopainter-dist" / "model.safetensors")
-    whole = load_file(tmp_path / "single" / "runs" / "memopainter-dist" / "model.safetensors")
+    chunked = load_file(tmp_path / "out" / "runs" / "paper" / "model.safetensors")
+    whole = load_file(tmp_path / "single" / "runs" / "paper" / "model.safetensors")
     assert chunked.keys() == whole.keys()
     for name, tensor in whole.items():
         assert bool((chunked[name] == tensor).all()), name

@@ -24,6 +24,8 @@ from memopainter.data.descriptors import LEGACY_LIGHTNESS_BINS, LIGHTNESS_BINS, 
 from memopainter.networks.generator import HEADS, NORMS  # model.norm and model.head choices
 
 INPUTS = ("gray", "lineart")  # data.input: what the generator and the query see
+# The paper's configuration where our measured defaults differ: its GAN generator, its pooled query feature.
+PAPER_SETTINGS = ("model.head=ab", "memory.descriptors=pooled")
 
 # Options measured and deleted. Saved configs (config.json, checkpoints) that still hold them load without
 # them; a TOML file or --set naming them is refused like any unknown key.

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from memopainter.cli.common import EXIT_FAILED, EXIT_USAGE
-from memopainter.config import INPUTS, ConfigError, RunConfig, load_config
+from memopainter.config import INPUTS, PAPER_SETTINGS, ConfigError, RunConfig, load_config
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.data.images import ImageLoadError
 from memopainter.networks.backbones import WeightsError
@@ -17,9 +17,6 @@ from memopainter.training import distributed
 from memopainter.training.events import TextProgress, TrainEvent
 from memopainter.training.loop import train
 from memopainter.training.run_folder import RunFolderError, check_not_both, check_run_folder
-
-# The paper's configuration where our defaults differ by measurement (README "Choosing the generator").
-PAPER_SETTINGS = ("model.head=ab", "memory.descriptors=pooled")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

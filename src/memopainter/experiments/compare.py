@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from memopainter.config import RunConfig, load_config
+from memopainter.config import PAPER_SETTINGS, RunConfig, load_config
 from memopainter.core.model import MODEL_FILE
 from memopainter.core.runs import finished_with
 from memopainter.data.builders.split import LINEART
@@ -58,9 +58,15 @@ class Method:
 
 
 METHODS: dict[str, Method] = {
+    "paper": Method(
+        "MemoPainter (paper's configuration)",
+        "the paper's as published: pooled query feature, memory of ab distributions, GAN generator",
+        PAPER_SETTINGS,
+        True,
+    ),
     "memopainter-dist": Method(
         "MemoPainter (dist)",
-        "the paper's: memory of 313-bin ab distributions, GAN generator conditioned through AdaIN",
+        "the paper's GAN generator conditioned through AdaIN on a memory of 313-bin ab distributions",
         ("model.head=ab",),
         True,
     ),
