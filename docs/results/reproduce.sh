@@ -67,10 +67,11 @@ memopainter experiment sequence "$OUT/models/wesnoth" "$DATA/wesnoth40-seq/test"
 # Query descriptors: the memory replayed per descriptor set and seed on one generator each.
 memopainter experiment compare "$DATA/kenney-3shot" --steps 800 --methods memopainter-dist memopainter-bins \
     --paired-against memopainter-dist --out "$OUT/compare-kenney-heads"
-memopainter experiment descriptors "$OUT/compare-kenney-heads/runs/memopainter-bins" "$DATA/kenney-3shot" \
+BINS="--sets pooled pooled+lightness --lightness-bins 16 32"
+memopainter experiment descriptors "$OUT/compare-kenney-heads/runs/memopainter-bins" "$DATA/kenney-3shot" $BINS \
     --out "$OUT/descriptors-kenney"
-memopainter experiment descriptors "$OUT/models/wesnoth" "$DATA/wesnoth40-5shot" --seeds 0 --out "$OUT/descriptors-wesnoth"
-memopainter experiment descriptors "$OUT/models/emoji" "$DATA/emoji-20" --seeds 0 --out "$OUT/descriptors-emoji"
+memopainter experiment descriptors "$OUT/models/wesnoth" "$DATA/wesnoth40-5shot" $BINS --out "$OUT/descriptors-wesnoth"
+memopainter experiment descriptors "$OUT/models/emoji" "$DATA/emoji-20" $BINS --out "$OUT/descriptors-emoji"
 
 # Line art in, color out: OpenMoji's drawn line art (60 emoji, 3 shots each), Kenney and Wesnoth from lines
 # extracted from their colors.
@@ -79,6 +80,13 @@ build "$DATA/openmoji-lineart" memopainter data split "$DATA/openmoji/color" "$D
 memopainter experiment lineart "$DATA/openmoji-lineart" --steps 800 --out "$OUT/lineart-openmoji"
 memopainter experiment lineart "$DATA/kenney-3shot" --steps 800 --out "$OUT/lineart-kenney"
 memopainter experiment lineart "$DATA/wesnoth40-5shot" --steps 800 --out "$OUT/lineart-wesnoth"
+
+# The generator on OpenMoji (gray input, the line-art split's 60 emoji), its query's bins, and time to quality.
+memopainter experiment compare "$DATA/openmoji-lineart" --steps 800 --methods memopainter-dist memopainter-bins \
+    --paired-against memopainter-dist --out "$OUT/compare-openmoji"
+memopainter experiment descriptors "$OUT/compare-openmoji/runs/memopainter-bins" "$DATA/openmoji-lineart" \
+    --sets pooled+lightness --lightness-bins 16 32 --out "$OUT/descriptors-openmoji"
+memopainter experiment time-to-quality "$DATA/kenney-3shot" --milestones 100 200 400 800 --out "$OUT/ttq-kenney"
 
 for result in "$OUT"/*/; do
     name=$(basename "$result")
