@@ -75,8 +75,16 @@ def test_the_experiment_scores_every_method_on_both_variants(tmp_path: Path, cac
         for subset in ("rare", "common"):
             assert method[subset]["images"] == 4 and method[subset]["delta_e2000"] >= 0
             assert (method[subset]["retrieval_top1_accuracy"] is None) == (name == "res-cgan")
+    # One pair, memory minus no memory, per subset: its mean is the difference of the two methods' means.
+    [pair] = report["paired"]
+    assert (pair["method"], pair["against"]) == ("memopainter-dist", "res-cgan")
+    for subset in ("rare", "common"):
+        means = [report["methods"][m][subset]["delta_e2000"] for m in ("memopainter-dist", "res-cgan")]
+        assert pair[subset]["mean"] == pytest.approx(means[0] - means[1], abs=1e-6)
+        assert pair[subset]["low"] <= pair[subset]["mean"] <= pair[subset]["high"]
     table = (out / "rare.md").read_text(encoding="utf-8")
     assert "| MemoPainter (dist) |" in table and "| Res-cGAN (no memory) |" in table
+    assert "| MemoPainter (dist) | Res-cGAN (no memory) | " in table  # the paired row
     for name in ("rare.png", "rare_grid.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -30,6 +30,7 @@ from memopainter.experiments.compare import (
     method_config,
     train_or_reuse,
 )
+from memopainter.experiments.statistics import t_interval
 from memopainter.files import atomic_folder, write_bytes, write_json, write_text
 
 Say = Callable[[str], None]
@@ -112,6 +113,22 @@ class RareResult:
             "images": summary["images"],
         }
 
+    def paired(self) -> list[dict]:
+        """Each memory method minus each method without memory, per test image, on both subsets."""
+        pairs = []
+        for ours in (m for m in self.methods if METHODS[m].alternatives):
+            for theirs in (m for m in self.methods if not METHODS[m].alternatives):
+                row = {"method": ours, "against": theirs}
+                for subset in SUBSETS:
+                    mine, other = self.evaluations[ours][subset], self.evaluations[theirs][subset]
+                    differences = [
+                        x.metrics.delta_e2000 - y.metrics.delta_e2000
+                        for x, y in zip(mine.per_image, other.per_image, strict=True)
+                    ]
+                    row[subset] = dict(zip(("mean", "low", "high"), t_interval(differences), strict=True))
+                pairs.append(row)
+        return pairs
+
     def to_dict(self) -> dict:
         """Plain values for JSON."""
         split = self.split
@@ -132,6 +149,7 @@ class RareResult:
                 }
                 for m in self.methods
             },
+            "paired": self.paired(),
         }
 
 
@@ -216,6 +234,20 @@ def rare_markdown(result: RareResult, command: str) -> str:
             f"{_percent(rare['retrieval_top1_accuracy'])} | {_num(common['delta_e2000'])} | "
             f"{_percent(common['retrieval_top1_accuracy'])} |"
         )
+    pairs = result.paired()
+    if pairs:
+        lines += [
+            "",
+            "Paired per test item, memory minus no memory (mean delta_e2000 difference, 95% t-interval):",
+            "",
+            f"| method | against | `{split.rare}` | `{split.common}` |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {METHODS[p['method']].label} | {METHODS[p['against']].label} | {_interval(p['rare'])} | "
+            f"{_interval(p['common'])} |"
+            for p in pairs
+        ]
     lines += [
         "",
         "delta_e2000: mean CIEDE2000 over opaque pixels, lower is better. 'retrieves': share of test images "
@@ -241,6 +273,12 @@ def _plot(result: RareResult) -> bytes:
     axes.set_ylabel("mean CIEDE2000 (lower is better)")
     axes.legend(frameon=False, fontsize=8)
     return figure_png(figure)
+
+
+def _interval(values: dict) -> str:
+    if values["low"] is None:
+        return f"{values['mean']:+.2f}"
+    return f"{values['mean']:+.2f} [{values['low']:+.2f}, {values['high']:+.2f}]"
 
 
 def _num(value: float | None) -> str:
