@@ -6,11 +6,11 @@ differs. `lightness` adds a histogram of the image's own lightness over its opaq
 what tells those apart in gray. The learned query head (a linear layer under the threshold triplet loss,
 still unsupervised) decides how much each part counts.
 
-Measured by `memopainter experiment descriptors` (docs/results/descriptors-*): same-class top-1 on the
-held-out frames Kenney 64% -> 82% (seeds 0-2), Wesnoth 69% -> 87%, emoji tones 18% -> 70% (seed 0), and
-delta_e2000 9.86 -> 4.26, 13.77 -> 13.74, 14.35 -> 12.89, with 16 bins. 32 bins (the default since) gave
-Kenney 86% and 3.81. Averaging the pooled feature with the mirrored image's (a second backbone pass), and
-histograms over a 2x2 or 3x3 grid of the image, lowered or did not move top-1 in prototypes; not kept.
+Measured by `memopainter experiment descriptors` (docs/results/descriptors-*, seeds 0-2, 32 bins against
+`pooled`): same-class top-1 on the held-out frames Kenney 64% -> 86%, Wesnoth 71% -> 82%, emoji tones
+20% -> 72%, and delta_e2000 9.86 -> 3.81, 13.86 -> 13.76, 14.18 -> 13.01. Averaging the pooled feature with
+the mirrored image's (a second backbone pass), and histograms over a 2x2 or 3x3 grid of the image, lowered or
+did not move top-1 in prototypes; not kept.
 
 A model's descriptors and bins are stored in its config (memory.descriptors, memory.lightness_bins); a
 checkpoint saved before they existed uses `pooled` alone, one saved before the bins were stored 16 bins, and
