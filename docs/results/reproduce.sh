@@ -31,6 +31,10 @@ memopainter experiment sweep "$DATA/kenney-3shot" --steps 800 --out "$OUT/sweep-
 memopainter experiment rare "$DATA/emoji" --rare dark --common default --rare-shots 5 --steps 800 \
     --methods memopainter-dist memopainter-bins res-cgan cic \
     --out "$OUT/rare-emoji"
+for seed in 1 2; do
+    memopainter experiment rare "$DATA/emoji" --rare dark --common default --rare-shots 5 --steps 800 \
+        --methods memopainter-bins cic --seed "$seed" --out "$OUT/rare-emoji-seed$seed"
+done
 
 # Full-resolution color: one model per set, its colors upsampled three ways (needs `pip install 'memopainter[svg]'`).
 build "$DATA/openmoji" memopainter data openmoji "$DATA/openmoji" --size 512
