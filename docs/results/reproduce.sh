@@ -91,6 +91,7 @@ memopainter experiment compare "$DATA/openmoji-lineart" --steps 800 --methods me
 memopainter experiment descriptors "$OUT/compare-openmoji/runs/memopainter-bins" "$DATA/openmoji-lineart" \
     --sets pooled+lightness --lightness-bins 16 32 --out "$OUT/descriptors-openmoji"
 memopainter experiment time-to-quality "$DATA/kenney-3shot" --milestones 100 200 400 800 --out "$OUT/ttq-kenney"
+memopainter experiment time-to-quality "$DATA/openmoji-lineart" --milestones 100 200 400 800 --out "$OUT/ttq-openmoji"
 
 for result in "$OUT"/*/; do
     name=$(basename "$result")
