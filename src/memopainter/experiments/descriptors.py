@@ -56,10 +56,7 @@ def descriptor_trials(
     colorizer = Colorizer.from_pretrained(model)
     base = colorizer.memopainter.config
     trials = []
-    for descriptors, bins in _variants(sets, lightness_bins):
-        label = (
-            f"{descriptors} ({bins} bins)" if "lightness" in parse_descriptors(descriptors) else descriptors
-        )
+    for descriptors, bins, label in _variants(sets, lightness_bins):
         data = load_training_data(
             train_dir,
             base.data.image_size,
@@ -94,14 +91,14 @@ def descriptor_trials(
     return trials
 
 
-def _variants(sets: list[str], lightness_bins: tuple[int, ...]) -> list[tuple[str, int]]:
-    """(descriptors, bins) to try: each set with a lightness histogram once per bin count, the others once."""
+def _variants(sets: list[str], lightness_bins: tuple[int, ...]) -> list[tuple[str, int, str]]:
+    """(descriptors, bins, label) to try: a set with a lightness histogram once per bin count, others once."""
     variants = []
     for descriptors in sets:
-        with_lightness = "lightness" in parse_descriptors(descriptors)
-        variants += [
-            (descriptors, bins) for bins in (lightness_bins if with_lightness else lightness_bins[:1])
-        ]
+        if "lightness" in parse_descriptors(descriptors):
+            variants += [(descriptors, bins, f"{descriptors} ({bins} bins)") for bins in lightness_bins]
+        else:
+            variants.append((descriptors, lightness_bins[0], descriptors))
     return variants
 
 
