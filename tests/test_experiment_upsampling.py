@@ -29,6 +29,10 @@ def test_every_upsampler_is_scored_against_bilinear_at_every_scale(
         assert abs(guided["difference"] - (guided["delta_e2000"] - base["delta_e2000"])) < 1e-9  # paired mean
         assert guided["low"] <= guided["difference"] <= guided["high"]
         assert 0 < guided["floor"] < base["delta_e2000"]
+        assert guided["colorfulness"] > 0 and guided["floor_colorfulness"] > 0
+    # Nearest-neighbour upscaling repeats every pixel alike: the truth's colorfulness does not move.
+    truth = {r["truth_colorfulness"] for r in body["rows"]}
+    assert max(truth) - min(truth) < 1e-6, truth
     assert body["command"].startswith("memopainter experiment upsample ")
     assert "| x3 | guided |" in (out / "upsampling.md").read_text()
     assert (out / "upsampling_grid.png").is_file()

@@ -3,14 +3,16 @@ images' native size and upscaled by nearest neighbour (a frame drawn larger than
 
 Every test image is colorized once per upsampler from the same prediction, so the per-image differences are
 paired; the table gives their mean and 95% t-interval, and the upsampling floor: the same images recombined
-from their own true ab at network size, which is what upsampling alone costs.
+from their own true ab at network size, which is what upsampling alone costs. The floor's colorfulness is
+the most any generator at that network size can show: fine color detail (dithering, one-pixel highlights)
+does not survive the network's side.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -19,7 +21,7 @@ from PIL import Image, ImageDraw
 from memopainter.data.images import load_image, pil_to_tensors, tensors_to_pil
 from memopainter.data.preprocess import AB_SCALE, network_input
 from memopainter.evaluation.evaluate import list_test_images
-from memopainter.evaluation.metrics import delta_e2000
+from memopainter.evaluation.metrics import colorfulness, delta_e2000
 from memopainter.evaluation.outputs import image_png
 from memopainter.experiments.statistics import t_interval
 from memopainter.files import write_bytes, write_json, write_text
@@ -34,7 +36,8 @@ GRID_CELL = 256  # px per grid cell
 
 @dataclass
 class Row:
-    """One upsampler at one scale: mean delta_e2000 of the model's colorings and of the floor."""
+    """One upsampler at one scale: mean delta_e2000 and colorfulness of the model's colorings and of the
+    floor, and the truth's colorfulness."""
 
     upscale: int
     upsample: str
@@ -44,6 +47,9 @@ class Row:
     low: float | None
     high: float | None
     images: int
+    colorfulness: float
+    floor_colorfulness: float
+    truth_colorfulness: float
 
 
 def upsampling_experiment(
@@ -57,23 +63,47 @@ def upsampling_experiment(
     rows, grid = [], []
     for factor in upscales:
         scores = _scores(colorizer, files, factor, grid if factor == upscales[0] else None, shown)
-        base = [s[0] for s in scores[BASELINE]]
+        base = [s.model for s in scores[BASELINE]]
         for name in UPSAMPLERS:
-            model_scores = [s[0] for s in scores[name]]
+            model_scores = [s.model for s in scores[name]]
             diff = low = high = None
             if name != BASELINE:
                 diff, low, high = t_interval([a - b for a, b in zip(model_scores, base, strict=True)])
-            floor = statistics.fmean(s[1] for s in scores[name])
-            rows.append(Row(factor, name, statistics.fmean(model_scores), floor, diff, low, high, len(base)))
-            say(f"x{factor} {name}: delta_e2000 {rows[-1].delta_e2000:.3f}, floor {floor:.3f}")
+            mean = {f.name: statistics.fmean(getattr(s, f.name) for s in scores[name]) for f in fields(Score)}
+            row = Row(
+                factor,
+                name,
+                mean["model"],
+                mean["floor"],
+                diff,
+                low,
+                high,
+                len(base),
+                mean["model_colorfulness"],
+                mean["floor_colorfulness"],
+                mean["truth_colorfulness"],
+            )
+            rows.append(row)
+            say(f"x{factor} {name}: delta_e2000 {row.delta_e2000:.3f}, floor {row.floor:.3f}")
     return rows, _grid(grid)
+
+
+@dataclass
+class Score:
+    """One image under one upsampler."""
+
+    model: float  # delta_e2000 of the model's coloring
+    floor: float  # delta_e2000 of the truth's own ab at network size, recombined
+    model_colorfulness: float
+    floor_colorfulness: float
+    truth_colorfulness: float
 
 
 def _scores(
     colorizer: Colorizer, files: list[Path], factor: int, grid: list | None, shown: set[Path]
-) -> dict[str, list[tuple[float, float]]]:
-    """Per upsampler, (model's delta_e2000, floor's) of every image; the shown images' renders go to grid."""
-    scores: dict[str, list[tuple[float, float]]] = {name: [] for name in UPSAMPLERS}
+) -> dict[str, list[Score]]:
+    """Per upsampler, the Score of every image; the shown images' renders go to grid."""
+    scores: dict[str, list[Score]] = {name: [] for name in UPSAMPLERS}
     size = colorizer.image_size
     for path in files:
         rgb, alpha = _upscaled(*load_image(path), factor)
@@ -83,11 +113,20 @@ def _scores(
         ab = colorizer.predict([prepared]).ab[0, 0]  # (2, S, S), the model's top-1
         truth_ab = network_input(rgb, alpha, size)[1] * AB_SCALE  # (2, S, S)
         renders = [tensors_to_pil(rgb.mean(0, keepdim=True).expand(3, -1, -1), alpha)]
+        truth_colorfulness = colorfulness(rgb, alpha)
         for name in UPSAMPLERS:
             renders.append(recombine(prepared, ab, name))
             colored = pil_to_tensors(renders[-1])[0]
             floor = pil_to_tensors(recombine(prepared, truth_ab, name))[0]
-            scores[name].append((delta_e2000(colored, rgb, alpha), delta_e2000(floor, rgb, alpha)))
+            scores[name].append(
+                Score(
+                    delta_e2000(colored, rgb, alpha),
+                    delta_e2000(floor, rgb, alpha),
+                    colorfulness(colored, alpha),
+                    colorfulness(floor, alpha),
+                    truth_colorfulness,
+                )
+            )
         if grid is not None and path in shown:
             grid.append([*renders, tensors_to_pil(rgb, alpha)])
     return scores
@@ -133,20 +172,24 @@ def write_upsampling(
         "",
         f"Model `{model}`, test images `{test_dir}`. Command: `{command}`",
         "",
-        "| upscale | upsample | delta_e2000 | vs bilinear, 95% interval | floor (true ab) | images |",
-        "|---|---|---|---|---|---|",
+        "| upscale | upsample | delta_e2000 | vs bilinear, 95% interval | floor (true ab) | colorfulness "
+        "| floor's colorfulness | images |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         paired = "–" if r.difference is None else f"{r.difference:+.3f} [{r.low:+.3f}, {r.high:+.3f}]"
         lines.append(
-            f"| x{r.upscale} | {r.upsample} | {r.delta_e2000:.3f} | {paired} | {r.floor:.3f} | {r.images} |"
+            f"| x{r.upscale} | {r.upsample} | {r.delta_e2000:.3f} | {paired} | {r.floor:.3f} | "
+            f"{r.colorfulness:.1f} | {r.floor_colorfulness:.1f} | {r.images} |"
         )
     lines += [
         "",
         "Upscale xN: each test image (and its truth) enlarged N times by nearest neighbour before "
         "colorizing. Floor: the image recombined from its own true ab at the network's size, the error "
         "upsampling alone makes. Differences are per image, paired (the same prediction upsampled both "
-        "ways).",
+        "ways). Colorfulness (Hasler and Suesstrunk, mean over images) of the truth: "
+        f"{rows[0].truth_colorfulness:.1f}; the floor's is the most a generator at this network size can "
+        "show.",
         "",
     ]
     paths = [out / "upsampling.md", out / "upsampling.json", out / "upsampling_grid.png"]
