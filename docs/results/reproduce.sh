@@ -36,58 +36,63 @@ for seed in 1 2; do
         --methods memopainter-bins cic --seed "$seed" --out "$OUT/rare-emoji-seed$seed"
 done
 
-# Full-resolution color: one model per set, its colors upsampled three ways (needs `pip install 'memopainter[svg]'`).
+# The default generator against the paper's configuration on emoji and OpenMoji (gray input, the 60 emoji of
+# the line-art split; needs `pip install 'memopainter[svg]'`).
 build "$DATA/openmoji" memopainter data openmoji "$DATA/openmoji" --size 512
-build "$DATA/openmoji-3shot" memopainter data split "$DATA/openmoji/color" "$DATA/openmoji-3shot" --shots 3 --seed 0
+build "$DATA/openmoji-lineart" memopainter data split "$DATA/openmoji/color" "$DATA/openmoji-lineart" \
+    --shots 3 --ways 60 --seed 0 --lineart "$DATA/openmoji/lineart"
+build "$DATA/emoji-20" memopainter data split "$DATA/emoji" "$DATA/emoji-20" --shots 20 --test-per-class 20 --seed 0
+for name in emoji-20:emoji openmoji-lineart:openmoji; do
+    memopainter experiment compare "$DATA/${name%%:*}" --steps 800 --methods paper memopainter-bins \
+        --paired-against paper --out "$OUT/compare-${name#*:}"
+done
+
+# Full-resolution color: each set's default model (the compare runs), its colors upsampled three ways.
+upsample() {  # upsample NAME SPLIT [--upscale N...]
+    local name=$1 split=$2
+    shift 2
+    memopainter experiment upsample "$OUT/compare-$name/runs/memopainter-bins" "$split/test" \
+        --out "$OUT/upsample-$name" "$@"
+}
+upsample kenney "$DATA/kenney-3shot"
+upsample wesnoth "$DATA/wesnoth-5shot"
+upsample emoji "$DATA/emoji-20"
+upsample openmoji "$DATA/openmoji-lineart" --upscale 1
+
+# A model on 40 Wesnoth units, for diagnosis, sequences and descriptors.
 build "$DATA/wesnoth40" memopainter data wesnoth "$DATA/wesnoth40" --max-units 40
 build "$DATA/wesnoth40-5shot" memopainter data split "$DATA/wesnoth40" "$DATA/wesnoth40-5shot" --shots 5 \
     --test-per-class 3 --seed 0
-build "$DATA/emoji-20" memopainter data split "$DATA/emoji" "$DATA/emoji-20" --shots 20 --test-per-class 20 --seed 0
-upsample() {  # upsample NAME SPLIT [--upscale N...]: train NAME's model once, then score the upsamplers
-    local name=$1 split=$2
-    shift 2
-    [ -f "$OUT/models/$name/model.safetensors" ] ||
-        memopainter train "$split/train" --out "$OUT/models/$name" --steps 800 --seed 0 --overwrite
-    memopainter experiment upsample "$OUT/models/$name" "$split/test" --out "$OUT/upsample-$name" "$@"
-}
-upsample kenney "$DATA/kenney-3shot"
-upsample wesnoth "$DATA/wesnoth40-5shot"
-upsample emoji "$DATA/emoji-20"
-upsample openmoji "$DATA/openmoji-3shot" --upscale 1
-memopainter experiment diagnose "$OUT/models/kenney" "$DATA/kenney-3shot/train" "$DATA/kenney-3shot/test" \
-    --out "$OUT/diagnosis-kenney"
+[ -f "$OUT/models/wesnoth/model.safetensors" ] ||
+    memopainter train "$DATA/wesnoth40-5shot/train" --out "$OUT/models/wesnoth" --steps 800 --seed 0 --overwrite
+memopainter experiment diagnose "$OUT/compare-kenney/runs/memopainter-bins" "$DATA/kenney-3shot/train" \
+    "$DATA/kenney-3shot/test" --out "$OUT/diagnosis-kenney"
 memopainter experiment diagnose "$OUT/models/wesnoth" "$DATA/wesnoth40-5shot/train" "$DATA/wesnoth40-5shot/test" \
     --out "$OUT/diagnosis-wesnoth"
-memopainter experiment diagnose "$OUT/models/emoji" "$DATA/emoji-20/train" "$DATA/emoji-20/test" \
-    --out "$OUT/diagnosis-emoji"
+memopainter experiment diagnose "$OUT/compare-emoji/runs/memopainter-bins" "$DATA/emoji-20/train" \
+    "$DATA/emoji-20/test" --out "$OUT/diagnosis-emoji"
 
 # Colors across a shot: each set's test animations as one stream. wesnoth40-seq draws the same 5 shots per unit
 # as wesnoth40-5shot (same seed, train/ identical) and keeps all the other frames as test, not 3 per unit.
 build "$DATA/wesnoth40-seq" memopainter data split "$DATA/wesnoth40" "$DATA/wesnoth40-seq" --shots 5 --seed 0
-memopainter experiment sequence "$OUT/compare-kenney/runs/memopainter-dist" "$DATA/kenney-3shot/test" \
+memopainter experiment sequence "$OUT/compare-kenney/runs/memopainter-bins" "$DATA/kenney-3shot/test" \
     --out "$OUT/sequence-kenney"
 memopainter experiment sequence "$OUT/models/wesnoth" "$DATA/wesnoth40-seq/test" --out "$OUT/sequence-wesnoth"
 
 # Query descriptors: the memory replayed per descriptor set and seed on one generator each.
-memopainter experiment compare "$DATA/kenney-3shot" --steps 800 --methods memopainter-dist memopainter-bins \
-    --paired-against memopainter-dist --out "$OUT/compare-kenney-heads"
 BINS="--sets pooled pooled+lightness --lightness-bins 16 32"
-memopainter experiment descriptors "$OUT/compare-kenney-heads/runs/memopainter-bins" "$DATA/kenney-3shot" $BINS \
+memopainter experiment descriptors "$OUT/compare-kenney/runs/memopainter-bins" "$DATA/kenney-3shot" $BINS \
     --out "$OUT/descriptors-kenney"
 memopainter experiment descriptors "$OUT/models/wesnoth" "$DATA/wesnoth40-5shot" $BINS --out "$OUT/descriptors-wesnoth"
-memopainter experiment descriptors "$OUT/models/emoji" "$DATA/emoji-20" $BINS --out "$OUT/descriptors-emoji"
+memopainter experiment descriptors "$OUT/compare-emoji/runs/memopainter-bins" "$DATA/emoji-20" $BINS --out "$OUT/descriptors-emoji"
 
 # Line art in, color out: OpenMoji's drawn line art (60 emoji, 3 shots each), Kenney and Wesnoth from lines
 # extracted from their colors.
-build "$DATA/openmoji-lineart" memopainter data split "$DATA/openmoji/color" "$DATA/openmoji-lineart" \
-    --shots 3 --ways 60 --seed 0 --lineart "$DATA/openmoji/lineart"
 memopainter experiment lineart "$DATA/openmoji-lineart" --steps 800 --out "$OUT/lineart-openmoji"
 memopainter experiment lineart "$DATA/kenney-3shot" --steps 800 --out "$OUT/lineart-kenney"
 memopainter experiment lineart "$DATA/wesnoth40-5shot" --steps 800 --out "$OUT/lineart-wesnoth"
 
-# The generator on OpenMoji (gray input, the line-art split's 60 emoji), its query's bins, and time to quality.
-memopainter experiment compare "$DATA/openmoji-lineart" --steps 800 --methods memopainter-dist memopainter-bins \
-    --paired-against memopainter-dist --out "$OUT/compare-openmoji"
+# The query's bins on OpenMoji, and time to quality.
 memopainter experiment descriptors "$OUT/compare-openmoji/runs/memopainter-bins" "$DATA/openmoji-lineart" \
     --sets pooled+lightness --lightness-bins 16 32 --out "$OUT/descriptors-openmoji"
 memopainter experiment time-to-quality "$DATA/kenney-3shot" --milestones 100 200 400 800 --out "$OUT/ttq-kenney"

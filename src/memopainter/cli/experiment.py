@@ -457,7 +457,8 @@ def _register_upsampling(experiments: argparse._SubParsersAction) -> None:
         description="Colorize every image of TEST_DIR with MODEL once and bring the colors to full "
         "resolution with each upsampler, at the native size and enlarged by nearest neighbour "
         "(--upscale); write OUT/upsampling.md and OUT/upsampling.json with mean delta_e2000, the paired "
-        "difference to bilinear with its 95% t-interval, and the floor (the true colors upsampled), and "
+        "difference to bilinear with its 95% t-interval, the floor (the true colors at network size, "
+        "upsampled) and the colorfulness of the colorings, the floor and the truth, and "
         "OUT/upsampling_grid.png (gray | each upsampler | truth for a few images).",
         epilog="example: memopainter experiment upsample runs/k3 data/k3/test --upscale 1 4 --out res/up",
     )
