@@ -24,7 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
-# Every table and plot under docs/results, data sets included (about an hour on 2 cores).
+# Every table and plot under docs/results, data sets included (several hours on 2 cores: about forty models).
 experiments: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH bash docs/results/reproduce.sh
 
