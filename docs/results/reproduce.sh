@@ -84,7 +84,8 @@ BINS="--sets pooled pooled+lightness --lightness-bins 16 32"
 memopainter experiment descriptors "$OUT/compare-kenney/runs/memopainter-bins" "$DATA/kenney-3shot" $BINS \
     --out "$OUT/descriptors-kenney"
 memopainter experiment descriptors "$OUT/models/wesnoth" "$DATA/wesnoth40-5shot" $BINS --out "$OUT/descriptors-wesnoth"
-memopainter experiment descriptors "$OUT/compare-emoji/runs/memopainter-bins" "$DATA/emoji-20" $BINS --out "$OUT/descriptors-emoji"
+memopainter experiment descriptors "$OUT/compare-emoji/runs/memopainter-bins" "$DATA/emoji-20" $BINS \
+    --out "$OUT/descriptors-emoji"
 
 # Line art in, color out: OpenMoji's drawn line art (60 emoji, 3 shots each), Kenney and Wesnoth from lines
 # extracted from their colors.

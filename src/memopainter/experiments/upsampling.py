@@ -52,6 +52,17 @@ class Row:
     truth_colorfulness: float
 
 
+@dataclass
+class Score:
+    """One image under one upsampler; a Row holds the means of these fields."""
+
+    delta_e2000: float  # of the model's coloring
+    floor: float  # delta_e2000 of the truth's own ab at network size, recombined
+    colorfulness: float
+    floor_colorfulness: float
+    truth_colorfulness: float
+
+
 def upsampling_experiment(
     model: str | Path, test_dir: str | Path, upscales: list[int], say: Callable[[str], None] = print
 ) -> tuple[list[Row], Image.Image]:
@@ -63,40 +74,17 @@ def upsampling_experiment(
     rows, grid = [], []
     for factor in upscales:
         scores = _scores(colorizer, files, factor, grid if factor == upscales[0] else None, shown)
-        base = [s.model for s in scores[BASELINE]]
+        base = [s.delta_e2000 for s in scores[BASELINE]]
         for name in UPSAMPLERS:
-            model_scores = [s.model for s in scores[name]]
             diff = low = high = None
             if name != BASELINE:
-                diff, low, high = t_interval([a - b for a, b in zip(model_scores, base, strict=True)])
+                paired = [s.delta_e2000 - b for s, b in zip(scores[name], base, strict=True)]
+                diff, low, high = t_interval(paired)
             mean = {f.name: statistics.fmean(getattr(s, f.name) for s in scores[name]) for f in fields(Score)}
-            row = Row(
-                factor,
-                name,
-                mean["model"],
-                mean["floor"],
-                diff,
-                low,
-                high,
-                len(base),
-                mean["model_colorfulness"],
-                mean["floor_colorfulness"],
-                mean["truth_colorfulness"],
-            )
+            row = Row(factor, name, difference=diff, low=low, high=high, images=len(base), **mean)
             rows.append(row)
             say(f"x{factor} {name}: delta_e2000 {row.delta_e2000:.3f}, floor {row.floor:.3f}")
     return rows, _grid(grid)
-
-
-@dataclass
-class Score:
-    """One image under one upsampler."""
-
-    model: float  # delta_e2000 of the model's coloring
-    floor: float  # delta_e2000 of the truth's own ab at network size, recombined
-    model_colorfulness: float
-    floor_colorfulness: float
-    truth_colorfulness: float
 
 
 def _scores(
