@@ -118,6 +118,10 @@ class LossConfig:
     # model.head "bins": lambda of Zhang et al.'s class rebalancing, w ~ ((1 - lambda) p + lambda / 313)^-1
     # (0.5 as theirs; 1 gives every bin the weight 1, i.e. no rebalancing).
     rebalance_lambda: float = 0.5
+    # model.head "bins": weight of an adversarial term beside the cross-entropy, BCE(D(fake) -> 1) on the
+    # annealed-mean ab judged by the paper's discriminator, which then trains beside the generator; 0 trains
+    # by classification alone.
+    bins_adversarial: float = 0.0
 
 
 @dataclass
@@ -201,6 +205,7 @@ class RunConfig:
             ("loss.smooth_l1", self.loss.smooth_l1 >= 0, ">= 0"),
             ("loss.smooth_l1_delta", self.loss.smooth_l1_delta > 0, "> 0"),
             ("loss.rebalance_lambda", 0 < self.loss.rebalance_lambda <= 1, "in (0, 1]"),
+            ("loss.bins_adversarial", self.loss.bins_adversarial >= 0, ">= 0"),
             ("train.steps", self.train.steps >= 0, ">= 0 (0 means use epochs)"),
             ("train.epochs", self.train.epochs >= 1, ">= 1"),
             ("train.batch_size", self.train.batch_size >= 1, ">= 1"),

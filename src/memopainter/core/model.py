@@ -4,8 +4,8 @@ The checkpoint describes itself: architecture settings, the color feature, the b
 hash, the class of every training image (so retrieval accuracy can be measured later) and the package
 version travel with the weights, so inference needs nothing but the file.
 
-A model of head "bins" trains by classification and has no discriminator; older "bins" checkpoints still
-hold an untrained one, which loading leaves unread.
+A model of head "bins" trains by classification and has no discriminator unless loss.bins_adversarial
+adds an adversarial term; older "bins" checkpoints still hold an untrained one, which loading leaves unread.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class MemoPainter:
 
     config: RunConfig
     generator: Generator
-    discriminator: Discriminator | None  # None for head "bins", trained without an adversary
+    discriminator: Discriminator | None  # None for a model trained without an adversary
     query_head: QueryHead | None  # None for the no-memory ablation
     memory: ColorMemory | None
     backbone: dict = field(default_factory=dict)  # {"name": ..., "sha256": ...} of the query backbone
@@ -129,7 +129,7 @@ def build_model(
     torch.manual_seed(config.train.seed)
     generator = Generator(**generator_arguments(config))
     discriminator = None
-    if config.model.head != "bins":  # the classification step trains no discriminator
+    if has_adversary(config):
         discriminator = Discriminator(**discriminator_arguments(config))
     query_head = memory = None
     if config.memory.enabled:
@@ -137,6 +137,11 @@ def build_model(
         memory = ColorMemory(**memory_arguments(config, num_images), seed=config.train.seed)
     backbone = {"name": backbone_name, "sha256": backbone_sha256} if config.memory.enabled else {}
     return MemoPainter(config, generator, discriminator, query_head, memory, backbone)
+
+
+def has_adversary(config: RunConfig) -> bool:
+    """Whether the run trains a discriminator: the GAN head, or the bins head with an adversarial term."""
+    return config.model.head != "bins" or config.loss.bins_adversarial > 0
 
 
 def generator_arguments(config: RunConfig) -> dict:
@@ -243,7 +248,7 @@ def _from_meta(meta: dict, source: str) -> MemoPainter:
     generator = _described(meta, "generator", generator_arguments(config))
     has_memory = config.memory.enabled
     discriminator = None
-    if meta.get("discriminator") is not None and config.model.head != "bins":
+    if meta.get("discriminator") is not None and has_adversary(config):
         discriminator = Discriminator(**_described(meta, "discriminator", discriminator_arguments(config)))
     if has_memory:
         feature_dim = query_dim(config, get_spec(config.memory.backbone).feature_dim)

@@ -79,7 +79,13 @@ METHODS: dict[str, Method] = {
     "memopainter-bins": Method(
         "MemoPainter (dist, bins head)",
         "memory of ab distributions conditioning, through AdaIN, the CIC-style classification U-Net (no GAN)",
-        ("model.head=bins",),
+        ("model.head=bins", "loss.bins_adversarial=0"),
+        True,
+    ),
+    "memopainter-bins-adv": Method(
+        "MemoPainter (dist, bins head + adversary)",
+        "the bins head trained by its cross-entropy plus 0.25 x the paper's adversarial term on its ab",
+        ("model.head=bins", "loss.bins_adversarial=0.25"),
         True,
     ),
     BASELINE: Method(

@@ -27,6 +27,15 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> 
     return real + fake
 
 
+def adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """The generator's adversarial term: BCE(D(fake) -> 1) = -log D(fake), a mean over patches.
+
+    The non-saturating form of log(1 - D(fake)): the same fixed point, but strong gradients while the
+    discriminator still wins easily.
+    """
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
 def generator_loss(
     fake_logits: torch.Tensor,
     fake_ab: torch.Tensor,
@@ -35,10 +44,9 @@ def generator_loss(
     l1_weight: float,
     delta: float,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Eq. 12: adversarial_weight * BCE(D(fake) -> 1) + l1_weight * smooth_l1 / delta; parts are unweighted.
+    """Eq. 12: adversarial_weight * adversarial_loss + l1_weight * smooth_l1 / delta; parts are unweighted.
 
-    BCE(D(fake) -> 1) = -log D(fake) is the non-saturating form of log(1 - D(fake)): the same fixed point, but
-    strong gradients while the discriminator still wins easily. delta is in the units of the ab tensors
+    delta is in the units of the ab tensors
     (ab/110 when they come from the generator). Eq. 10 is divided by delta so that beyond delta it is the
     plain L1 |d| - delta/2 of pix2pix, whose weight (100) then carries over unchanged; taken as written, a
     delta of one ab unit would scale the reconstruction gradient down 110 times.
@@ -48,7 +56,7 @@ def generator_loss(
             f"generator_loss: weights must be >= 0, got adversarial_weight {adversarial_weight!r} "
             f"and l1_weight {l1_weight!r}"
         )
-    adversarial = F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+    adversarial = adversarial_loss(fake_logits)
     reconstruction = smooth_l1(fake_ab, real_ab, delta) / delta
     total = adversarial_weight * adversarial + l1_weight * reconstruction
     return total, {"g_adv": adversarial.item(), "g_l1": reconstruction.item()}

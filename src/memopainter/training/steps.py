@@ -1,6 +1,6 @@
 """The optimisation steps of one batch, as the paper's Fig. 3: the memory's step (section 3.1), then the
 coloring network's step (section 3.2), a GAN step for head "ab" or Zhang et al.'s classification step for
-head "bins" (their CIC baseline, or MemoPainter's memory with that head).
+head "bins" (their CIC baseline, or MemoPainter's memory with that head), optionally with an adversary.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from memopainter.config import LossConfig, RunConfig
 from memopainter.core.model import MemoPainter
 from memopainter.data.preprocess import AB_SCALE
 from memopainter.memory import ColorMemory
-from memopainter.networks.classification import classification_loss, rebalancing_weights
+from memopainter.networks.classification import annealed_mean, classification_loss, rebalancing_weights
 from memopainter.networks.generator import split_lightness
-from memopainter.networks.losses import discriminator_loss, generator_loss
+from memopainter.networks.losses import adversarial_loss, discriminator_loss, generator_loss
 
 Gather = Callable[[torch.Tensor], torch.Tensor]
 # Line-art input: weight of the L1 loss on the predicted L / 100 beside the rebalanced cross-entropy. Not an
@@ -49,7 +49,7 @@ class Optimizers:
     """One Adam per part that learns; the query head has its own learning rate (memory.lr)."""
 
     generator: torch.optim.Adam
-    discriminator: torch.optim.Adam | None  # None for head "bins": no adversary
+    discriminator: torch.optim.Adam | None  # None for a model trained without an adversary
     query_head: torch.optim.Adam | None  # None without a memory
 
     def items(self) -> dict[str, torch.optim.Adam]:
@@ -119,8 +119,26 @@ def coloring_step(config: RunConfig, ab: torch.Tensor, device: torch.device) -> 
     if config.model.head == "bins":
         # Class rebalancing from the training set's ab, once: (N, 2, S, S) / 110 -> Lab units (313,).
         weights = rebalancing_weights(ab.permute(0, 2, 3, 1) * AB_SCALE, config.loss.rebalance_lambda)
-        return partial(classification_step, bin_weights=weights.to(device))
+        return partial(
+            classification_step,
+            bin_weights=weights.to(device),
+            adversarial=config.loss.bins_adversarial,
+            temperature=config.model.bins_temperature,
+        )
     return partial(gan_step, losses=config.loss)
+
+
+def discriminator_step(
+    net: MemoPainter, optimizers: Optimizers, batch: Batch, fake: torch.Tensor, cond: torch.Tensor | None
+) -> float:
+    """Eq. 11 for one batch: D tells true ab from fake (B, 2, S, S), beside the input; returns its loss."""
+    d_loss = discriminator_loss(
+        net.discriminator(batch.gray, batch.ab, cond), net.discriminator(batch.gray, fake.detach(), cond)
+    )
+    optimizers.discriminator.zero_grad(set_to_none=True)
+    d_loss.backward()
+    optimizers.discriminator.step()
+    return d_loss.item()
 
 
 def gan_step(
@@ -128,13 +146,7 @@ def gan_step(
 ) -> dict[str, float]:
     """Section 3.2 for one batch: a D step, then a G step on eqs. 10 to 12; cond (B, V) or None."""
     fake = net.generator(batch.gray, cond)  # (B, 2, S, S)
-    d_loss = discriminator_loss(
-        net.discriminator(batch.gray, batch.ab, cond), net.discriminator(batch.gray, fake.detach(), cond)
-    )
-    optimizers.discriminator.zero_grad(set_to_none=True)
-    d_loss.backward()
-    optimizers.discriminator.step()
-
+    d_loss = discriminator_step(net, optimizers, batch, fake, cond)
     g_loss, parts = generator_loss(
         net.discriminator(batch.gray, fake, cond),
         fake,
@@ -146,7 +158,7 @@ def gan_step(
     optimizers.generator.zero_grad(set_to_none=True)
     g_loss.backward()
     optimizers.generator.step()
-    return {"d": d_loss.item(), "g": g_loss.item(), **parts}
+    return {"d": d_loss, "g": g_loss.item(), **parts}
 
 
 def classification_step(
@@ -156,10 +168,15 @@ def classification_step(
     cond: torch.Tensor | None,
     *,
     bin_weights: torch.Tensor,
+    adversarial: float = 0.0,
+    temperature: float = 1.0,
 ) -> dict[str, float]:
     """Zhang et al.'s eq. 2 on G, class-rebalanced by bin_weights (313,); cond (B, V), None for CIC.
 
-    A line-art generator also predicts the lightness, under an L1 loss."""
+    A line-art generator also predicts the lightness, under an L1 loss. With an adversarial weight > 0 a
+    D step first judges the ab decoded at the annealed-mean temperature, and G adds that weight times
+    BCE(D(fake) -> 1): the cross-entropy alone rewards hedging between bins, which decodes to dull color.
+    """
     logits = net.generator(batch.gray, cond)  # (B, 313, S, S), or (B, 314, S, S) for line art
     parts = {}
     if batch.lightness is not None:  # line-art input: the generator's last channel is the lightness
@@ -169,6 +186,12 @@ def classification_step(
     ce = classification_loss(logits, batch.ab * AB_SCALE, bin_weights)
     parts["ce"] = ce.item()
     loss = ce if batch.lightness is None else ce + LIGHTNESS_WEIGHT * l1
+    if adversarial > 0:
+        fake = annealed_mean(logits, temperature) / AB_SCALE  # (B, 2, S, S) in network units
+        parts["d"] = discriminator_step(net, optimizers, batch, fake, cond)
+        fooled = adversarial_loss(net.discriminator(batch.gray, fake, cond))
+        parts["g_adv"] = fooled.item()
+        loss = loss + adversarial * fooled
     optimizers.generator.zero_grad(set_to_none=True)
     loss.backward()
     optimizers.generator.step()
