@@ -21,6 +21,7 @@ from memopainter.experiments.compare import (
     MethodResult,
     SharedSettings,
     _quiet,
+    _wrap,
     method_config,
 )
 from memopainter.training.events import TrainEvent
@@ -109,7 +110,10 @@ def test_the_report_is_a_table_a_plot_and_a_grid_of_the_same_images(compared: Si
     grid = Image.open(compared.out / "compare_grid.png")
     columns = len(METHODS) + 2  # gray, every method, ground truth
     assert grid.width == columns * GRID_CELL
-    assert (grid.height - 28) == 6 * GRID_CELL  # all six test images: fewer than the grid's eight
+    header = grid.height - 6 * GRID_CELL  # all six test images: fewer than the grid's eight
+    for method in METHODS.values():  # every word of every title is drawn, one 12-px line each
+        lines = _wrap(method.label)
+        assert " ".join(lines) == method.label and 12 * len(lines) < header < GRID_CELL
 
 
 def test_a_second_run_with_the_same_settings_reuses_the_trained_models(

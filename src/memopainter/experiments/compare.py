@@ -425,12 +425,13 @@ def comparison_grid(result: ComparisonResult, extra: dict[str, str] | None = Non
     extra = extra or {}
     columns = ["gray", *(m.name for m in result.methods), *extra, "truth"]
     titles = ["input", *(METHODS[m.name].label for m in result.methods), *extra.values(), "truth"]
-    header = 28
+    wrapped = [_wrap(title) for title in titles]
+    header = 4 + 12 * max(len(lines) for lines in wrapped)
     rows = sorted(result.grid)
     grid = Image.new("RGB", (GRID_CELL * len(columns), header + GRID_CELL * len(rows)), "white")
     draw = ImageDraw.Draw(grid)
-    for c, title in enumerate(titles):
-        for line, text in enumerate(_wrap(title)):
+    for c, lines in enumerate(wrapped):
+        for line, text in enumerate(lines):
             draw.text((c * GRID_CELL + 3, 2 + 12 * line), text, fill="black")
     for r, path in enumerate(rows):
         for c, column in enumerate(columns):
@@ -497,14 +498,14 @@ def _paste_fitted(canvas: Image.Image, image: Image.Image, x: int, y: int) -> No
 
 
 def _wrap(title: str, width: int = 14) -> list[str]:
-    """A column title in at most two lines of `width` characters."""
+    """A column title in lines of at most `width` characters (a longer word gets a line of its own)."""
     words, lines = title.split(), [""]
     for word in words:
         if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
             lines.append(word)
         else:
             lines[-1] = f"{lines[-1]} {word}".strip()
-    return lines[:2]
+    return lines
 
 
 def _bar_plot(result: ComparisonResult) -> bytes:
