@@ -36,15 +36,16 @@ for seed in 1 2; do
         --methods memopainter-bins cic --seed "$seed" --out "$OUT/rare-emoji-seed$seed"
 done
 
-# The default generator against the paper's configuration on emoji and OpenMoji (gray input, the 60 emoji of
-# the line-art split; needs `pip install 'memopainter[svg]'`).
+# The default generator against the paper's configuration and the bins head beside a discriminator on emoji
+# and OpenMoji (gray input, the 60 emoji of the line-art split; needs `pip install 'memopainter[svg]'`).
 build "$DATA/openmoji" memopainter data openmoji "$DATA/openmoji" --size 512
 build "$DATA/openmoji-lineart" memopainter data split "$DATA/openmoji/color" "$DATA/openmoji-lineart" \
     --shots 3 --ways 60 --seed 0 --lineart "$DATA/openmoji/lineart"
 build "$DATA/emoji-20" memopainter data split "$DATA/emoji" "$DATA/emoji-20" --shots 20 --test-per-class 20 --seed 0
 for name in emoji-20:emoji openmoji-lineart:openmoji; do
-    memopainter experiment compare "$DATA/${name%%:*}" --steps 800 --methods paper memopainter-bins \
-        --paired-against paper --out "$OUT/compare-${name#*:}"
+    memopainter experiment compare "$DATA/${name%%:*}" --steps 800 \
+        --methods paper memopainter-bins memopainter-bins-adv --paired-against memopainter-bins \
+        --out "$OUT/compare-${name#*:}"
 done
 
 # Full-resolution color: each set's default model (the compare runs), its colors upsampled three ways.
@@ -98,6 +99,8 @@ memopainter experiment descriptors "$OUT/compare-openmoji/runs/memopainter-bins"
     --sets pooled+lightness --lightness-bins 16 32 --out "$OUT/descriptors-openmoji"
 memopainter experiment time-to-quality "$DATA/kenney-3shot" --milestones 100 200 400 800 --out "$OUT/ttq-kenney"
 memopainter experiment time-to-quality "$DATA/openmoji-lineart" --milestones 100 200 400 800 --out "$OUT/ttq-openmoji"
+memopainter experiment time-to-quality "$DATA/kenney-3shot" --methods paper memopainter-bins-adv \
+    --milestones 100 200 400 800 --out "$OUT/ttq-kenney-adversary"
 
 for result in "$OUT"/*/; do
     name=$(basename "$result")
