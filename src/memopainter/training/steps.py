@@ -168,14 +168,14 @@ def classification_step(
     cond: torch.Tensor | None,
     *,
     bin_weights: torch.Tensor,
-    adversarial: float = 0.0,
-    temperature: float = 1.0,
+    adversarial: float,
+    temperature: float,
 ) -> dict[str, float]:
     """Zhang et al.'s eq. 2 on G, class-rebalanced by bin_weights (313,); cond (B, V), None for CIC.
 
     A line-art generator also predicts the lightness, under an L1 loss. With an adversarial weight > 0 a
-    D step first judges the ab decoded at the annealed-mean temperature, and G adds that weight times
-    BCE(D(fake) -> 1): the cross-entropy alone rewards hedging between bins, which decodes to dull color.
+    D step first judges the ab decoded at the annealed-mean temperature (as colorize decodes them), and G
+    adds that weight times BCE(D(fake) -> 1).
     """
     logits = net.generator(batch.gray, cond)  # (B, 313, S, S), or (B, 314, S, S) for line art
     parts = {}
