@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -200,3 +201,8 @@ def weight_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     heads_path = folder / "random-heads.pth"
     torch.save(heads, heads_path)
     return alexnet_path, heads_path
+
+
+def metric_lines(run_dir: Path) -> list[dict]:
+    """The parsed lines of a run's metrics.jsonl."""
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]

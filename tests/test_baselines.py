@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import metric_lines
 from PIL import Image
 
 from memopainter.cli.main import main
@@ -303,11 +304,6 @@ def test_the_new_keys_default_to_memopainter_and_zhangs_values():
 
 
 # --- end to end: tiny training runs -----------------------------------------------------------------------
-
-
-def metric_lines(run_dir: Path) -> list[dict]:
-    """The parsed lines of a run's metrics.jsonl."""
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 def cli_args(data: Path, run_dir: Path, settings) -> list[str]:

@@ -4,11 +4,11 @@ weighted BCE(D(fake) -> 1) on the annealed-mean ab, judged by the paper's discri
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import metric_lines
 
 from memopainter.config import ConfigError, RunConfig
 from memopainter.core.checkpoint import load_checkpoint
@@ -22,11 +22,6 @@ from memopainter.training.steps import Batch, Optimizers, classification_step
 pytestmark = pytest.mark.usefixtures("cache_dir", "one_thread")
 
 ADVERSARIAL = ("model.head=bins", "loss.bins_adversarial=0.25")
-
-
-def metric_lines(run_dir: Path) -> list[dict]:
-    """The parsed lines of a run's metrics.jsonl."""
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 def test_only_a_positive_weight_gives_the_bins_head_a_discriminator(tiny_config: RunConfig):

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.multiprocessing as mp
+from conftest import metric_lines
 from PIL import Image
 
 from memopainter.config import RunConfig
@@ -132,11 +133,6 @@ def sixteen_sprites(root: Path, sprite_writer) -> Path:
     with Image.open(root / "knight" / "knight_0.png") as knight:
         knight.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(root / "knight" / "knight_3.png")
     return root
-
-
-def metric_lines(run_dir: Path) -> list[dict]:
-    """The parsed lines of a run's metrics.jsonl."""
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 @pytest.fixture(scope="module")

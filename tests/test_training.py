@@ -18,6 +18,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import metric_lines
 from PIL import Image
 from safetensors.torch import save_file
 
@@ -61,11 +62,6 @@ def run(
         text = TextProgress(messages.append, bar=False)
         final = train(config, root / "data", root / "run", on_event=lambda e: (events.append(e), text(e)))
     return SimpleNamespace(dir=root / "run", final=final, config=config, messages=messages, events=events)
-
-
-def metric_lines(run_dir: Path) -> list[dict]:
-    """The parsed lines of a run's metrics.jsonl."""
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 def model_tensors(path: Path) -> dict[str, torch.Tensor]:

@@ -46,10 +46,10 @@ def generator_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Eq. 12: adversarial_weight * adversarial_loss + l1_weight * smooth_l1 / delta; parts are unweighted.
 
-    delta is in the units of the ab tensors
-    (ab/110 when they come from the generator). Eq. 10 is divided by delta so that beyond delta it is the
-    plain L1 |d| - delta/2 of pix2pix, whose weight (100) then carries over unchanged; taken as written, a
-    delta of one ab unit would scale the reconstruction gradient down 110 times.
+    delta is in the units of the ab tensors (ab/110 when they come from the generator). Eq. 10 is divided by
+    delta so that beyond delta it is the plain L1 |d| - delta/2 of pix2pix, whose weight (100) then carries
+    over unchanged; taken as written, a delta of one ab unit would scale the reconstruction gradient down 110
+    times.
     """
     if adversarial_weight < 0 or l1_weight < 0:
         raise ValueError(
