@@ -82,12 +82,43 @@ def test_two_flat_fills_give_a_closed_one_pixel_line_on_the_darker_side() -> Non
     rgb = flat(24, 24, ORANGE)
     rgb[:, 8:16, 8:16] = flat(8, 8, BLUE)  # darker than orange: the line goes on the blue side
     lines = extract_lineart(rgb, None)[0]  # (H, W)
-    assert torch.equal(lines < 0.5, ring(24, 24, 8, 8, 8))
+    corners = torch.zeros(24, 24, dtype=torch.bool)
+    corners[[8, 8, 15, 15], [8, 15, 8, 15]] = True  # the median's 3 x 3 windows round each one off
+    assert torch.equal(lines < 0.5, ring(24, 24, 8, 8, 8) & ~corners)
     paper = lines == 1.0
     assert paper[9:15, 9:15].all()  # inside the inner fill
-    assert paper.sum() == 24 * 24 - 28  # every pixel but the line
+    assert paper.sum() == 24 * 24 - 24  # every pixel but the line
     parts = components(paper)
-    assert sorted(len(part) for part in parts) == [36, 24 * 24 - 64]  # inner square apart from the outer fill
+    assert sorted(len(part) for part in parts) == [36, 24 * 24 - 60]  # inner square apart from the outer fill
+
+
+def test_one_pixel_texture_inside_a_fill_draws_no_lines() -> None:
+    rgb = flat(24, 24, ORANGE)
+    rgb[:, 6:18, 6:18] = flat(12, 12, BLUE)
+    dither = torch.zeros(24, 24, dtype=torch.bool)
+    dither[8:16, 8:16] = (torch.arange(8)[:, None] + torch.arange(8)) % 4 == 0  # sparse specks, no ink
+    rgb[:, dither] = torch.tensor((0.25, 0.4, 0.7)).view(3, 1)  # darker blue: a step of some 15 units
+    lines = extract_lineart(rgb, None)[0]
+    assert (lines[7:17, 7:17] == 1.0).all()  # the specks are gone
+    assert (lines[6, 7:17] < 0.5).all() and (lines[7:17, 6] < 0.5).all()  # the fill's boundary is not
+
+
+def test_one_pixel_shape_on_transparent_paper_keeps_its_line() -> None:
+    rgb = flat(20, 20, ORANGE)
+    alpha = torch.zeros(20, 20)
+    alpha[3:17, 10] = 1.0  # a spear one pixel wide: the median would erase it from the colors
+    lines = extract_lineart(rgb, alpha)[0]
+    assert (lines[3:17, 10] == 0.0).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_median_network_is_the_median_of_each_window(seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 4, (3, 7, 9), generator=generator).float()  # many ties
+    x = x if seed % 2 else torch.rand(3, 7, 9, generator=generator)
+    padded = torch.nn.functional.pad(x[None], (1, 1, 1, 1), mode="replicate")[0]
+    windows = padded.unfold(1, 3, 1).unfold(2, 3, 1).reshape(3, 7, 9, 9)  # (C, H, W, 9)
+    assert torch.equal(lineart._median3(x), windows.median(-1).values)
 
 
 def test_fills_of_one_lightness_and_different_hue_are_separated() -> None:

@@ -8,6 +8,10 @@ darker (or the more opaque) of the two, so a boundary between two flat fills bec
 and every flat fill becomes a white region enclosed by lines (4-neighbour regions cannot cross them).
 Steps between two thresholds give gray, so antialiased and faint boundaries stay soft rather than jagged.
 Lab rather than L alone: fills of one lightness but different hue are still separate regions to an inker.
+Steps are taken after two passes of a 3 x 3 median over Lab, which remove one-pixel texture (the dithering
+and specks of shaded pixel art, where nearly every pixel differs from its neighbours) and leave the steps
+between fills where they are; alpha, and the near-black test, read the image as it is, so a one-pixel
+spear or outline keeps its line.
 
 is_lineart tells line art already (nearly no color, nearly only paper and ink, the ink black) from anything
 else, judging the opaque pixels on white: black strokes on transparent paper are line art whatever color is
@@ -29,7 +33,7 @@ from memopainter.data.images import composite_on_white
 
 # Part of the cache key of features computed from extracted line art (data.dataset): raise it whenever
 # extract_lineart, is_lineart or their constants change what they return.
-EXTRACTION_VERSION = 1
+EXTRACTION_VERSION = 2
 
 # Hard-coded, not options.
 EDGE_LOW = 4.0  # Lab steps below this are 8-bit rounding and texture noise inside one fill: no line
@@ -37,6 +41,7 @@ EDGE_HIGH = 16.0  # above this a boundary an inker draws in full; the faint step
 ALPHA_STEP = 100.0  # opaque against transparent counts like black against white: always a full line
 BLACK_FULL = 10.0  # L below this is ink already (outlines, spot blacks): kept solid black
 BLACK_NONE = 20.0  # above this a dark fill (a dark gray tank, a beret), white inside its lines
+MEDIAN_PASSES = 2  # one pass leaves most dithering of Wesnoth's units; a third thins no more of it
 ROWS_PER_BAND = 256  # about 1 M pixels a band at 4096 wide: temporaries of tens of megabytes
 
 # is_lineart, measured on 200 images each of OpenMoji's line art (black strokes on transparent paper) against
@@ -60,8 +65,9 @@ def extract_lineart(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tens
     _check(rgb, alpha)
     _, h, w = rgb.shape
     lines = torch.empty(3, h, w, dtype=torch.float32)
+    context = MEDIAN_PASSES + 1  # rows each side: one per median pass, one for the vertical steps
     for r0, r1 in _bands(h):
-        top, bottom = max(r0 - 1, 0), min(r1 + 1, h)  # one row of context each side for vertical steps
+        top, bottom = max(r0 - context, 0), min(r1 + context, h)
         band_alpha = None if alpha is None else alpha[top:bottom].to(torch.float32)
         darkness = _darkness(rgb[:, top:bottom].to(torch.float32), band_alpha)  # (rows, W)
         lines[0, r0:r1] = 1.0 - darkness[r0 - top : r1 - top]
@@ -103,6 +109,9 @@ def _gray_on_white(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tenso
 def _darkness(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
     """Ink (rows, W) in [0, 1] of a band rgb (3, rows, W): owned neighbour steps plus near-black pixels."""
     lab = rgb_to_lab(composite_on_white(rgb, alpha))  # (3, rows, W)
+    blacks = ((BLACK_NONE - lab[0]) / (BLACK_NONE - BLACK_FULL)).clamp(0.0, 1.0)
+    for _ in range(MEDIAN_PASSES):
+        lab = _median3(lab)
     lightness = lab[0]
     key = lightness if alpha is None else lightness - ALPHA_STEP * alpha  # lower key owns the step
     features = lab if alpha is None else torch.cat([lab, ALPHA_STEP * alpha[None]])  # (C, rows, W)
@@ -110,8 +119,19 @@ def _darkness(rgb: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
     for dim in (1, 2):
         _own_steps(squared, features, key, dim)
     lines = ((squared.sqrt_() - EDGE_LOW) / (EDGE_HIGH - EDGE_LOW)).clamp(0.0, 1.0)
-    blacks = ((BLACK_NONE - lightness) / (BLACK_NONE - BLACK_FULL)).clamp(0.0, 1.0)
     return torch.maximum(lines, blacks)
+
+
+def _median3(x: torch.Tensor) -> torch.Tensor:
+    """The 3 x 3 median of each channel of x (C, rows, W), edges replicated."""
+    rows, w = x.shape[1:]
+    padded = torch.nn.functional.pad(x[None], (1, 1, 1, 1), mode="replicate")[0]
+    p = [padded[:, dy : dy + rows, dx : dx + w] for dy in range(3) for dx in range(3)]  # 9 views like x
+    # Paeth's 19 compare-exchanges that leave the median of nine in p[4]; torch.median over a window
+    # dimension sorts and is some 15 times slower.
+    for i, j in MEDIAN9_NETWORK:
+        p[i], p[j] = torch.minimum(p[i], p[j]), torch.maximum(p[i], p[j])
+    return p[4]
 
 
 def _own_steps(squared: torch.Tensor, features: torch.Tensor, key: torch.Tensor, dim: int) -> None:
@@ -127,6 +147,12 @@ def _own_steps(squared: torch.Tensor, features: torch.Tensor, key: torch.Tensor,
     head, tail = squared.narrow(dim - 1, 0, n - 1), squared.narrow(dim - 1, 1, n - 1)  # views
     torch.maximum(head, torch.where(first_owns, distance, 0.0), out=head)
     torch.maximum(tail, torch.where(first_owns, 0.0, distance), out=tail)
+
+
+MEDIAN9_NETWORK = (
+    (1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3),
+    (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2),
+)  # fmt: skip
 
 
 class _Counts(NamedTuple):
