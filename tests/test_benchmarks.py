@@ -1,4 +1,4 @@
-"""The training benchmark runs the default model's own step (a smoke run at toy sizes, no timing asserted)."""
+"""The benchmarks run (smoke runs at toy sizes, no timing asserted)."""
 
 from __future__ import annotations
 
@@ -15,3 +15,10 @@ def test_bench_train_runs_the_default_step() -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "32x32: step" in result.stdout and "memory part" in result.stdout
+
+
+def test_bench_lineart_prints_time_and_peak_memory() -> None:
+    command = [sys.executable, str(BENCHMARKS / "bench_lineart.py"), "--sizes", "64", "--repeats", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("64x64: ") and "peak memory growth" in result.stdout
