@@ -34,6 +34,7 @@ from memopainter.inference.fullres import recombine
 from memopainter.inference.upsample import UPSAMPLERS
 from memopainter.networks.backbones import DEFAULT_BACKBONE, WeightsError, load_backbone
 
+HERE = str(Path(__file__).resolve().parent)  # peak_memory.py, for the subprocess
 TRAINING_IMAGES = 100  # the memory holds 1.2 x as many slots
 
 
@@ -138,6 +139,8 @@ def bench_batch(model: Colorizer, folder: Path, count: int, batch_sizes: list[in
 
 PEAK_SCRIPT = """
 import sys, time, torch
+sys.path.insert(0, sys.argv[7])
+from peak_memory import reset_peak, status
 from pathlib import Path
 from memopainter.inference import Colorizer
 from memopainter.cli.colorize import Job, colorize_jobs
@@ -146,19 +149,7 @@ model = Colorizer.from_pretrained(sys.argv[1])
 source, small, out = Path(sys.argv[2]), Path(sys.argv[5]), Path(sys.argv[3])
 colorize_jobs(model, [Job(small, Path("warm.png"))], out, 1, None, 1)
 
-def status(key):
-    for line in open("/proc/self/status"):
-        if line.startswith(key):
-            return int(line.split()[1]) * 1024
-    raise KeyError(key)
-
-try:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
-    reset = True
-except OSError:
-    reset = False
-base = status("VmRSS:")
+base, reset = reset_peak()
 start = time.perf_counter()
 colorize_jobs(model, [Job(source, Path("huge.png"))], out, 1, None, 1, sys.argv[6])
 seconds = time.perf_counter() - start
@@ -171,7 +162,7 @@ def bench_peak(model_path: Path, folder: Path, threads: int, upsample: str, kind
     source, small = folder / f"huge-{kind}.png", folder / "small.png"
     IMAGES[kind](4096).save(source)
     synthetic_image(256).save(small)
-    args = [str(model_path), str(source), str(folder / "peak"), str(threads), str(small), upsample]
+    args = [str(model_path), str(source), str(folder / "peak"), str(threads), str(small), upsample, HERE]
     result = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, *args], capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(result.stderr.strip().splitlines()[-1])

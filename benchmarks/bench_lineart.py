@@ -42,22 +42,12 @@ import sys, time, torch
 from memopainter.data.lineart import extract_lineart
 sys.path.insert(0, sys.argv[3])
 from bench_lineart import textured_art
+from peak_memory import reset_peak, status
 torch.set_num_threads(int(sys.argv[2]))
 rgb = textured_art(int(sys.argv[1]))
 alpha = torch.ones(rgb.shape[1:])
 
-def status(key):
-    for line in open("/proc/self/status"):
-        if line.startswith(key):
-            return int(line.split()[1]) * 1024
-    raise KeyError(key)
-
-try:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
-    base, reset = status("VmRSS:"), True
-except OSError:
-    base, reset = status("VmHWM:"), False  # growth past the peak so far only: a lower bound
+base, reset = reset_peak()
 extract_lineart(rgb, alpha)
 print(base, status("VmHWM:"), reset)
 """
@@ -70,7 +60,7 @@ def peak_growth(size: int, threads: int) -> str:
     result = subprocess.run(args, capture_output=True, text=True, check=True)
     base, peak, reset = result.stdout.split()
     growth = f"{(int(peak) - int(base)) / 2**30:.2f} GB"
-    return growth if reset == "True" else f">= {growth} (VmHWM could not be reset)"
+    return growth if reset == "True" else f"{growth} (VmHWM could not be reset: includes the set-up's peak)"
 
 
 def main() -> None:
