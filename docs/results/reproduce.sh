@@ -93,6 +93,8 @@ memopainter experiment descriptors "$OUT/compare-emoji/runs/memopainter-bins" "$
 memopainter experiment lineart "$DATA/openmoji-lineart" --steps 800 --out "$OUT/lineart-openmoji"
 memopainter experiment lineart "$DATA/kenney-3shot" --steps 800 --out "$OUT/lineart-kenney"
 memopainter experiment lineart "$DATA/wesnoth40-5shot" --steps 800 --out "$OUT/lineart-wesnoth"
+python docs/results/lineart-openmoji/twins.py "$DATA/openmoji-lineart" "$OUT/lineart-openmoji/runs/memopainter-bins" \
+    > "$DOCS/lineart-openmoji/twins.txt"
 
 # The query's bins on OpenMoji, and time to quality.
 memopainter experiment descriptors "$OUT/compare-openmoji/runs/memopainter-bins" "$DATA/openmoji-lineart" \
