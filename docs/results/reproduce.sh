@@ -95,6 +95,8 @@ memopainter experiment lineart "$DATA/kenney-3shot" --steps 800 --out "$OUT/line
 memopainter experiment lineart "$DATA/wesnoth40-5shot" --steps 800 --out "$OUT/lineart-wesnoth"
 python docs/results/lineart-openmoji/twins.py "$DATA/openmoji-lineart" "$OUT/lineart-openmoji/runs/memopainter-bins" \
     > "$DOCS/lineart-openmoji/twins.txt"
+python docs/results/lineart-wesnoth/floor.py "$DATA/wesnoth40-5shot" "$DATA/kenney-3shot" \
+    > "$DOCS/lineart-wesnoth/floor.txt"
 
 # The query's bins on OpenMoji, and time to quality.
 memopainter experiment descriptors "$OUT/compare-openmoji/runs/memopainter-bins" "$DATA/openmoji-lineart" \
