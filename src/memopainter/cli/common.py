@@ -22,6 +22,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     """--device and --weights, shared by the commands that run a trained model."""
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the networks run")
