@@ -93,6 +93,9 @@ memopainter experiment descriptors "$OUT/compare-emoji/runs/memopainter-bins" "$
 memopainter experiment lineart "$DATA/openmoji-lineart" --steps 800 --out "$OUT/lineart-openmoji"
 memopainter experiment lineart "$DATA/kenney-3shot" --steps 800 --out "$OUT/lineart-kenney"
 memopainter experiment lineart "$DATA/wesnoth40-5shot" --steps 800 --out "$OUT/lineart-wesnoth"
+for name in openmoji-lineart:openmoji kenney-3shot:kenney wesnoth40-5shot:wesnoth; do  # a second seed
+    memopainter experiment lineart "$DATA/${name%%:*}" --steps 800 --seed 1 --out "$OUT/lineart-${name#*:}-seed1"
+done
 python docs/results/lineart-openmoji/twins.py "$DATA/openmoji-lineart" "$OUT/lineart-openmoji/runs/memopainter-bins" \
     > "$DOCS/lineart-openmoji/twins.txt"
 python docs/results/lineart-wesnoth/floor.py "$DATA/wesnoth40-5shot" "$DATA/kenney-3shot" \
