@@ -46,6 +46,7 @@ def _register_upsampling(experiments: argparse._SubParsersAction) -> None:
 def run_upsampling(args: argparse.Namespace) -> int:
     """Score every upsampler, then write the table."""
     return measure_and_write(
+        args.out,
         lambda: upsampling_experiment(args.model, args.test_dir, args.upscale, say=say),
         lambda rows: write_upsampling(rows, args.out, str(args.model), str(args.test_dir), args.command_line),
     )
@@ -72,6 +73,7 @@ def _register_diagnosis(experiments: argparse._SubParsersAction) -> None:
 def run_diagnosis(args: argparse.Namespace) -> int:
     """Diagnose every test image's retrieval, then write the table."""
     return measure_and_write(
+        args.out,
         lambda: diagnose(args.model, args.train_dir, args.test_dir, say=say),
         lambda rows: write_diagnosis(rows, args.out, args.command_line),
     )
@@ -144,6 +146,7 @@ def _register_descriptors(experiments: argparse._SubParsersAction) -> None:
 def run_descriptors(args: argparse.Namespace) -> int:
     """Replay and score every descriptor set and seed, then write the table."""
     return measure_and_write(
+        args.out,
         lambda: descriptor_trials(
             args.model, args.split, args.sets, args.seeds, say=say, lightness_bins=tuple(args.lightness_bins)
         ),

@@ -57,13 +57,15 @@ def shared_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def refused_output(out: Path) -> int | None:
-    """EXIT_USAGE after a one-line error when --out is a file or matplotlib is missing, else None."""
+def refused_output(out: Path, plots: bool = True) -> int | None:
+    """EXIT_USAGE after a one-line error when --out is a file, or when `plots` and matplotlib is missing;
+    else None. Checked before any work, so a bad --out costs no minutes of training."""
     if out.exists() and not out.is_dir():
         print_error(f"--out {out}: exists and is not a folder")
         return EXIT_USAGE
     try:
-        require_matplotlib()
+        if plots:
+            require_matplotlib()
     except ReportUnavailable as error:
         print_error(str(error))
         return EXIT_USAGE
@@ -109,8 +111,12 @@ def _shared_settings(args: argparse.Namespace) -> SharedSettings:
     )
 
 
-def measure_and_write(measure: Callable[[], object], write: Callable[[object], list[Path]]) -> int:
-    """Run an experiment on a trained model and print the files it wrote; a bad model or input is exit 1."""
+def measure_and_write(out: Path, measure: Callable[[], object], write: Callable[[object], list[Path]]) -> int:
+    """Run an experiment on a trained model (it draws no plot) and print the files it wrote into `out`; a bad
+    --out is exit 2, a bad model or input exit 1."""
+    refused = refused_output(out, plots=False)
+    if refused is not None:
+        return refused
     try:
         result = measure()
     except (CheckpointError, WeightsError, ConfigError, ValueError, OSError) as error:
