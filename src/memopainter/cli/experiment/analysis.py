@@ -5,15 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from memopainter.cli.common import EXIT_FAILED, positive_int, print_error
-from memopainter.cli.experiment.shared import measure_and_write, refused_output, say
+from memopainter.cli.common import positive_int
+from memopainter.cli.experiment.shared import measure_and_write, say
 from memopainter.config import RunConfig
-from memopainter.core.checkpoint import CheckpointError
 from memopainter.experiments.descriptors import descriptor_trials, write_descriptors
 from memopainter.experiments.diagnosis import diagnose, write_diagnosis
 from memopainter.experiments.sequence import sequence_experiment, write_sequence
 from memopainter.experiments.upsampling import upsampling_experiment, write_upsampling
-from memopainter.networks.backbones import WeightsError
 
 
 def register(experiments: argparse._SubParsersAction) -> None:
@@ -101,17 +99,12 @@ def _register_sequence(experiments: argparse._SubParsersAction) -> None:
 
 def run_sequence(args: argparse.Namespace) -> int:
     """Colorize the stream each way, then write the table, plot and GIF."""
-    refused = refused_output(args.out)
-    if refused is not None:
-        return refused
-    try:
-        result = sequence_experiment(args.model, args.test_dir, say=say)
-    except (CheckpointError, WeightsError, ValueError, OSError) as error:
-        print_error(str(error))
-        return EXIT_FAILED
-    for path in write_sequence(result, args.out, args.command_line):
-        print(path)
-    return 0
+    return measure_and_write(
+        args.out,
+        lambda: sequence_experiment(args.model, args.test_dir, say=say),
+        lambda result: write_sequence(result, args.out, args.command_line),
+        plots=True,
+    )
 
 
 def _register_descriptors(experiments: argparse._SubParsersAction) -> None:

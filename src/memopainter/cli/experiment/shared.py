@@ -111,10 +111,12 @@ def _shared_settings(args: argparse.Namespace) -> SharedSettings:
     )
 
 
-def measure_and_write(out: Path, measure: Callable[[], object], write: Callable[[object], list[Path]]) -> int:
-    """Run an experiment on a trained model (it draws no plot) and print the files it wrote into `out`; a bad
-    --out is exit 2, a bad model or input exit 1."""
-    refused = refused_output(out, plots=False)
+def measure_and_write(
+    out: Path, measure: Callable[[], object], write: Callable[[object], list[Path]], plots: bool = False
+) -> int:
+    """Run an experiment on a trained model and print the files it wrote into `out`; a bad --out (or, when it
+    `plots`, no matplotlib) is exit 2, a bad model or input exit 1."""
+    refused = refused_output(out, plots)
     if refused is not None:
         return refused
     try:
