@@ -47,6 +47,11 @@ for name in emoji-20:emoji openmoji-lineart:openmoji; do
         --methods paper memopainter-bins memopainter-bins-adv --paired-against memopainter-bins \
         --out "$OUT/compare-${name#*:}"
 done
+for name in kenney-3shot:kenney wesnoth-5shot:wesnoth emoji-20:emoji openmoji-lineart:openmoji; do
+    memopainter experiment compare "$DATA/${name%%:*}" --steps 800 --seed 1 \
+        --methods memopainter-bins memopainter-bins-adv --paired-against memopainter-bins \
+        --out "$OUT/compare-${name#*:}-seed1"
+done
 
 # Full-resolution color: each set's default model (the compare runs), its colors upsampled three ways.
 upsample() {  # upsample NAME SPLIT [--upscale N...]
