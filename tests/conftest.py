@@ -11,6 +11,7 @@ from types import ModuleType
 import pytest
 import torch
 from PIL import Image, ImageDraw
+from safetensors.torch import save_file
 
 from memopainter.config import RunConfig
 from memopainter.training.loop import train
@@ -183,7 +184,7 @@ LPIPS_HEAD_SHAPES = {
 
 @pytest.fixture(scope="session")
 def weight_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(alexnet, heads): a seeded random AlexNet in torchvision's legacy format, random heads as lpips's."""
+    """(alexnet, heads): a seeded random AlexNet with torchvision's keys, random heads with lpips's."""
     folder = tmp_path_factory.mktemp("lpips-weights")
     generator = torch.Generator().manual_seed(0)
     alexnet = {
@@ -193,13 +194,12 @@ def weight_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     # The real file also holds the classifier, which LPIPS does not use (small stand-ins here).
     alexnet["classifier.1.weight"] = torch.zeros(4, 9)
     alexnet["classifier.6.bias"] = torch.zeros(4)
-    alexnet_path = folder / "random-alexnet.pth"
-    # torchvision's 2017 file predates the zip format: save the same way to check that it loads.
-    torch.save(alexnet, alexnet_path, _use_new_zipfile_serialization=False)
+    alexnet_path = folder / "random-alexnet.safetensors"  # a file of unknown origin: safetensors only
+    save_file(alexnet, alexnet_path)
     # LPIPS's heads are non-negative channel weights.
     heads = {key: torch.rand(shape, generator=generator) for key, shape in LPIPS_HEAD_SHAPES.items()}
-    heads_path = folder / "random-heads.pth"
-    torch.save(heads, heads_path)
+    heads_path = folder / "random-heads.safetensors"
+    save_file(heads, heads_path)
     return alexnet_path, heads_path
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 import memopainter.downloads as downloads_module
 from memopainter.cli.weights import register
@@ -45,8 +46,12 @@ def _parameter_count(model: torch.nn.Module) -> int:
 
 
 def _save(state: dict[str, torch.Tensor], path: Path) -> Path:
+    """A state_dict as a user would save it (.safetensors) or as torchvision ships it (torch.save)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
+    if path.suffix == ".safetensors":
+        save_file({k: v.contiguous() for k, v in state.items()}, path)
+    else:
+        torch.save(state, path)
     return path
 
 
@@ -130,10 +135,16 @@ def test_real_weights_if_cached_match_the_architecture_and_see_a_cat(name):
         ("efficientnet_lite0", EfficientNetLite0, 1280),
     ],
 )
-def test_a_torchvision_format_file_loads_and_gives_pooled_features(tmp_path, name, constructor, dim):
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_a_weights_file_loads_and_gives_pooled_features(
+    monkeypatch, tmp_path, name, constructor, dim, suffix
+):
     torch.manual_seed(0)
     model = constructor().eval()
-    path = _save(model.state_dict(), tmp_path / "random.pth")
+    path = _save(model.state_dict(), tmp_path / f"random{suffix}")
+    if suffix == ".pth":  # a pickle is read only when it is the official file: make this one official
+        official = hashlib.sha256(path.read_bytes()).hexdigest()
+        monkeypatch.setitem(BACKBONES, name, replace(BACKBONES[name], sha256=official))
     backbone = load_backbone(name, weights=path)
     rgb = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     spec = BACKBONES[name]
@@ -158,21 +169,23 @@ def test_normalisations_are_imagenet_mean_std_or_tensorflow_minus_one_to_one():
 
 def test_checkpoints_without_bn_counters_still_load(tmp_path):
     state = {k: v for k, v in ResNet18().state_dict().items() if not k.endswith("num_batches_tracked")}
-    backbone = load_backbone("resnet18", weights=_save(state, tmp_path / "old-format.pth"))
+    backbone = load_backbone("resnet18", weights=_save(state, tmp_path / "old-format.safetensors"))
     assert backbone(torch.rand(1, 3, 32, 32)).shape == (1, 512)
 
 
 def test_truncated_file_raises_weights_error_saying_how_to_get_weights(tmp_path):
-    full = _save(TinyCNN().state_dict(), tmp_path / "full.pth").read_bytes()
-    truncated = tmp_path / "truncated.pth"
+    full = _save(TinyCNN().state_dict(), tmp_path / "full.safetensors").read_bytes()
+    truncated = tmp_path / "truncated.safetensors"
     truncated.write_bytes(full[: len(full) // 2])
-    with pytest.raises(WeightsError, match=r"truncated\.pth: unreadable as mobilenet_v2 weights") as err:
+    with pytest.raises(
+        WeightsError, match=r"truncated\.safetensors: unreadable as mobilenet_v2 weights"
+    ) as err:
         load_backbone("mobilenet_v2", weights=truncated)
     assert "memopainter weights fetch mobilenet_v2" in str(err.value)
 
 
 def test_file_with_other_keys_raises_weights_error(tmp_path):
-    path = _save(TinyCNN().state_dict(), tmp_path / "tiny.pth")
+    path = _save(TinyCNN().state_dict(), tmp_path / "tiny.safetensors")
     # 314 keys minus the 52 BatchNorm counters, which may be absent from old checkpoints
     with pytest.raises(WeightsError, match=r"not mobilenet_v2 weights \(262 keys missing") as err:
         load_backbone("mobilenet_v2", weights=path)
@@ -182,7 +195,7 @@ def test_file_with_other_keys_raises_weights_error(tmp_path):
 def test_file_with_a_wrong_shape_raises_weights_error(tmp_path):
     state = MobileNetV2().state_dict()
     state["classifier.1.weight"] = torch.zeros(10, 1280)
-    path = _save(state, tmp_path / "ten-classes.pth")
+    path = _save(state, tmp_path / "ten-classes.safetensors")
     with pytest.raises(WeightsError, match=r"classifier\.1\.weight is \(10, 1280\), expected \(1000, 1280\)"):
         load_backbone("mobilenet_v2", weights=path)
 
@@ -190,8 +203,15 @@ def test_file_with_a_wrong_shape_raises_weights_error(tmp_path):
 def test_pickled_objects_are_refused(tmp_path):
     path = tmp_path / "pickle.pth"
     torch.save({"model": torch.nn.Linear(2, 2)}, path)  # a module object, not tensors: needs unpickling code
-    with pytest.raises(WeightsError, match="unreadable as tiny weights"):
+    with pytest.raises(WeightsError, match="a pickle of unknown origin is never unpickled"):
         load_backbone("tiny", weights=path)
+
+
+def test_a_tensors_only_pickle_of_unknown_origin_is_not_read_either(tmp_path):
+    path = _save(MobileNetV2().state_dict(), tmp_path / "mine.pth")
+    expected = r"neither the published mobilenet_v2 weights .* nor a \.safetensors"
+    with pytest.raises(WeightsError, match=expected):
+        load_backbone("mobilenet_v2", weights=path)
 
 
 def test_official_file_name_with_a_wrong_hash_is_refused_as_corrupt(empty_dirs):
@@ -236,10 +256,12 @@ def test_our_folder_wins_over_torch_hub_and_defaults_to_xdg_cache(monkeypatch, t
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     assert weights_dir() == tmp_path / "xdg" / "memopainter" / "weights"
-    hub_file = _save(TinyCNN(seed=1).state_dict(), tmp_path / "torch-home/hub/checkpoints/fake-00.pth")
-    monkeypatch.setitem(BACKBONES, "fake", _tiny_spec("fake-00.pth", sha256=None))
+    hub_file = _save(
+        TinyCNN(seed=1).state_dict(), tmp_path / "torch-home/hub/checkpoints/fake-00.safetensors"
+    )
+    monkeypatch.setitem(BACKBONES, "fake", _tiny_spec("fake-00.safetensors", sha256=None))
     assert load_backbone("fake").weights_sha256 == hashlib.sha256(hub_file.read_bytes()).hexdigest()
-    our_file = _save(TinyCNN(seed=2).state_dict(), weights_dir() / "fake-00.pth")
+    our_file = _save(TinyCNN(seed=2).state_dict(), weights_dir() / "fake-00.safetensors")
     assert load_backbone("fake").weights_sha256 == hashlib.sha256(our_file.read_bytes()).hexdigest()
 
 
@@ -391,7 +413,7 @@ def test_cli_verify_missing_weights_prints_one_error_line_and_exits_1(empty_dirs
 
 
 def test_cli_verify_accepts_an_explicit_file(tmp_path, capsys):
-    path = _save(TinyCNN().state_dict(), tmp_path / "tiny.pth")
+    path = _save(TinyCNN().state_dict(), tmp_path / "tiny.safetensors")
     args = _parse(["weights", "verify", "tiny", "--weights", str(path)])
     assert args.run(args) == 0
     assert capsys.readouterr().out.startswith(f"tiny: ok {path} sha256 ")

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import LPIPS_HEAD_SHAPES, TORCHVISION_FEATURE_SHAPES
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+import memopainter.evaluation.lpips as lpips_module
 from memopainter.evaluation.lpips import (
     ALEXNET_FILE,
     HEADS_FILE,
@@ -60,8 +62,8 @@ def test_head_keys_and_shapes_are_the_lpips_packages():
 
 
 def test_loaded_weights_are_the_files_weights(model: nn.Module, weight_files: tuple[Path, Path]):
-    alexnet = torch.load(weight_files[0], weights_only=True)
-    heads = torch.load(weight_files[1], weights_only=True)
+    alexnet = load_file(weight_files[0])
+    heads = load_file(weight_files[1])
     assert torch.equal(model.net.features[10].weight, alexnet["features.10.weight"])
     assert torch.equal(model.heads.lin2.model[1].weight, heads["lin2.model.1.weight"])
     assert not model.training
@@ -127,17 +129,32 @@ def test_missing_heads_file_says_how_to_fetch_it(tmp_path: Path, weight_files: t
 
 
 def test_corrupt_file_is_unavailable(tmp_path: Path, weight_files: tuple[Path, Path]):
-    corrupt = tmp_path / "corrupt.pth"
+    corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(weight_files[1].read_bytes()[:200])  # a truncated download
     with pytest.raises(LpipsUnavailable, match="unreadable as LPIPS v0.1 alex heads"):
         load_lpips(weight_files[0], corrupt)
 
 
-def test_a_file_holding_something_else_than_tensors_is_unavailable(tmp_path: Path, weight_files):
+def test_a_pickle_of_unknown_origin_is_never_unpickled(tmp_path: Path, weight_files):
     odd = tmp_path / "odd.pth"
-    torch.save({"lin0.model.1.weight": 3}, odd)
-    with pytest.raises(LpipsUnavailable, match="not a state_dict of tensors"):
+    torch.save(load_file(weight_files[1]), odd)  # the right tensors, but a pickle nobody published
+    with pytest.raises(LpipsUnavailable, match="a pickle of unknown origin is never unpickled"):
         load_lpips(weight_files[0], odd)
+
+
+def test_the_published_files_pickles_are_read_in_torchvisions_legacy_format(
+    monkeypatch, tmp_path: Path, weight_files
+):
+    alexnet, heads = tmp_path / "alexnet.pth", tmp_path / "heads.pth"
+    # torchvision's 2017 file predates the zip format: saved the same way, and taken as the published one.
+    torch.save(load_file(weight_files[0]), alexnet, _use_new_zipfile_serialization=False)
+    torch.save(load_file(weight_files[1]), heads)
+    monkeypatch.setattr(lpips_module, "ALEXNET_SHA256_PREFIX", sha256_file(alexnet)[:8])
+    monkeypatch.setattr(lpips_module, "HEADS_SHA256", sha256_file(heads))
+    from_pickles, from_safetensors = load_lpips(alexnet, heads), load_lpips(*weight_files)
+    assert lpips_distance(from_pickles, image(1), image(2)) == lpips_distance(
+        from_safetensors, image(1), image(2)
+    )
 
 
 def test_files_swapped_are_unavailable_naming_the_missing_keys(weight_files: tuple[Path, Path]):
@@ -147,10 +164,10 @@ def test_files_swapped_are_unavailable_naming_the_missing_keys(weight_files: tup
 
 
 def test_a_wrong_shape_is_unavailable_naming_the_key(tmp_path: Path, weight_files: tuple[Path, Path]):
-    heads = torch.load(weight_files[1], weights_only=True)
+    heads = load_file(weight_files[1])
     heads["lin3.model.1.weight"] = torch.zeros(1, 128, 1, 1)
-    wrong = tmp_path / "wrong.pth"
-    torch.save(heads, wrong)
+    wrong = tmp_path / "wrong.safetensors"
+    save_file(heads, wrong)
     with pytest.raises(LpipsUnavailable, match=r"lin3.model.1.weight is \(1, 128, 1, 1\)"):
         load_lpips(weight_files[0], wrong)
 
@@ -158,7 +175,7 @@ def test_a_wrong_shape_is_unavailable_naming_the_key(tmp_path: Path, weight_file
 def test_a_file_under_an_official_name_must_carry_its_hash(tmp_path: Path, weight_files: tuple[Path, Path]):
     impostor = tmp_path / ALEXNET_FILE
     impostor.write_bytes(weight_files[0].read_bytes())
-    with pytest.raises(LpipsUnavailable, match="sha256 does not start with 7be5be79"):
+    with pytest.raises(LpipsUnavailable, match="is not the published file's"):
         load_lpips(impostor, weight_files[1])
 
 
@@ -181,7 +198,7 @@ def test_status_without_files_names_both_and_how_to_get_them(no_weight_dirs: Pat
 
 
 def test_status_with_a_corrupt_file_gives_the_loaders_reason(tmp_path: Path, weight_files: tuple[Path, Path]):
-    corrupt = tmp_path / "corrupt.pth"
+    corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(b"not a checkpoint")
     found, reason = lpips_status(corrupt, weight_files[1])
     assert found is None

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
 from memopainter.core.checkpoint import CheckpointError
+from memopainter.files import probe_writable
 from memopainter.inference import Colorizer
 from memopainter.inference.upsample import DEFAULT_UPSAMPLE, UPSAMPLERS
 from memopainter.networks.backbones import WeightsError
@@ -73,3 +75,30 @@ def load_checked_model(
         print_error(str(error))
         return None, EXIT_USAGE
     return colorizer, 0
+
+
+def output_refusal(
+    option: str, path: Path, inputs: Iterable[Path | None], folder: bool = False
+) -> str | None:
+    """Why a command may not write its output (a file, or with `folder` a folder) at `path`, or None.
+
+    Checked before any work: an output is never one of the `inputs` (files or folders; None is skipped)
+    nor inside one (an output among the test images would be read as one by the next run), a file output
+    is not a folder, and the folder it goes in can be made and written (tried, not guessed).
+    """
+    if not folder and path.is_dir():
+        return f"{option} {path}: is a folder; name the file to write"
+    target = path.resolve()
+    for source in filter(None, inputs):
+        source = source.resolve()
+        if target == source or (source.is_dir() and target.is_relative_to(source)):
+            return f"{option} {path}: is {'' if target == source else 'inside '}the input {source}"
+    parent = path if folder else path.parent
+    existing = next(p for p in (parent, *parent.parents) if p.exists() or p == Path(p.anchor))
+    if existing.exists() and not existing.is_dir():
+        return f"{option} {path}: {existing} is a file, not a folder"
+    try:
+        probe_writable(parent)
+    except OSError as error:
+        return f"{option} {path}: cannot write there ({error.strerror or error})"
+    return None

@@ -38,6 +38,10 @@ def _report(action: str, dest: Path, build: Callable[[], Manifest], skip_bad: bo
     except BuildError as err:
         print(f"memopainter data {action}: error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # e.g. DEST under a file, read-only or a full disk: nothing was put in place
+        problem = f"{err.filename or dest}: {err.strerror or err}"
+        print(f"memopainter data {action}: error: {problem}", file=sys.stderr)
+        return 1
     seconds = time.perf_counter() - start
     for entry in body.get("unreadable", []):
         print(f"skipped unreadable {entry['path']}: {entry['problem']}", file=sys.stderr)

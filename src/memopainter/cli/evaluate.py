@@ -15,6 +15,7 @@ from memopainter.cli.common import (
     add_model_options,
     add_upsample_option,
     load_checked_model,
+    output_refusal,
     positive_int,
     print_error,
 )
@@ -99,9 +100,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Refuse what cannot work before loading anything, evaluate, then write the JSON and the report."""
-    if args.json is not None and args.json.is_dir():
-        print_error(f"--json {args.json}: is a folder; name the file to write")
-        return EXIT_USAGE
     if args.report is not None:
         try:
             check_report_dir(args.report)
@@ -117,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     colorizer, status = load_checked_model(args.model, args.device, args.weights, args.top_k, None)
     if colorizer is None:
         return status
-    refusal = _refusal(args, colorizer)
+    refusal = _refusal(args, colorizer) or _output_refusal(args, colorizer)
     if refusal is not None:
         print_error(refusal)
         return EXIT_USAGE
@@ -158,6 +156,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"report: {index}", file=sys.stderr)
     print(json.dumps(result.summary(), indent=2, allow_nan=False))
     return EXIT_FAILED if result.failures else 0
+
+
+def _output_refusal(args: argparse.Namespace, colorizer: Colorizer) -> str | None:
+    """Why --json or --report cannot be written where asked (one line), or None: before any work."""
+    inputs = (colorizer.path, args.test_dir, args.lineart)
+    if args.json is not None and (refusal := output_refusal("--json", args.json, inputs)):
+        return refusal
+    if args.report is not None:
+        return output_refusal("--report", args.report, inputs, folder=True)
+    return None
 
 
 def _refusal(args: argparse.Namespace, colorizer: Colorizer) -> str | None:

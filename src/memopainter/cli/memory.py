@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from memopainter.cli.common import print_error
+from memopainter.cli.common import output_refusal, print_error
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.core.model import load_memopainter, resolve_model_path
 from memopainter.data.images import ImageLoadError, save_png
@@ -56,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     except (CheckpointError, WeightsError, ValueError, OSError) as error:
         print_error(str(error))
         return 1
+    if args.out is not None and (refusal := output_refusal("-o", args.out, [path, *args.query])):
+        print_error(refusal)
+        return 2
     print(
         f"{path}: {stats.size} memory slots, {stats.used} written ({100 * stats.used / stats.size:.0f}%), "
         f"feature {stats.feature}"

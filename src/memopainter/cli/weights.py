@@ -47,6 +47,8 @@ def run_fetch(args: argparse.Namespace) -> int:
         path = fetch_weights(args.name, args.dest)
     except WeightsError as exc:
         return _fail(str(exc))
+    except OSError as exc:  # e.g. --dest under a file, or read-only
+        return _fail(f"{exc.filename or args.dest}: {exc.strerror or exc}")
     print(f"{args.name}: {path} (sha256 verified)")
     return 0
 

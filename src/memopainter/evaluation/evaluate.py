@@ -346,18 +346,26 @@ def _drawing(path: Path, test_dir: Path, lineart_dir: Path) -> Path:
 
 
 def _against_truth(items: Iterable[Colored | Failed], truths: list[Path]) -> Iterator[Colored | Failed]:
-    """colorize_each's results for drawings, each set back to its test image as source and truth."""
+    """colorize_each's results for drawings, each set back to its test image as source and truth; a
+    failure of the drawing names the drawing, since the failure is listed under the test image."""
     for item, truth in zip(items, truths, strict=True):
-        if isinstance(item, Failed) or item.source == truth:
-            item.source = truth
+        drawing, item.source = item.source, truth
+        if drawing == truth:
             yield item
+            continue
+        if isinstance(item, Failed):
+            yield Failed(truth, ValueError(f"its line art {drawing}: {_problem(item.error)}"))
             continue
         try:
             item.rgb, item.alpha = load_image(truth)
         except IMAGE_ERRORS as error:
             yield Failed(truth, error)
             continue
-        item.source = truth
+        if item.images[0].size != (item.rgb.shape[2], item.rgb.shape[1]):
+            w, h = item.images[0].size
+            problem = f"its line art {drawing} is {w}x{h}, the image {item.rgb.shape[2]}x{item.rgb.shape[1]}"
+            yield Failed(truth, ValueError(f"{problem}; a drawing must have its frame's size"))
+            continue
         yield item
 
 

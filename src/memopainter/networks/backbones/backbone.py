@@ -65,5 +65,5 @@ def load_backbone(
         path = resolve_weights(spec, weights)
         digest = sha256_file(path)
         check_hash(spec, path, digest)
-        net.load_state_dict(read_state_dict(spec, path, net.state_dict()))
+        net.load_state_dict(read_state_dict(spec, path, digest, net.state_dict()))
     return Backbone(spec, net, digest).to(device)

