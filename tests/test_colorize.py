@@ -194,9 +194,12 @@ def test_batched_colorization_matches_one_image_at_a_time(colorizer) -> None:
 def test_colorize_each_yields_failures_in_their_input_places(colorizer, tmp_path: Path) -> None:
     good = [photo(12, 10, seed=i) for i in range(3)]
     unreadable = np.zeros((8, 8, 2), dtype=np.uint8)  # two channels: no image
-    images = [good[0], unreadable, good[1], tmp_path / "missing.png", good[2]]
+    wrong_type = torch.full((3, 8, 8), 128, dtype=torch.uint8)  # tensors must hold floats in [0, 1]
+    images = [good[0], unreadable, good[1], tmp_path / "missing.png", wrong_type, good[2]]
     results = list(colorizer.colorize_each(images, batch_size=8))  # one batch holds them all
-    assert [type(r).__name__ for r in results] == ["Colored", "Failed", "Colored", "Failed", "Colored"]
+    kinds = ["Colored", "Failed", "Colored", "Failed", "Failed", "Colored"]
+    assert [type(r).__name__ for r in results] == kinds
+    assert "must hold floats" in str(results[4].error)
     assert all(r.source is image for r, image in zip(results, images, strict=True))
     smaller = list(colorizer.colorize_each(images, batch_size=2))  # failures at a batch's start and end
     assert all(r.source is image for r, image in zip(smaller, images, strict=True))

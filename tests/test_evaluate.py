@@ -466,3 +466,38 @@ def test_without_matplotlib_the_report_says_how_to_install_it(monkeypatch: pytes
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ReportUnavailable, match=r"pip install 'memopainter\[report\]'"):
         require_matplotlib()
+
+
+@pytest.mark.parametrize("where", ["a test image", "the model", "inside the test folder"])
+def test_json_and_report_never_go_over_or_among_the_inputs(
+    trained, tmp_path: Path, capsys, where: str
+) -> None:
+    test_dir = tmp_path / "test"
+    for path in trained.test_dir.rglob("*.png"):
+        (test_dir / path.relative_to(trained.test_dir)).parent.mkdir(parents=True, exist_ok=True)
+        (test_dir / path.relative_to(trained.test_dir)).write_bytes(path.read_bytes())
+    image = sorted(test_dir.rglob("*.png"))[0]
+    target = {
+        "a test image": image,
+        "the model": trained.colorizer.path,
+        "inside the test folder": test_dir / "red" / "summary.json",
+    }[where]
+    before = {p: p.read_bytes() for p in [*test_dir.rglob("*"), trained.colorizer.path] if p.is_file()}
+    assert cli("evaluate", trained.model, test_dir, "--json", target) == 2
+    assert cli("evaluate", trained.model, test_dir, "--report", test_dir / "report") == 2
+    err = capsys.readouterr().err
+    assert f"--json {target}: is " in err and "the input" in err
+    assert f"--report {test_dir / 'report'}: is inside the input" in err
+    assert {p: p.read_bytes() for p in before} == before and not (test_dir / "report").exists()
+
+
+def test_json_under_a_file_is_refused_before_any_work(trained, tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "red.png"
+    blocker.write_bytes(b"a file, not a folder")
+    assert cli("evaluate", trained.model, trained.test_dir, "--json", blocker / "out.json") == 2
+    assert cli("evaluate", trained.model, trained.test_dir, "--report", blocker / "report") == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"error: --json {blocker / 'out.json'}: {blocker} is a file, not a folder",
+        f"error: --report {blocker / 'report'}: {blocker} is a file, not a folder",
+    ]

@@ -188,6 +188,24 @@ def test_evaluation_colors_drawings_and_scores_them_against_the_colors(
     assert all(drawn[p] == scores[p] for p in drawn if p != name)
 
 
+def test_a_bad_or_missized_drawing_fails_its_image_naming_the_drawing(
+    colorizer: Colorizer, tmp_path: Path, sprite_dir: Path
+) -> None:
+    files = sorted(sprite_dir.rglob("*.png"))
+    lines = tmp_path / "lines"
+    corrupt, missized = (lines / f.relative_to(sprite_dir) for f in files[:2])
+    corrupt.parent.mkdir(parents=True)
+    corrupt.write_bytes(b"junk")
+    drawing().resize((50, 50)).save(missized)
+    result = evaluate(colorizer, sprite_dir, lineart_dir=lines)
+    problems = {failure.path: failure.error for failure in result.failures}
+    assert len(problems) == 2 and len(result.per_image) == len(files) - 2
+    first, second = (f.relative_to(sprite_dir).as_posix() for f in files[:2])
+    assert problems[first].startswith(f"its line art {corrupt}: ")
+    width, height = Image.open(files[1]).size
+    assert problems[second].startswith(f"its line art {missized} is 50x50, the image {width}x{height}")
+
+
 def test_the_oracle_conditions_a_drawing_on_its_test_images_colors(
     colorizer: Colorizer, tmp_path: Path, sprite_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

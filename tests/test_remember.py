@@ -269,6 +269,23 @@ def test_memory_contact_sheet_shows_every_written_slot_and_the_queries(
     assert (np.abs(image - color).sum(-1) == 0).any()  # its top-1 slot's first swatch color is drawn
 
 
+def test_memory_sheet_never_goes_over_a_query_image_the_model_or_a_folder(taught, tmp_path: Path, capsys):
+    frame = tmp_path / "frame.png"
+    frame.write_bytes((taught.root / "c_new_frame.png").read_bytes())
+    model_file = Colorizer.from_pretrained(taught.model).path
+    before = frame.read_bytes(), model_file.read_bytes()
+    folder = tmp_path / "sheet.png"
+    folder.mkdir()
+    assert cli("memory", taught.model, "--query", frame, "-o", frame) == 2
+    assert cli("memory", taught.model, "-o", folder) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"error: -o {frame}: is the input {frame.resolve()}",
+        f"error: -o {folder}: is a folder; name the file to write",
+    ]
+    assert (frame.read_bytes(), model_file.read_bytes()) == before
+
+
 def test_rgb_slot_swatches_are_the_ten_palette_colors(taught) -> None:
     model = Colorizer.from_pretrained(taught.model).memopainter
     slot = int(model.memory.filled.nonzero()[0, 0])
