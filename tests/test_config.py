@@ -102,6 +102,7 @@ def test_set_values_are_parsed_as_toml_scalars(assignment: str, key: str, value)
         ("[data]\nimage_size = 48\n", "data.image_size"),
         ("[train]\nbatch_size = 0\n", "train.batch_size"),
         ("steps = 3\n", "[steps]"),
+        ("train = 5\n", "[train] must be a table"),
         ("[train]\nhue_rotation = 0.5\n", "train.hue_rotation"),  # removed: only saved configs drop it
     ],
 )
@@ -133,6 +134,13 @@ def test_bad_toml_values_give_a_one_line_error_naming_the_key(tmp_path: Path, to
         ("train.checkpoint_every=0", "train.checkpoint_every"),
         ("memory.margin=-0.1", "memory.margin"),
         ("train.steps", "train.steps"),
+        ("train.lr=inf", "train.lr must be a finite number"),
+        ("memory.threshold=inf", "memory.threshold must be a finite number"),
+        ("loss.bins_adversarial=nan", "loss.bins_adversarial must be a finite number"),
+        ("model.bins_temperature=1e-45", "model.bins_temperature"),
+        ("train.seed=9300000000000", "train.seed must be from 0 to 2**32 - 1"),
+        ("train.seed=-1", "train.seed"),
+        ("train.device=cuda:abc", "train.device"),
     ],
 )
 def test_bad_set_overrides_give_a_one_line_error_naming_the_key(assignment: str, named: str) -> None:

@@ -63,6 +63,30 @@ def test_a_generator_description_that_disagrees_with_the_config_is_refused(tmp_p
         load_memopainter(rewrite(tmp_path, tensors, meta))
 
 
+@pytest.mark.parametrize(
+    ("part", "key", "value", "named"),
+    [
+        ("config", None, "x", "config is str, not dict"),
+        ("memory", None, "x", "memory is str, not dict | None"),
+        ("class_names", None, 5, "class_names is int, not list"),
+        ("source_paths", None, [1, 2], "source_paths holds items that are not str"),
+        ("step", None, None, "step is NoneType, not int"),
+        ("generator", "norm", "weird", "model.norm must be"),
+        ("generator", "dropout", 5.0, "model.dropout must be in [0, 1)"),
+        ("generator", "lightness", "yes", "not true or false"),
+    ],
+)
+def test_a_header_of_the_wrong_kinds_is_refused_in_one_line(tmp_path: Path, saved, part, key, value, named):
+    tensors, meta = copy.deepcopy(saved)
+    if key is None:
+        meta[part] = value
+    else:
+        meta[part][key] = value
+    with pytest.raises(CheckpointError, match="inconsistent model description") as error:
+        load_memopainter(rewrite(tmp_path, tensors, meta))
+    assert named in str(error.value) and "\n" not in str(error.value)
+
+
 def test_a_config_with_networks_past_the_size_limits_is_refused(tmp_path: Path, saved) -> None:
     tensors, meta = copy.deepcopy(saved)
     meta["config"]["model"]["base_channels"] = 100_000

@@ -277,6 +277,25 @@ def test_resuming_on_other_data_names_both_counts_and_leaves_the_run_as_it_was(
     assert snapshot(run_dir) == before
 
 
+def test_resuming_with_fewer_steps_than_the_checkpoint_or_from_a_model_file_is_refused_untouched(
+    tmp_path: Path, sprite_dir: Path, tiny_config: RunConfig
+) -> None:
+    run_dir = tmp_path / "run"
+    train(tiny_config, sprite_dir, run_dir, stop_after=3, on_event=lambda _: None)  # checkpoint at step 2
+    before = snapshot(run_dir)
+    shorter = RunConfig.from_dict(
+        {**tiny_config.to_dict(), "train": {**tiny_config.to_dict()["train"], "steps": 1}}
+    )
+    with pytest.raises(ValueError, match=r"at step 2, past the 1 steps asked for; resume with at least 2"):
+        train(shorter, sprite_dir, run_dir, resume=True, on_event=lambda _: None)
+    assert snapshot(run_dir) == before
+    finished = tmp_path / "finished"
+    train(tiny_config, sprite_dir, finished, on_event=lambda _: None)
+    shutil.copy(finished / "model.safetensors", finished / "checkpoint.safetensors")
+    with pytest.raises(ValueError, match="not a resumable checkpoint"):
+        train(tiny_config, sprite_dir, finished, resume=True, on_event=lambda _: None)
+
+
 def test_the_next_save_of_a_file_removes_the_temp_files_a_kill_left_of_it(
     tmp_path: Path, sprite_dir: Path, tiny_config: RunConfig
 ) -> None:

@@ -7,6 +7,8 @@ needs nothing but the checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import sys
 import types
 import typing
@@ -181,6 +183,9 @@ class RunConfig:
 
     def validate(self) -> None:
         """Check ranges and choices; raises ConfigError with the offending key."""
+        for key in _float_keys():
+            if not math.isfinite(_get(self, key)):  # inf passes every "> 0" below and breaks training late
+                raise ConfigError(f"{key} must be a finite number, got {_get(self, key)!r}")
         checks = [
             (
                 "data.image_size",
@@ -200,7 +205,7 @@ class RunConfig:
             ("model.dropout", 0 <= self.model.dropout < 1, "in [0, 1)"),
             ("model.norm", self.model.norm in NORMS, " or ".join(f'"{n}"' for n in NORMS)),
             ("model.head", self.model.head in HEADS, " or ".join(f'"{h}"' for h in HEADS)),
-            ("model.bins_temperature", self.model.bins_temperature > 0, "> 0"),
+            ("model.bins_temperature", 0.01 <= self.model.bins_temperature <= 1, "from 0.01 to 1"),
             ("loss.adversarial", self.loss.adversarial >= 0, ">= 0"),
             ("loss.smooth_l1", self.loss.smooth_l1 >= 0, ">= 0"),
             ("loss.smooth_l1_delta", self.loss.smooth_l1_delta > 0, "> 0"),
@@ -212,11 +217,8 @@ class RunConfig:
             ("train.lr", self.train.lr > 0, "> 0"),
             ("train.beta1", 0 <= self.train.beta1 < 1, "in [0, 1)"),
             ("train.beta2", 0 <= self.train.beta2 < 1, "in [0, 1)"),
-            (
-                "train.device",
-                self.train.device == "cpu" or self.train.device.startswith("cuda"),
-                '"cpu" or "cuda[:N]"',
-            ),
+            ("train.device", re.fullmatch(r"cpu|cuda(:\d+)?", self.train.device), '"cpu" or "cuda[:N]"'),
+            ("train.seed", 0 <= self.train.seed < 2**32, "from 0 to 2**32 - 1"),
             ("memory.lightness_bins", 2 <= self.memory.lightness_bins <= 256, "from 2 to 256"),
             ("train.sample_every", self.train.sample_every >= 1, ">= 1"),
             ("train.checkpoint_every", self.train.checkpoint_every >= 1, ">= 1"),
@@ -261,9 +263,11 @@ def _from_values(values: dict, source: str, dropped: frozenset[str]) -> RunConfi
     """A validated config from a nested dict, skipping the `dropped` "section.key" names."""
     config = RunConfig()
     for section, entries in values.items():
-        if section not in _sections() or not isinstance(entries, dict):
+        if section not in _sections():
             known = ", ".join(sorted(_sections()))
             raise ConfigError(f"{source}: unknown section [{section}]; expected one of {known}")
+        if not isinstance(entries, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table of settings, got {entries!r}")
         for key, value in entries.items():
             if f"{section}.{key}" not in dropped:
                 _assign(config, f"{section}.{key}", value, source)
@@ -273,6 +277,15 @@ def _from_values(values: dict, source: str, dropped: frozenset[str]) -> RunConfi
 
 def _sections() -> dict[str, type]:
     return {f.name: f.type for f in dataclasses.fields(RunConfig)}
+
+
+def _float_keys() -> list[str]:
+    """Every "section.name" whose setting is a float."""
+    keys = []
+    for section in dataclasses.fields(RunConfig):
+        hints = typing.get_type_hints(section.default_factory)
+        keys += [f"{section.name}.{name}" for name, hint in hints.items() if hint is float]
+    return keys
 
 
 def _is_power_of_two(n: int) -> bool:

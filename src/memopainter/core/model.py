@@ -10,7 +10,7 @@ adds an adversarial term; older "bins" checkpoints still hold an untrained one, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -205,6 +205,7 @@ def load_memopainter(path: str | Path, device: str | torch.device = "cpu") -> Me
     if meta.get("kind") != KIND:
         raise CheckpointError(f"{path}: not a MemoPainter model checkpoint (kind {meta.get('kind')!r})")
     try:
+        _check_meta_types(meta)
         _check_memory_tensors(meta, tensors)
         model = _from_meta(meta, str(path))
     except (KeyError, TypeError, ValueError) as error:  # ConfigError is a ValueError
@@ -246,6 +247,7 @@ def _from_meta(meta: dict, source: str) -> MemoPainter:
     """
     config = RunConfig.from_dict(meta["config"], source=source)
     generator = _described(meta, "generator", generator_arguments(config))
+    _check_recorded_generator(generator, config)
     has_memory = config.memory.enabled
     discriminator = None
     if meta.get("discriminator") is not None and has_adversary(config):
@@ -273,6 +275,40 @@ def _check_memory(memory: dict, config: RunConfig) -> None:
     """Refuse a recorded memory of another key width or color feature than its config."""
     if memory.get("key_dim") != config.memory.key_dim or memory.get("feature") != config.data.feature:
         raise ValueError(f"its memory description {memory} does not match its config")
+
+
+def _check_recorded_generator(generator: dict, config: RunConfig) -> None:
+    """The generator's recorded settings, which win over its config's, must make a valid config too."""
+    if not isinstance(generator["lightness"], bool) or not isinstance(generator["cond_norm"], bool):
+        raise ValueError(f"its generator description {generator} has a setting that is not true or false")
+    if generator["lightness"] and generator["head"] != "bins":
+        raise ValueError("its generator predicts lightness without the bins head")
+    settings = {key: generator[key] for key in ("norm", "head", "dropout", "cond_norm")}
+    replace(config, model=replace(config.model, **settings)).validate()
+
+
+def _check_meta_types(meta: dict) -> None:
+    """Refuse a header whose parts are not of the kinds saving writes (a hand-edited or foreign file)."""
+    for key, kind in _META_KINDS.items():
+        if key in meta and not isinstance(meta[key], kind):
+            raise ValueError(f"{key} is {type(meta[key]).__name__}, not {getattr(kind, '__name__', kind)}")
+    for key, kind in (("class_names", str), ("source_paths", str), ("source_classes", int)):
+        if not all(isinstance(item, kind) for item in meta.get(key, [])):
+            raise ValueError(f"{key} holds items that are not {kind.__name__}")
+
+
+_META_KINDS = {
+    "config": dict,
+    "generator": dict,
+    "discriminator": dict | None,
+    "memory": dict | None,
+    "query_head": dict | None,
+    "backbone": dict,
+    "class_names": list,
+    "source_classes": list,
+    "source_paths": list,
+    "step": int,
+}
 
 
 def _described(meta: dict, part: str, expected: dict) -> dict:

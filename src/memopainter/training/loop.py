@@ -80,10 +80,10 @@ def train(
     color_step = coloring_step(config, data.ab, device)  # chosen once: GAN or classification step
     if writes and overwrite:
         clear_run(run_dir)  # only now: a run whose data or backbone fails to load leaves the old one intact
-    done = _start(run_dir, data_dir, model, optimizers, config, resume, writes, emit)
-    net = _parallel(model, group)  # what steps; `model` shares its parameters and is what is saved
     world = 1 if group is None else group.world_size
     steps, batch_size = total_steps(config, len(data), world), min(config.train.batch_size * world, len(data))
+    done = _start(run_dir, data_dir, model, optimizers, config, resume, writes, emit, steps)
+    net = _parallel(model, group)  # what steps; `model` shares its parameters and is what is saved
     end = steps if stop_after is None else min(steps, done + stop_after)
     gather = None if group is None else group.gather
     per_epoch = math.ceil(len(data) / batch_size)
@@ -237,6 +237,8 @@ def restore(
     `model` must have been built for the same config and the same images (from data_dir) as the checkpoint.
     """
     tensors, meta = load_checkpoint(path)
+    if not isinstance(meta.get("optimizers"), dict) or not isinstance(meta.get("rng"), dict):
+        raise ValueError(f"{path}: not a resumable checkpoint (no optimizer or random state): a model file")
     saved = RunConfig.from_dict(meta["config"], source=str(path))
     if _resume_key(saved) != _resume_key(config):
         raise ValueError(f"{path}: written with a different config; resume with the settings in config.json")
@@ -338,14 +340,24 @@ def _start(
     resume: bool,
     writes: bool,
     emit: EventHandler,
+    steps: int,
 ) -> int:
-    """The steps already done: 0 for a new run (its config.json written), the checkpoint's on resume."""
+    """The steps already done: 0 for a new run (its config.json written), the checkpoint's on resume.
+
+    A checkpoint past the run's `steps` is refused before anything is written: the final model would
+    otherwise be the checkpoint's weights labelled with fewer steps.
+    """
     if not resume:
         if writes:
             write_json(run_dir / CONFIG_FILE, config.to_dict())
         return 0
     checkpoint = run_dir / CHECKPOINT_FILE
     step = restore(checkpoint, model, optimizers, config, data_dir)  # every rank reads the same checkpoint
+    if step > steps:
+        raise ValueError(
+            f"{checkpoint}: at step {step}, past the {steps} steps asked for; resume with at least "
+            f"{step} steps (--steps, train.steps)"
+        )
     if writes:
         for path in (checkpoint, run_dir / MODEL_FILE):
             remove_leftovers(path)  # temp files of a save the kill cut short
