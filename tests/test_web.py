@@ -372,6 +372,17 @@ def test_remember_replaces_the_served_file_only_when_confirmed(own_model: Path) 
     assert Colorizer.from_pretrained(own_model).memopainter.source_paths[-1] == "hero.png"
 
 
+def test_remember_never_replaces_a_runs_resumable_checkpoint(own_model: Path) -> None:
+    checkpoint = own_model.rename(own_model.parent / "checkpoint.safetensors")  # a run still training
+    before = checkpoint.read_bytes()
+    client = page_client(create_app(checkpoint))
+    response = post(client, "/api/remember", png(photo(20, 20, seed=7)), name="hero.png", replace="true")
+    assert response.status_code == 400
+    assert "resumable checkpoint: it is never replaced" in response.json()["error"]
+    assert [p.name for p in checkpoint.parent.iterdir()] == ["checkpoint.safetensors"]
+    assert checkpoint.read_bytes() == before
+
+
 def test_failed_remember_writes_nothing_and_keeps_the_served_model(own_model: Path) -> None:
     client = page_client(create_app(own_model))
     info = client.get("/api/model").json()

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from memopainter.color.features import to_hex
+from memopainter.core.model import CHECKPOINT_FILE
 from memopainter.data.images import PNG_COMPRESS_LEVEL
 from memopainter.data.sequences import Animation, encode_animation
 from memopainter.inference import Colorizer, Failed, parse_palette
@@ -138,6 +139,11 @@ class ModelSession:
         """
         with self._lock:
             served = self.colorizer
+            if replace and served.path.name == CHECKPOINT_FILE:
+                raise ValueError(
+                    f"{served.path.name} is a run's resumable checkpoint: it is never replaced (the taught "
+                    "model would lose the training state); remember without replacing"
+                )
             taught = served.with_memopainter(copy.deepcopy(served.memopainter), served.path)
             (result,) = remember(taught, [(rgb, alpha)], [name], class_name)
             target = served.path if replace else new_checkpoint_path(served.path)
