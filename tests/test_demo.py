@@ -43,3 +43,29 @@ def test_demo_command_reports_a_missing_dataset_in_one_line(tmp_path, cache_dir,
     assert status == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "nowhere" in errors[0]
+
+
+def test_demo_refuses_an_out_it_did_not_write_before_any_work(tmp_path, sprite_dir, cache_dir, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["demo", "--out", str(blocker), "--data", str(sprite_dir)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {blocker}: OUT exists and is not a folder; name a folder for the demo"
+    ]
+    for folder, mark in (("run", "config.json"), ("report", "index.html")):
+        out = tmp_path / f"with-{folder}"
+        (out / folder).mkdir(parents=True)
+        (out / folder / "precious.txt").write_text("mine")
+        assert main(["demo", "--out", str(out), "--data", str(sprite_dir)]) == 1
+        err = capsys.readouterr().err
+        assert f"{out / folder}: not a {folder} the demo wrote (no {mark})" in err
+        assert sorted(p.name for p in out.rglob("*")) == sorted([folder, "precious.txt"])  # nothing else done
+
+
+def test_demo_refuses_to_reuse_a_split_of_other_data(tmp_path, sprite_dir, cache_dir, capsys):
+    out = tmp_path / "demo"
+    (out / "split-3shot").mkdir(parents=True)
+    (out / "split-3shot" / "dataset.json").write_text(json.dumps({"source": str(tmp_path / "other")}))
+    assert main(["demo", "--out", str(out), "--data", str(sprite_dir)]) == 1
+    err = capsys.readouterr().err
+    assert f"split from {tmp_path / 'other'}, not {sprite_dir}; use another --out" in err

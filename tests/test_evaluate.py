@@ -27,7 +27,7 @@ from memopainter.data.images import load_image, pil_to_tensors
 from memopainter.evaluation import metrics
 from memopainter.evaluation.evaluate import PSNR_CAP, evaluate, lpips_inputs, measure
 from memopainter.evaluation.lpips import MIN_SIDE, load_lpips, lpips_distance
-from memopainter.evaluation.report import ReportUnavailable, require_matplotlib
+from memopainter.evaluation.report import ReportImages, ReportUnavailable, require_matplotlib, write_report
 from memopainter.inference import Colorizer
 from memopainter.inference.fullres import recombine
 from memopainter.training.loop import train
@@ -501,3 +501,16 @@ def test_json_under_a_file_is_refused_before_any_work(trained, tmp_path: Path, c
         f"error: --json {blocker / 'out.json'}: {blocker} is a file, not a folder",
         f"error: --report {blocker / 'report'}: {blocker} is a file, not a folder",
     ]
+
+
+def test_a_report_appears_whole_or_not_at_all(trained, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    report = tmp_path / "report"
+    cut_short = ReportImages(report)
+    evaluate(trained.colorizer, trained.test_dir, on_image=cut_short.add)  # ... and then killed
+    assert not report.exists() and any(cut_short.folder.iterdir())
+    images = ReportImages(report)  # the next report clears what the killed one left
+    result = evaluate(trained.colorizer, trained.test_dir, on_image=images.add)
+    index = write_report(report, result, trained.colorizer, images)
+    assert index == report / "index.html" and index.is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["report"]

@@ -6,7 +6,7 @@ Every stage reuses what an earlier run left: the built dataset, the split and th
 
 from __future__ import annotations
 
-import shutil
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +17,13 @@ from memopainter.core.runs import finished_with
 from memopainter.data.builders.kenney import build_kenney
 from memopainter.data.builders.split import build_split
 from memopainter.evaluation.evaluate import evaluate
-from memopainter.evaluation.report import ReportImages, require_matplotlib, write_report
+from memopainter.evaluation.report import INDEX_FILE, ReportImages, require_matplotlib, write_report
 from memopainter.files import write_json
 from memopainter.inference import Colorizer
 from memopainter.networks.backbones import fetch_weights, find_weights, get_spec
 from memopainter.training.events import TextProgress
 from memopainter.training.loop import train
+from memopainter.training.run_folder import CONFIG_FILE
 
 SHOTS = 3  # three training frames per class: every Kenney class has at least four
 TOP_K = 3
@@ -54,39 +55,58 @@ def run_demo(
     """
     out = Path(out_dir)
     require_matplotlib()  # fail before minutes of work, not after
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: OUT exists and is not a folder; name a folder for the demo")
+    config = load_config(None, [*DEMO_SETTINGS, f"data.input={input_mode}", *(overrides or [])])
+    suffix = "" if config.data.input == "gray" else f"-{config.data.input}"
+    run, report, split = out / f"run{suffix}", out / f"report{suffix}", out / f"split-{shots}shot"
+    _check_own_folders(run, report, split, dataset, shots)
     if dataset is None:
         dataset = out / "kenney"
         if not (dataset / "dataset.json").is_file():
             say(f"building Kenney's CC0 sprites into {dataset} (pip download of the arcade wheel, cached)")
             build_kenney(dataset)
-    split = out / f"split-{shots}shot"
     if not (split / "dataset.json").is_file():
         say(f"splitting {dataset}: {shots} training frames per class, the rest held out")
         build_split(dataset, split, shots=shots, seed=0)
 
-    config = load_config(None, [*DEMO_SETTINGS, f"data.input={input_mode}", *(overrides or [])])
     _ensure_backbone(config, say)
-    suffix = "" if config.data.input == "gray" else f"-{config.data.input}"
-    run = out / f"run{suffix}"
     if finished_with(run, config):
         say(f"reusing the model trained earlier in {run}")
     else:
-        if run.exists():
-            shutil.rmtree(run)  # an interrupted or differently configured demo run: start over
+        # An interrupted or differently configured demo run starts over: only its own files are deleted.
         say(f"training on {split / 'train'} ({config.train.steps} steps; progress below)")
-        train(config, split / "train", run, on_event=TextProgress(say))
+        train(config, split / "train", run, on_event=TextProgress(say), overwrite=run.exists())
 
     frames = "line art of the held-out frames" if suffix else "held-out frames"
     say(f"colorizing and evaluating the {frames} in {split / 'test'} with top-{TOP_K} alternatives")
     colorizer = Colorizer.from_pretrained(run)
-    report = out / f"report{suffix}"
-    if report.exists():
-        shutil.rmtree(report)  # the demo's own output, rewritten each run
-    images = ReportImages(report)
+    images = ReportImages(report)  # the report replaces the last one only once it is complete
     result = evaluate(colorizer, split / "test", TOP_K, on_image=images.add)
     index = write_report(report, result, colorizer, images)
     write_json(report / "metrics.json", result.to_json())
     return DemoResult(index, run / MODEL_FILE, result.summary())
+
+
+def _check_own_folders(run: Path, report: Path, split: Path, dataset: str | Path | None, shots: int) -> None:
+    """Refuse, before any work, an OUT whose folders the demo did not write, or wrote for other data: the
+    demo rewrites its report and run folders and reuses its split and model."""
+    for folder, mark, what in ((report, INDEX_FILE, "a report"), (run, CONFIG_FILE, "a run")):
+        if _holds_files(folder) and not (folder / mark).is_file():
+            raise ValueError(f"{folder}: not {what} the demo wrote (no {mark}); choose another --out")
+    manifest = split / "dataset.json"
+    if manifest.is_file():
+        source = json.loads(manifest.read_text(encoding="utf-8")).get("source")
+        wanted = split.parent / "kenney" if dataset is None else Path(dataset)
+        if source is None or Path(source).resolve() != wanted.resolve():
+            raise ValueError(
+                f"{split}: split from {source}, not {wanted}; use another --out for another data set"
+            )
+
+
+def _holds_files(folder: Path) -> bool:
+    """Whether `folder` exists and is not an empty folder (a run killed before it wrote anything)."""
+    return folder.exists() and (not folder.is_dir() or any(folder.iterdir()))
 
 
 def _ensure_backbone(config: RunConfig, say: Callable[[str], None]) -> None:

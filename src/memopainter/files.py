@@ -68,22 +68,36 @@ def atomic_folder(dest: str | os.PathLike) -> Iterator[Path]:
 
     A failure or a crash leaves `dest` as it was and, at worst, a hidden `.DEST.<hex>.partial` folder.
     """
+    temp = staging_folder(dest)
+    try:
+        yield temp
+        publish_folder(temp, dest)
+    finally:
+        if temp.exists():
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def staging_folder(dest: str | os.PathLike) -> Path:
+    """A new hidden empty folder next to `dest`, to be filled and then `publish_folder`ed as `dest`."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     temp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.partial"
     temp.mkdir()
-    try:
-        yield temp
-        if dest.exists():
-            old = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.old"
-            os.rename(dest, old)
-            os.rename(temp, dest)
-            shutil.rmtree(old)
-        else:
-            os.rename(temp, dest)
-    finally:
-        if temp.exists():
-            shutil.rmtree(temp, ignore_errors=True)
+    return temp
+
+
+def publish_folder(temp: Path, dest: str | os.PathLike) -> None:
+    """Put the filled staging folder `temp` in the place of `dest` (replacing it, a link being unlinked)."""
+    dest = Path(dest)
+    if dest.is_symlink():
+        dest.unlink()  # the link goes, never what it points to
+    if dest.exists():
+        old = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.old"
+        os.rename(dest, old)
+        os.rename(temp, dest)
+        shutil.rmtree(old)
+    else:
+        os.rename(temp, dest)
 
 
 def remove_leftovers(path: str | os.PathLike) -> list[Path]:

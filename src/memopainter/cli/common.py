@@ -84,7 +84,8 @@ def output_refusal(
 
     Checked before any work: an output is never one of the `inputs` (files or folders; None is skipped)
     nor inside one (an output among the test images would be read as one by the next run), a file output
-    is not a folder, and the folder it goes in can be made and written (tried, not guessed).
+    is not a folder, and the folder it goes in can be made and written (tried, not guessed; an output
+    folder is itself made only when its work is done).
     """
     if not folder and path.is_dir():
         return f"{option} {path}: is a folder; name the file to write"
@@ -93,7 +94,7 @@ def output_refusal(
         source = source.resolve()
         if target == source or (source.is_dir() and target.is_relative_to(source)):
             return f"{option} {path}: is {'' if target == source else 'inside '}the input {source}"
-    parent = path if folder else path.parent
+    parent = path.parent  # where the file, or the folder's hidden staging copy, is written first
     existing = next(p for p in (parent, *parent.parents) if p.exists() or p == Path(p.anchor))
     if existing.exists() and not existing.is_dir():
         return f"{option} {path}: {existing} is a file, not a folder"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import shutil
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from PIL import Image
 
 from memopainter.evaluation.evaluate import PSNR_CAP, EvaluatedImages, Evaluation, ImageScore
 from memopainter.evaluation.outputs import figure_png, image_png
-from memopainter.files import write_bytes, write_text
+from memopainter.files import publish_folder, staging_folder, write_bytes, write_text
 from memopainter.inference import Colorizer
 
 INDEX_FILE = "index.html"
@@ -87,10 +88,17 @@ def check_report_dir(folder: str | os.PathLike) -> None:
 
 
 class ReportImages:
-    """Saves each evaluated image's gray input, colorings and ground truth as PNGs under DIR/images/."""
+    """Saves each evaluated image's gray input, colorings and ground truth as PNGs under DIR/images/.
+
+    They go into a hidden staging folder beside DIR, which `write_report` fills and puts in DIR's place:
+    an evaluation cut short leaves no half report in DIR (nor, once the next report starts, beside it).
+    """
 
     def __init__(self, folder: str | os.PathLike) -> None:
-        self.folder = Path(folder)
+        destination = Path(folder)
+        for stale in destination.parent.glob(f".{destination.name}.*.partial"):
+            shutil.rmtree(stale, ignore_errors=True)  # what a killed evaluation left
+        self.folder = staging_folder(destination)
         self.saved: dict[int, list[Thumbnail]] = {}  # per_image index -> gray, colorings..., truth
 
     def add(self, index: int, score: ImageScore, images: EvaluatedImages) -> None:
@@ -112,10 +120,11 @@ def write_report(
     colorizer: Colorizer,
     images: ReportImages | None = None,
 ) -> Path:
-    """Write DIR/index.html and the plots; `images` holds the strips saved while evaluating, if any."""
-    folder = Path(folder)
+    """Write DIR/index.html and the plots, with the strips `images` saved while evaluating, if any, and put
+    them in DIR's place at once; returns DIR/index.html."""
+    destination = Path(folder)
     figure = _figure_class()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = images.folder if images is not None else staging_folder(destination)
     plots = []
     values = [s.metrics.delta_e2000 for s in evaluation.per_image]
     if values:
@@ -126,9 +135,9 @@ def write_report(
             write_bytes(folder / BY_CLASS_FILE, _class_plot(figure, by_class))
             plots.append(BY_CLASS_FILE)
     page = _page(evaluation, colorizer, plots, images.saved if images is not None else {})
-    index = folder / INDEX_FILE
-    write_text(index, page)
-    return index
+    write_text(folder / INDEX_FILE, page)
+    publish_folder(folder, destination)
+    return destination / INDEX_FILE
 
 
 def _figure_class() -> type:
