@@ -234,6 +234,24 @@ def test_kenney_fetches_the_wheel_once_then_works_offline_from_the_cache(
     assert second["num_images"] == 36
     assert _files(tmp_path / "first") == _files(tmp_path / "second")
 
+    cached.write_bytes(cached.read_bytes()[:-10])  # damaged in the cache since
+    with pytest.raises(
+        BuildError, match=f"{cached}: sha256 .* is not the expected .*; delete it to download"
+    ):
+        build_kenney(tmp_path / "third")
+
+
+def test_kenney_names_a_damaged_member_of_the_wheel_in_one_line(fake_wheel: Path, tmp_path: Path) -> None:
+    with zipfile.ZipFile(fake_wheel) as wheel:
+        info = wheel.getinfo(f"{IMAGES}/License.txt")
+    data = bytearray(fake_wheel.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[start + 2] ^= 0xFF  # one byte of the stored text: its CRC no longer matches
+    fake_wheel.write_bytes(bytes(data))
+    with pytest.raises(BuildError, match=r"License\.txt is damaged in the wheel \(Bad CRC-32") as error:
+        build_kenney(tmp_path / "kenney", source=fake_wheel)
+    assert "\n" not in str(error.value) and not (tmp_path / "kenney").exists()
+
 
 def test_kenney_refuses_a_downloaded_wheel_with_another_hash(
     fake_wheel: Path, tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch

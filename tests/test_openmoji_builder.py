@@ -269,6 +269,14 @@ def test_a_drawing_that_is_not_square_is_fitted_and_centred_on_a_transparent_squ
         assert profile[SIZE // 4 + 1 : -SIZE // 4 - 1].min() == 255
 
 
+def test_a_long_thin_drawing_is_refused_before_it_is_rendered() -> None:
+    thin = b'<svg viewBox="0 0 1 3000000"><rect width="1" height="9"/></svg>'
+    with pytest.raises(ValueError, match="viewBox is 1 x 3e[+]06: not a drawing of an emoji's proportions"):
+        om.render_svg(om.load_resvg(), thin, SIZE)
+    with pytest.raises(ValueError, match="no viewBox"):
+        om.render_svg(om.load_resvg(), b'<svg width="9" height="9"></svg>', SIZE)
+
+
 # ---------------------------------------------------------------- broken packages and bad options
 
 

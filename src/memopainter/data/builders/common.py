@@ -89,9 +89,11 @@ class Download:
 
 
 def fetch_once(download: Download, fetch: Callable[[Path], None], log: Log = quiet) -> Path:
-    """downloads_dir()/file, which `fetch` writes into a scratch folder beside the cache on first use."""
+    """downloads_dir()/file, which `fetch` writes into a scratch folder beside the cache on first use; its
+    SHA-256 is checked then and on every later use (a cached file can be damaged since)."""
     cached = downloads_dir() / download.file
     if cached.is_file():
+        check_sha256(cached, download.sha256, str(cached), "; delete it to download it again")
         return cached
     cached.parent.mkdir(parents=True, exist_ok=True)
     log(f"fetching {download.what} with {download.tool} (about {download.size}, once) into {cached.parent}")

