@@ -138,6 +138,25 @@ def test_an_animation_round_trips_its_frames_timing_loop_and_transparency(fmt: s
     assert load_animation(copy).durations == DURATIONS
 
 
+def test_an_apngs_poster_stays_a_poster_that_never_plays(tmp_path: Path) -> None:
+    frames = walk()
+    source = tmp_path / "poster.png"
+    frames[0].save(
+        source, save_all=True, append_images=frames[1:], duration=[70, 80, 90], loop=0, default_image=True
+    )
+    animation = load_animation(source)
+    assert animation.default_image and len(animation.frames) == 4  # the poster is colored too
+    copy = tmp_path / "copy.png"
+    save_animation(copy, [tensors_to_pil(rgb, alpha) for rgb, alpha in animation.frames], animation)
+    with Image.open(copy) as written:
+        assert written.info.get("default_image") and written.n_frames == 4
+        durations = []
+        for index in range(1, 4):
+            written.seek(index)
+            durations.append(round(written.info["duration"]))
+    assert durations == [70, 80, 90]
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_an_opaque_animation_stays_opaque(fmt: str, tmp_path: Path) -> None:
     animation = load_animation(write(tmp_path / f"walk{FORMATS[fmt]}", encode(walk(mode="RGB"), fmt)))

@@ -89,6 +89,8 @@ class Animation:
     durations: list[int]  # milliseconds each frame shows
     loop: int | None  # as the file says (0: forever); None: it says nothing, and a GIF then plays once
     format: str  # Pillow's name: "GIF", "WEBP" or "PNG" (APNG)
+    # An APNG's first frame may be a poster that viewers without APNG show and that never plays: kept so.
+    default_image: bool = False
 
     @property
     def suffix(self) -> str:
@@ -138,9 +140,9 @@ def load_animation(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MA
             count = _frame_count(path, img, max_pixels)
         # A fresh decoder: a damaged GIF whose count failed is left half-way through its frames.
         with Image.open(path, formats=formats) as img:
-            loop, kind = img.info.get("loop"), img.format
+            loop, kind, poster = img.info.get("loop"), img.format, bool(img.info.get("default_image"))
             frames, durations = _decode_frames(path, img, count, max_pixels)
-    return Animation(_alike(frames), durations, loop, kind)
+    return Animation(_alike(frames), durations, loop, kind, poster and kind == "PNG")
 
 
 def _frame_count(path: Path, img: Image.Image, max_pixels: int) -> int | None:
@@ -223,6 +225,8 @@ def encode_animation(images: Sequence[Image.Image], like: Animation) -> bytes:
         options["lossless"] = True
     elif like.format != "PNG":
         raise ValueError(f"not an animation format: {like.format!r} (one of {', '.join(ANIMATION_FORMATS)})")
+    if like.default_image:  # the poster has no duration: the list is the playing frames'
+        options |= {"default_image": True, "duration": list(like.durations[1:])}
     buffer = io.BytesIO()
     frames[0].save(buffer, format=like.format, save_all=True, append_images=frames[1:], **options)
     return buffer.getvalue()
