@@ -89,7 +89,7 @@ def _files() -> dict[Case, bytes]:
         Case("text.png", False, "not a recognised image file"): b"this is not an image\n",
         Case("truncated.png", False, "truncated"): good[: len(good) // 2],
         Case("bomb.png", False, "too many pixels"): bomb_png(100_000, 100_000),
-        Case("strip.png", False, "longer than 100 times its width"): _encoded(
+        Case("strip.png", False, "wider than 100 times its height"): _encoded(
             Image.new("L", (20_000, 1)), "PNG"
         ),
         Case("sixteen-bit.png", True): _encoded(sixteen, "PNG"),

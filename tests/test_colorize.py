@@ -559,3 +559,36 @@ def test_a_full_disk_leaves_no_partial_top_k_set(
     assert cli(run_dir, tmp_path / "frame.png", "-o", out, "--top-k", 2) == 1
     assert "No space left on device" in capsys.readouterr().err
     assert list(out.rglob("*")) == []  # neither frame.png nor frame.k2.png, and no temp file
+
+
+def test_the_python_api_takes_numpy_integers_float64_palettes_and_big_endian_16_bit(colorizer) -> None:
+    image = photo(12, 10, seed=3)
+    assert len(colorizer(image, top_k=np.int64(2))) == 2
+    as_tensor = torch.tensor([[0.8, 0.1, 0.2]], dtype=torch.float64)
+    same = colorizer(image, palette=as_tensor.float())[0]
+    assert np.array_equal(np.asarray(colorizer(image, palette=as_tensor)[0]), np.asarray(same))
+    gray = np.arange(120, dtype=np.uint16).reshape(10, 12) * 500
+    big = colorizer(gray.astype(">u2"))[0]
+    assert np.array_equal(np.asarray(big), np.asarray(colorizer(gray)[0]))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda c: c(photo(8, 8), palette=torch.ones(3)), r"palette tensor holds colors \(n, 3\)"),
+        (
+            lambda c: c((torch.rand(3, 8, 8), torch.ones(8, 9))),
+            r"alpha a tensor \(H, W\) = \(8, 8\), got \(8, 9\)",
+        ),
+        (lambda c: c((torch.rand(3, 8, 8), np.ones((8, 8)))), "alpha a tensor .* got"),
+        (lambda c: c.colorize_each([photo(8, 8)], batch_size=0), "batch_size must be an integer >= 1"),
+    ],
+)
+def test_bad_api_arguments_are_refused_by_name_at_once(colorizer, call, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        call(colorizer)
+
+
+def test_colorize_each_refuses_one_path_given_for_many(colorizer, tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="an iterable of images, got the one path"):
+        colorizer.colorize_each(str(tmp_path / "one.png"))

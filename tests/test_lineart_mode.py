@@ -188,6 +188,15 @@ def test_evaluation_colors_drawings_and_scores_them_against_the_colors(
     assert all(drawn[p] == scores[p] for p in drawn if p != name)
 
 
+def test_a_frame_with_nothing_opaque_keeps_its_alpha(colorizer: Colorizer) -> None:
+    blank = np.zeros((20, 16, 4), dtype=np.uint8)  # a blank frame of an animation
+    faint = np.full((20, 16, 4), 200, dtype=np.uint8)
+    faint[..., 3] = 100  # a sprite at 40% opacity
+    for image in (blank, faint):
+        (colored,) = colorizer(image)
+        assert colored.mode == "RGBA" and np.array_equal(np.asarray(colored)[..., 3], image[..., 3])
+
+
 def test_a_bad_or_missized_drawing_fails_its_image_naming_the_drawing(
     colorizer: Colorizer, tmp_path: Path, sprite_dir: Path
 ) -> None:

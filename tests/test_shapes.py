@@ -55,14 +55,14 @@ def test_a_strip_at_the_aspect_limit_is_prepared_from_its_own_pixels_only() -> N
 
 
 def test_a_strip_past_the_aspect_limit_is_refused_by_the_library() -> None:
-    with pytest.raises(ValueError, match=f"longer than {MAX_ASPECT} times its width"):
+    with pytest.raises(ValueError, match=f"wider than {MAX_ASPECT} times its height"):
         prepare_image(torch.rand(3, 1, 20_000), None, 64, 224)
 
 
 def test_a_20000_by_1_png_is_refused_in_one_line_naming_the_file(tmp_path: Path) -> None:
     path = tmp_path / "strip.png"
     Image.new("L", (20_000, 1)).save(path)  # 101 bytes of PNG
-    with pytest.raises(ImageLoadError, match=r"strip\.png: 20000x1 is longer than 100 times its width"):
+    with pytest.raises(ImageLoadError, match=r"strip\.png: 20000x1 is wider than 100 times its height"):
         load_image(path)
 
 

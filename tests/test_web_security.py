@@ -362,7 +362,7 @@ def test_a_model_failure_is_one_json_line_and_the_server_stays_up(
 
 def test_an_extreme_aspect_image_is_refused_in_one_line(served) -> None:
     response = post(served.client, "/api/colorize", png(Image.new("L", (20000, 1))), name="strip.png")
-    refused(response, 400, "strip.png: 20000x1 is longer than 100 times its width")
+    refused(response, 400, "strip.png: 20000x1 is wider than 100 times its height")
     assert served.client.get("/").status_code == 200
 
 
@@ -382,7 +382,7 @@ def bad_posts() -> list[tuple[str, dict, int, str]]:
         ("truncated", upload(png(photo(32, 32))[:200]), 400, "corrupt or truncated"),
         ("text", upload(b"just some notes\n", "notes.png"), 415, "notes.png: not a recognised image"),
         ("huge-header", upload(png_header_only(40_000, 40_000)), 413, "too many pixels"),
-        ("extreme-aspect", upload(png(Image.new("L", (1, 5000)))), 400, "longer than 100 times"),
+        ("extreme-aspect", upload(png(Image.new("L", (1, 5000)))), 400, "taller than 100 times its width"),
         ("wrong-field", {"files": {"file": ("f.png", b"x", "image/png")}}, 422, "image"),
         ("no-body", {}, 422, "image"),
         ("json-body", {"json": {"image": "frame.png"}}, 422, "image"),

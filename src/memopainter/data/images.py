@@ -156,7 +156,8 @@ def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int) -> None:
 def aspect_problem(height: int, width: int) -> str | None:
     """Why an image of this shape is refused (its sides too unequal), or None."""
     if max(height, width) > MAX_ASPECT * max(min(height, width), 1):
-        return f"{width}x{height} is longer than {MAX_ASPECT} times its width; cut it into parts first"
+        long, short = ("wider", "height") if width > height else ("taller", "width")
+        return f"{width}x{height} is {long} than {MAX_ASPECT} times its {short}; cut it into parts first"
     return None
 
 

@@ -12,6 +12,7 @@ CLI, evaluation, the experiments and the web page all colorize through.
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -143,11 +144,11 @@ class Colorizer:
         uint8, uint16 or floats in [0, 1], a tensor (1, H, W), (3, H, W) or (4, H, W) in [0, 1], an image
         file path, or an (rgb (3, H, W), alpha (H, W) or None) pair as `load_image` returns.
         Only its lightness is used. Each result has the input's size and, when it has one, its alpha channel.
-        `upsample` ("bilinear" or "guided", see inference.upsample) brings the colors to full resolution.
+        `upsample` (one of inference.upsample.UPSAMPLERS) brings the colors to full resolution.
         """
         palette = self.check_request(top_k, palette, upsample)
         prepared = self.prepare(*image_tensors(image))
-        return self.predict([prepared], top_k, palette).images(0, prepared, upsample)
+        return self.predict([prepared], int(top_k), palette).images(0, prepared, upsample)
 
     def colorize_each(
         self,
@@ -169,7 +170,10 @@ class Colorizer:
         alpha)` conditions each image on a color feature of its own (top-1 only) instead of a memory slot.
         """
         palette = self.check_request(top_k, palette, upsample)  # now, not at the first next()
-        request = (top_k, palette, upsample)
+        batch_size = _positive_int("batch_size", batch_size)
+        if isinstance(images, (str, os.PathLike)):
+            raise TypeError(f"colorize_each takes an iterable of images, got the one path {images!r}")
+        request = (int(top_k), palette, upsample)
         return self._colorize_batches(iter(images), request, batch_size, keep_input, check, condition)
 
     def _colorize_batches(self, items, request, batch_size, keep_input, check, condition):
@@ -237,10 +241,9 @@ class Colorizer:
         """
         from memopainter.inference import sequence  # imported here: it builds on this module
 
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        batch_size = _positive_int("batch_size", batch_size)
         palette = self.check_request(top_k, palette, upsample)
-        frames = list(frames)
+        top_k, frames = int(top_k), list(frames)
         if not smooth or not self.has_memory or (palette is not None and not hold):
             each = self.colorize_each(frames, top_k, palette, batch_size=batch_size, upsample=upsample)
             return sequence.all_or_nothing(each)
@@ -265,7 +268,10 @@ class Colorizer:
         if not self.lineart:
             return prepare_image(rgb, alpha, self.image_size, backbone_size)
         lines, extracted = lineart_input(rgb, alpha)
-        prepared = prepare_image(lines, alpha if extracted else None, self.image_size, backbone_size)
+        # A frame with nothing opaque (a blank frame of an animation, a faint sprite) has no ink whose alpha
+        # this could be: it keeps its own, as any other input does.
+        blank = alpha is not None and not bool((alpha >= 0.5).any())
+        prepared = prepare_image(lines, alpha if extracted or blank else None, self.image_size, backbone_size)
         return replace(prepared, extracted=extracted, open_paper=not extracted)
 
     @torch.no_grad()
@@ -323,8 +329,7 @@ class Colorizer:
     ) -> torch.Tensor | None:
         """Refuse what the model cannot do (top-k past its written slots, palettes or top-k without memory);
         returns the palette as colors (n, 3) in [0, 1], or None."""
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-            raise ValueError(f"top_k must be an integer >= 1, got {top_k!r}")
+        top_k = _positive_int("top_k", top_k)
         if upsample not in UPSAMPLERS:
             raise ValueError(f"upsample must be one of {', '.join(UPSAMPLERS)}, got {upsample!r}")
         if not self.has_memory:
@@ -338,9 +343,21 @@ class Colorizer:
         filled = self.memopainter.memory.num_filled
         if palette is None and top_k > filled:
             raise ValueError(f"{self.path}: top_k {top_k} is more than the {filled} written memory slots")
-        if palette is None or isinstance(palette, torch.Tensor):
-            return palette
+        if palette is None:
+            return None
+        if isinstance(palette, torch.Tensor):
+            if palette.dim() != 2 or palette.shape[1] != 3 or not palette.is_floating_point():
+                got = f"{palette.dtype} {tuple(palette.shape)}"
+                raise ValueError(f"a palette tensor holds colors (n, 3) as floats, got {got}")
+            return palette.to(torch.float32)
         return parse_palette(palette)
+
+
+def _positive_int(name: str, value: object) -> int:
+    """`value` as an int when it is an integer >= 1 (numpy's too); else ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
 
 
 def _recorded_backbone(

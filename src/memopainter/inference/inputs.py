@@ -45,7 +45,11 @@ def image_tensors(image: ImageLike) -> tuple[torch.Tensor, torch.Tensor | None]:
         rgb, alpha = image  # as load_image returns them
         if rgb.dim() != 3 or rgb.shape[0] != 3:
             raise ValueError(f"an (rgb, alpha) pair needs rgb shaped (3, H, W), got {tuple(rgb.shape)}")
-        return _tensor_tensors(rgb if alpha is None else torch.cat([rgb, alpha[None]]))
+        if alpha is not None and (not isinstance(alpha, torch.Tensor) or alpha.shape != rgb.shape[1:]):
+            got = tuple(alpha.shape) if hasattr(alpha, "shape") else type(alpha).__name__
+            size = tuple(rgb.shape[1:])
+            raise ValueError(f"an (rgb, alpha) pair needs alpha a tensor (H, W) = {size}, got {got}")
+        return _tensor_tensors(rgb if alpha is None else torch.cat([rgb, alpha[None].to(rgb.dtype)]))
     if isinstance(image, Image.Image):
         return pil_to_tensors(image)
     if isinstance(image, np.ndarray):
@@ -64,7 +68,7 @@ def _array_tensors(array: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | None
         raise ValueError(f"numpy image must be shaped (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
     if array.dtype == np.uint8:
         pixels = torch.from_numpy(np.ascontiguousarray(array)).to(torch.float32).div_(255.0)
-    elif array.dtype == np.uint16:
+    elif array.dtype.kind == "u" and array.dtype.itemsize == 2:  # either byte order: Pillow's I;16B too
         pixels = torch.from_numpy(array.astype(np.float32)).div_(65535.0)
     elif np.issubdtype(array.dtype, np.floating):
         pixels = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
