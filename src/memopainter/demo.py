@@ -71,7 +71,7 @@ def run_demo(
         build_split(dataset, split, shots=shots, seed=0)
 
     _ensure_backbone(config, say)
-    if finished_with(run, config):
+    if finished_with(run, config, split / "train"):
         say(f"reusing the model trained earlier in {run}")
     else:
         # An interrupted or differently configured demo run starts over: only its own files are deleted.

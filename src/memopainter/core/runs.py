@@ -6,17 +6,24 @@ import json
 from pathlib import Path
 
 from memopainter.config import RunConfig
+from memopainter.core.checkpoint import CheckpointError, load_checkpoint
 from memopainter.core.model import MODEL_FILE
+from memopainter.data.images import list_images
 
 
-def finished_with(run: str | Path, config: RunConfig) -> bool:
-    """Whether `run` holds a final model whose saved config.json equals `config`."""
+def finished_with(run: str | Path, config: RunConfig, data_dir: str | Path) -> bool:
+    """Whether `run` holds a final model whose saved config.json equals `config`, trained on the images
+    now under `data_dir` (the same files by relative path: a run on other data is never reused)."""
     run = Path(run)
     saved = run / "config.json"
     if not (run / MODEL_FILE).is_file() or not saved.is_file():
         return False
     try:
         values = json.loads(saved.read_text(encoding="utf-8"))
-        return RunConfig.from_dict(values, source=str(saved)).to_dict() == config.to_dict()
-    except (OSError, ValueError):  # ConfigError and JSONDecodeError are ValueErrors
+        if RunConfig.from_dict(values, source=str(saved)).to_dict() != config.to_dict():
+            return False
+        _, meta = load_checkpoint(run / MODEL_FILE)
+    except (OSError, ValueError, CheckpointError):  # ConfigError and JSONDecodeError are ValueErrors
         return False  # unreadable or from another version: not reusable, train again
+    images = sorted(str(path.relative_to(data_dir)) for path in list_images(data_dir))
+    return sorted(meta.get("source_paths") or []) == images

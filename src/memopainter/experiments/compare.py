@@ -178,12 +178,13 @@ class MethodResult:
 def train_or_reuse(
     name: str, config: RunConfig, train_dir: Path, run: Path, say: Say = print
 ) -> float | None:
-    """Train `config` on train_dir into `run`, or reuse an identical finished run; the seconds training took.
+    """Train `config` on train_dir into `run`, or reuse a finished run of the same settings and images; the
+    seconds training took.
 
     The time is kept in run/training_time.json, so a reused run reports it too (None if it was not kept).
     """
     timing = run / TIMING_FILE
-    if finished_with(run, config):
+    if finished_with(run, config, train_dir):
         say(f"{name}: reusing the finished run in {run}")
         try:
             return float(json.loads(timing.read_text(encoding="utf-8"))["seconds"])
