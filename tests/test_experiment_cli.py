@@ -51,3 +51,37 @@ def test_every_sub_command_is_checked_above() -> None:
     experiment.register(parser.add_subparsers(dest="command"))
     experiments = parser._subparsers._group_actions[0].choices["experiment"]._subparsers._group_actions[0]
     assert set(experiments.choices) == set(COMMANDS)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["compare", "SPLIT", "--steps", "1", "--methods", "cic", "cic"],
+            "--methods lists cic more than once",
+        ),
+        (
+            ["compare", "SPLIT", "--steps", "1", "--methods", "cic", "--paired-against", "res-cgan"],
+            "--paired-against res-cgan: not one of --methods cic",
+        ),
+        (
+            ["compare", "SPLIT", "--steps", "1", "--set", "train.steps=3"],
+            "--set train.steps: use --steps, which the report shows",
+        ),
+        (["lineart", "SPLIT", "--steps", "1", "--set", "data.image_size=32"], "--set data.image_size: use"),
+        (["retrieval", "DATA", "--ways", "1"], "--ways must be at least 2"),
+        (["retrieval", "DATA", "--threshold", "inf"], "--threshold must be a number > 0, got inf"),
+    ],
+)
+def test_contradictory_or_ignored_options_are_refused_before_any_work(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    named = [str(tmp_path / a.lower()) if a in ("SPLIT", "DATA") else a for a in args]
+    assert run_experiment(["experiment", *named, "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_time_to_quality_has_no_top_k_it_would_ignore(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        run_experiment(["experiment", *COMMANDS["time-to-quality"](tmp_path), "--top-k", "5", "--out", "x"])

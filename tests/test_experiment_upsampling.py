@@ -36,3 +36,23 @@ def test_every_upsampler_is_scored_against_bilinear_at_every_scale(
     assert body["command"].startswith("memopainter experiment upsample ")
     assert "| x3 | guided |" in (out / "upsampling.md").read_text()
     assert (out / "upsampling_grid.png").is_file()
+
+
+def test_one_test_image_gives_differences_without_an_interval(
+    tmp_path: Path, tiny_settings, cache_dir
+) -> None:
+    split = write_split(tmp_path / "split", ["knight", "slime", "wizard"])
+    config = RunConfig().override(list(tiny_settings))
+    run = train(config, split / "train", tmp_path / "run", on_event=lambda _: None)
+    for extra in sorted((split / "test").rglob("*.png"))[1:]:
+        extra.unlink()
+    out = tmp_path / "out"
+    assert run_experiment(["experiment", "upsample", str(run), str(split / "test"), "--out", str(out)]) == 0
+    guided = next(
+        r for r in json.loads((out / "upsampling.json").read_text())["rows"] if r["upsample"] == "guided"
+    )
+    assert guided["images"] == 1 and guided["low"] is None
+    assert (
+        f"| x1 | guided | {guided['delta_e2000']:.3f} | {guided['difference']:+.3f} |"
+        in (out / "upsampling.md").read_text()
+    )

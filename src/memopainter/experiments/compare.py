@@ -213,11 +213,16 @@ def evaluate_run(
     With `oracle`, each test image is conditioned on its own true color feature instead (top-1).
     """
     colorizer = Colorizer.from_pretrained(run / MODEL_FILE, device=device)
-    k = 1 if oracle or not colorizer.has_memory else top_k
+    # top_k at most the slots written: a tiny split may write fewer (best of k is then over those)
+    k = 1 if oracle or not colorizer.has_memory else min(top_k, colorizer.memopainter.memory.num_filled)
     say(f"{name}: evaluating on {test_dir} (top-{k}{', true features' if oracle else ''})")
     on_image = None if keep is None else (lambda _, score, images: keep(score, images))
     drawn = drawn_lineart(test_dir) if colorizer.lineart else None
-    return evaluate(colorizer, test_dir, k, oracle=oracle, on_image=on_image, lineart_dir=drawn)
+    evaluation = evaluate(colorizer, test_dir, k, oracle=oracle, on_image=on_image, lineart_dir=drawn)
+    if not evaluation.per_image:
+        failed = len(evaluation.failures)
+        raise ValueError(f"{name}: none of the {failed} test images of {test_dir} could be scored")
+    return evaluation
 
 
 def train_and_evaluate(

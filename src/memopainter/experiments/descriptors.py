@@ -19,9 +19,9 @@ from pathlib import Path
 from memopainter.config import RunConfig
 from memopainter.data.dataset import load_training_data
 from memopainter.data.descriptors import LIGHTNESS_BINS, parse_descriptors
-from memopainter.evaluation.evaluate import evaluate
+from memopainter.evaluation.evaluate import evaluate, list_test_images
 from memopainter.experiments.compare import split_dirs
-from memopainter.experiments.statistics import t_interval
+from memopainter.experiments.statistics import format_interval, t_interval
 from memopainter.experiments.sweep import replay_memory
 from memopainter.files import write_json, write_text
 from memopainter.inference import Colorizer
@@ -53,6 +53,8 @@ def descriptor_trials(
 ) -> list[Trial]:
     """Replay the memory with every descriptor set (and bin count) and seed, and score each on split/test."""
     train_dir, test_dir = split_dirs(Path(split))
+    if all(path.parent == test_dir for path in list_test_images(test_dir)):
+        raise ValueError(f"{test_dir}: retrieval is scored by class: its test images need class folders")
     colorizer = Colorizer.from_pretrained(model)
     base = colorizer.memopainter.config
     trials = []
@@ -73,8 +75,13 @@ def descriptor_trials(
             )
             head, memory = replay_memory(config, data, colorizer.backbone.feature_dim)
             swapped = replace(colorizer.memopainter, config=config, query_head=head.eval(), memory=memory)
-            evaluation = evaluate(colorizer.with_memopainter(swapped, colorizer.path), test_dir, TOP_K)
+            k = min(TOP_K, memory.num_filled)  # a tiny split may write fewer slots than TOP_K
+            evaluation = evaluate(colorizer.with_memopainter(swapped, colorizer.path), test_dir, k)
             summary = evaluation.summary()
+            if summary["retrieval_top1_accuracy"] is None:
+                raise ValueError(
+                    f"{test_dir}: retrieval is scored by class: its test images need class folders"
+                )
             classes = Counter(int(data.labels[s]) for s in memory.sources[memory.filled].tolist())
             trial = Trial(
                 label,
@@ -144,5 +151,4 @@ def _paired(trials: list[Trial], reference: str, name: str) -> str:
     for ours in (t for t in trials if t.descriptors == name):
         theirs = next(t for t in trials if t.descriptors == reference and t.seed == ours.seed)
         differences += [a - b for a, b in zip(ours.per_image, theirs.per_image, strict=True)]
-    mean, low, high = t_interval(differences)
-    return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
+    return format_interval(*t_interval(differences))

@@ -48,9 +48,11 @@ def diagnose(
     grays = _training_grays(memo.source_paths, Path(train_dir), colorizer.image_size)  # (N, S, S)
     rows = {name: ClassRow(name) for name in memo.class_names}
     test_dir = Path(test_dir)
+    unknown = 0
     for path in list_test_images(test_dir):
         truth = path.relative_to(test_dir).parts[0]
         if truth not in rows:
+            unknown += 1  # a frame of a class the model never saw has no right answer to retrieve
             continue
         rgb, alpha = load_image(path)
         _, slots = memo.memory.retrieve(colorizer.query_keys([colorizer.prepare(rgb, alpha)]), TOP)
@@ -63,7 +65,12 @@ def diagnose(
             continue
         row.confused_with[classes[0] or "none"] += 1
         row.misses[_kind(memo, grays, sources[0], truth, classes)] += 1
-    say(f"{sum(r.hits for r in rows.values())} of {sum(r.frames for r in rows.values())} top-1 hits")
+    frames = sum(r.frames for r in rows.values())
+    if unknown:
+        say(f"left out {unknown} test frames of classes the model was not trained on")
+    if not frames:
+        raise ValueError(f"{test_dir}: none of its test frames is of a class the model was trained on")
+    say(f"{sum(r.hits for r in rows.values())} of {frames} top-1 hits")
     return [row for row in rows.values() if row.frames]
 
 

@@ -30,7 +30,7 @@ from memopainter.experiments.compare import (
     method_config,
     train_or_reuse,
 )
-from memopainter.experiments.statistics import t_interval
+from memopainter.experiments.statistics import format_interval, t_interval
 from memopainter.files import atomic_folder, write_bytes, write_json, write_text
 
 Say = Callable[[str], None]
@@ -58,6 +58,8 @@ def make_rare_split(
     data: Path, out: Path, rare: str, common: str, rare_shots: int, test_share: float, seed: int
 ) -> RareSplit:
     """Split the items present in both variant folders and copy the files into out/train and out/test-*."""
+    if rare == common:
+        raise ValueError(f"--rare and --common are both {rare!r}: the rare variant is compared with another")
     folders = {name: data / name for name in (rare, common)}
     for name, folder in folders.items():
         if not folder.is_dir():
@@ -276,9 +278,7 @@ def _plot(result: RareResult) -> bytes:
 
 
 def _interval(values: dict) -> str:
-    if values["low"] is None:
-        return f"{values['mean']:+.2f}"
-    return f"{values['mean']:+.2f} [{values['low']:+.2f}, {values['high']:+.2f}]"
+    return format_interval(values["mean"], values["low"], values["high"])
 
 
 def _num(value: float | None) -> str:

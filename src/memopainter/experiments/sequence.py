@@ -35,7 +35,7 @@ from memopainter.evaluation.evaluate import list_test_images
 from memopainter.evaluation.flicker import mean_defined, pair_flicker, slot_switches, still_pixels
 from memopainter.evaluation.metrics import delta_e2000
 from memopainter.evaluation.outputs import figure_png
-from memopainter.experiments.statistics import t_interval
+from memopainter.experiments.statistics import format_interval, t_interval
 from memopainter.files import write_bytes, write_json, write_text
 from memopainter.inference import Colored, Colorizer
 from memopainter.inference.fullres import recombine
@@ -463,11 +463,7 @@ def _paste(sheet: Image.Image, image: Image.Image, at: tuple[int, int]) -> None:
 
 
 def _interval(d: Difference) -> str:
-    if d.pairs == 0:
-        return "–"
-    if d.low is None:
-        return f"{d.mean:+.3f}"
-    return f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}]"
+    return "–" if d.pairs == 0 else format_interval(d.mean, d.low, d.high, 3)
 
 
 def _finite(value: float) -> float | None:

@@ -5,6 +5,13 @@ from __future__ import annotations
 import math
 
 
+def format_interval(mean: float, low: float | None, high: float | None, digits: int = 2) -> str:
+    """'+0.12 [-0.05, +0.29]', or the mean alone when there is no interval (fewer than two values)."""
+    if low is None or high is None:
+        return f"{mean:+.{digits}f}"
+    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
 def t_interval(values: list[float]) -> tuple[float, float | None, float | None]:
     """Mean and 95% Student t-interval of `values`; the bounds are None with fewer than 2 values."""
     if not values:

@@ -23,7 +23,7 @@ from memopainter.data.preprocess import AB_SCALE, network_input
 from memopainter.evaluation.evaluate import list_test_images
 from memopainter.evaluation.metrics import colorfulness, delta_e2000
 from memopainter.evaluation.outputs import image_png
-from memopainter.experiments.statistics import t_interval
+from memopainter.experiments.statistics import format_interval, t_interval
 from memopainter.files import write_bytes, write_json, write_text
 from memopainter.inference import Colorizer
 from memopainter.inference.fullres import recombine
@@ -165,7 +165,7 @@ def write_upsampling(
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        paired = "–" if r.difference is None else f"{r.difference:+.3f} [{r.low:+.3f}, {r.high:+.3f}]"
+        paired = "–" if r.difference is None else format_interval(r.difference, r.low, r.high, 3)
         lines.append(
             f"| x{r.upscale} | {r.upsample} | {r.delta_e2000:.3f} | {paired} | {r.floor:.3f} | "
             f"{r.colorfulness:.1f} | {r.floor_colorfulness:.1f} | {r.images} |"

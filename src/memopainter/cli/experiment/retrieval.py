@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from memopainter.cli.common import EXIT_FAILED, EXIT_USAGE, positive_int, print_error
@@ -81,8 +82,11 @@ def run_retrieval(args: argparse.Namespace) -> int:
     refused = refused_output(args.out)
     if refused is not None:
         return refused
-    if args.threshold is not None and not args.threshold > 0:
-        print_error(f"--threshold must be > 0, got {args.threshold}")
+    if args.threshold is not None and not 0 < args.threshold < math.inf:
+        print_error(f"--threshold must be a number > 0, got {args.threshold}")
+        return EXIT_USAGE
+    if min(args.ways) < 2:
+        print_error(f"--ways must be at least 2 for retrieval to be a choice, got {min(args.ways)}")
         return EXIT_USAGE
     settings = RetrievalSettings(
         epochs=args.epochs,

@@ -34,18 +34,22 @@ def methods_argument(parser: argparse.ArgumentParser, default: list[str]) -> Non
     )
 
 
-def shared_training_arguments(parser: argparse.ArgumentParser) -> None:
-    """The settings every model of a training experiment shares."""
+def shared_training_arguments(parser: argparse.ArgumentParser, best_of_k: bool = True) -> None:
+    """The settings every model of a training experiment shares; --top-k where it reports a best of k
+    (else every test image is scored from its top-1 slot)."""
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--image-size", type=positive_int, default=64, metavar="S", help="(default 64)")
     parser.add_argument("--batch-size", type=positive_int, default=16, metavar="B", help="(default 16)")
-    parser.add_argument(
-        "--top-k",
-        type=positive_int,
-        default=3,
-        metavar="K",
-        help="memory slots scored per test image, for best of k (default 3)",
-    )
+    if best_of_k:
+        parser.add_argument(
+            "--top-k",
+            type=positive_int,
+            default=3,
+            metavar="K",
+            help="memory slots scored per test image, for best of k (default 3)",
+        )
+    else:
+        parser.set_defaults(top_k=1)
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument(
         "--set",
@@ -72,6 +76,16 @@ def refused_output(out: Path, plots: bool = True) -> int | None:
     return None
 
 
+# Settings every method shares that have an option of their own: the report states them from the options.
+FLAGGED = {
+    "train.steps": "--steps",
+    "train.seed": "--seed",
+    "train.batch_size": "--batch-size",
+    "train.device": "--device",
+    "data.image_size": "--image-size",
+}
+
+
 def run_training_experiment(
     args: argparse.Namespace,
     methods: list[str],
@@ -82,6 +96,15 @@ def run_training_experiment(
     refused = refused_output(args.out)
     if refused is not None:
         return refused
+    twice = sorted({name for name in methods if methods.count(name) > 1})
+    if twice:
+        print_error(f"--methods lists {', '.join(twice)} more than once")
+        return EXIT_USAGE
+    flagged = [o.split("=", 1)[0].strip() for o in args.overrides if o.split("=", 1)[0].strip() in FLAGGED]
+    if flagged:
+        key = flagged[0]
+        print_error(f"--set {key}: use {FLAGGED[key]}, which the report shows (a --set would override it)")
+        return EXIT_USAGE
     try:
         shared = _shared_settings(args)
         for name in methods:

@@ -47,9 +47,9 @@ def _register_compare(experiments: argparse._SubParsersAction) -> None:
     compare.add_argument(
         "--paired-against",
         choices=list(METHODS),
-        default=BASELINE,
         metavar="METHOD",
-        help=f"the method every other is paired with, per image (default {BASELINE}, the no-memory ablation)",
+        help=f"the method every other is paired with, per image, one of --methods (default {BASELINE}, the "
+        "no-memory ablation, when it is among them, else the first of them)",
     )
     shared_training_arguments(compare)
     compare.set_defaults(run=run_compare)
@@ -57,6 +57,11 @@ def _register_compare(experiments: argparse._SubParsersAction) -> None:
 
 def run_compare(args: argparse.Namespace) -> int:
     """Train, evaluate and report every method on the split."""
+    if args.paired_against is None:
+        args.paired_against = BASELINE if BASELINE in args.methods else args.methods[0]
+    elif args.paired_against not in args.methods:
+        print_error(f"--paired-against {args.paired_against}: not one of --methods {' '.join(args.methods)}")
+        return EXIT_USAGE
     return run_training_experiment(
         args,
         args.methods,
@@ -184,7 +189,7 @@ def _register_time_to_quality(experiments: argparse._SubParsersAction) -> None:
         help="steps after which each model is scored (default 100 200 400 800 1600)",
     )
     methods_argument(timing, ["memopainter-bins", PAPER])
-    shared_training_arguments(timing)
+    shared_training_arguments(timing, best_of_k=False)
     timing.set_defaults(run=run_time_to_quality)
 
 
