@@ -11,12 +11,17 @@ from memopainter.config import RunConfig
 from memopainter.training.loop import train
 
 
+def trained_split(tmp_path: Path, tiny_settings) -> tuple[Path, Path]:
+    """A tiny split of three classes and a model trained on it."""
+    split = write_split(tmp_path / "split", ["knight", "slime", "wizard"])
+    config = RunConfig().override(list(tiny_settings))
+    return split, train(config, split / "train", tmp_path / "run", on_event=lambda _: None)
+
+
 def test_every_upsampler_is_scored_against_bilinear_at_every_scale(
     tmp_path: Path, tiny_settings, cache_dir
 ) -> None:
-    split = write_split(tmp_path / "split", ["knight", "slime", "wizard"])
-    config = RunConfig().override(list(tiny_settings))
-    run = train(config, split / "train", tmp_path / "run", on_event=lambda _: None)
+    split, run = trained_split(tmp_path, tiny_settings)
     out = tmp_path / "out"
     argv = ["experiment", "upsample", str(run), str(split / "test"), "--upscale", "1", "3", "--out", str(out)]
     assert run_experiment(argv) == 0
@@ -41,9 +46,7 @@ def test_every_upsampler_is_scored_against_bilinear_at_every_scale(
 def test_one_test_image_gives_differences_without_an_interval(
     tmp_path: Path, tiny_settings, cache_dir
 ) -> None:
-    split = write_split(tmp_path / "split", ["knight", "slime", "wizard"])
-    config = RunConfig().override(list(tiny_settings))
-    run = train(config, split / "train", tmp_path / "run", on_event=lambda _: None)
+    split, run = trained_split(tmp_path, tiny_settings)
     for extra in sorted((split / "test").rglob("*.png"))[1:]:
         extra.unlink()
     out = tmp_path / "out"
