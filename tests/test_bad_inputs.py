@@ -154,3 +154,14 @@ def test_commands_over_a_folder_name_every_unreadable_file_and_exit_1(
     status, lines = run([*argv, again, "--skip-bad"], capsys)
     assert status == 0, lines  # the same files are still listed, and accepted
     assert any("bomb.png" in line for line in lines)
+
+
+def test_ctrl_c_ends_a_command_with_one_line_and_status_130(monkeypatch, tmp_path: Path, capsys) -> None:
+    from memopainter.cli import data as data_cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data_cli, "build_folder", interrupted)
+    assert main(["data", "folder", str(tmp_path), str(tmp_path / "dest")]) == 130
+    assert capsys.readouterr().err.startswith("interrupted (Ctrl-C); what was written is whole")

@@ -46,7 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return args.run(args)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:  # every file is written whole or not at all: nothing to clean up or report
+        print(
+            "interrupted (Ctrl-C); what was written is whole, and a run continues with train --resume",
+            file=sys.stderr,
+        )
+        return 130  # the shell's status for a process ended by SIGINT
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
