@@ -210,6 +210,12 @@ def test_bad_options_are_refused_with_a_message(client, fields, status, message)
     assert message in response.json()["error"]
 
 
+def test_errors_name_the_served_model_without_the_servers_path(client: TestClient) -> None:
+    served = client.app.state.session.colorizer.path
+    error = post(client, "/api/colorize", png(photo(8, 8)), top_k="999").json()["error"]
+    assert error.startswith(f"{served.name}: top_k 999 is more than") and str(served.parent) not in error
+
+
 def test_missing_image_field_is_a_422_naming_it(client: TestClient) -> None:
     response = client.post("/api/colorize", data={"top_k": "1"})
     assert response.status_code == 422

@@ -166,12 +166,12 @@ def _add_error_handling(app: FastAPI) -> None:
         return _error(error.status, str(error))
 
     @app.exception_handler(ValueError)
-    async def value_error(_: Request, error: ValueError) -> JSONResponse:
-        return _error(400, str(error))
+    async def value_error(request: Request, error: ValueError) -> JSONResponse:
+        return _error(400, _served_by_name(request, str(error)))
 
     @app.exception_handler(CheckpointError)
-    async def checkpoint_error(_: Request, error: CheckpointError) -> JSONResponse:
-        return _error(500, f"could not save the taught model: {error}")
+    async def checkpoint_error(request: Request, error: CheckpointError) -> JSONResponse:
+        return _error(500, _served_by_name(request, f"could not save the taught model: {error}"))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -327,6 +327,12 @@ def _out_of_memory(error: BaseException) -> bool:
 def _fault(error: BaseException) -> str:
     """The message for a fault of the server: its kind, never its details (they go to the log)."""
     return f"the server failed on this request ({type(error).__name__}); see its log"
+
+
+def _served_by_name(request: Request, message: str) -> str:
+    """`message` with the served checkpoint's path cut to its name: the page needs no server paths."""
+    served = request.app.state.session.colorizer.path
+    return message.replace(str(served), served.name)
 
 
 def _error(status: int, message: str) -> JSONResponse:
