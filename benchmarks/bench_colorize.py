@@ -7,7 +7,7 @@ The model is the default architecture at image size 64 (core.model.build_model) 
 random writes, and the real default backbone when its weights are in the cache (`memopainter weights fetch
 mobilenet_v2`), else the tiny test backbone. The machine may be shared: the figures are medians, and noisy.
 
-    python benchmarks/bench_colorize.py [--threads 2] [--repeats 5] [--skip-peak]
+    python benchmarks/bench_colorize.py [--threads 2] [--repeats 7] [--skip-peak]
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def main() -> None:
     """Parse options and run the three measurements."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--skip-peak", action="store_true", help="skip the 4096x4096 memory measurement")

@@ -32,7 +32,7 @@ from memopainter.cli import serve  # noqa: E402
 from memopainter.inference import Colorizer  # noqa: E402
 from memopainter.web.app import TOKEN_HEADER, create_app  # noqa: E402
 from memopainter.web.session import DEFAULT_KEEP_TAUGHT  # noqa: E402
-from memopainter.web.uploads import Limits, display_name  # noqa: E402
+from memopainter.web.uploads import MAX_UPLOAD_FRAMES, Limits, display_name  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("cache_dir", "one_thread")
 
@@ -259,6 +259,16 @@ def test_the_pixel_cap_counts_every_frame_of_an_animation(model_file: Path) -> N
     assert over.status_code == 413
     assert over.json()["error"] == "walk.gif: too many pixels (3 frames of 24x16 = 1152 > max_pixels 1151)"
     assert post(small, "/api/colorize", png(photo(24, 16))).status_code == 200  # one frame fits
+
+
+def test_the_frames_of_an_upload_are_capped_however_small(client: TestClient) -> None:
+    frames = [Image.new("L", (1, 1), value % 256) for value in range(MAX_UPLOAD_FRAMES + 1)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=10)
+    over = post(client, "/api/colorize", buffer.getvalue(), name="dots.gif")
+    assert over.status_code == 413
+    count = MAX_UPLOAD_FRAMES + 1
+    assert over.json()["error"] == f"dots.gif: too many frames ({count} > {MAX_UPLOAD_FRAMES})"
 
 
 def test_a_damaged_frame_is_a_400_naming_the_upload_and_the_frame(client: TestClient) -> None:

@@ -121,13 +121,16 @@ def is_animated(path: str | os.PathLike[str]) -> bool:
     return animation_format(path) is not None
 
 
-def load_animation(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Animation:
+def load_animation(
+    path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS, max_frames: int = MAX_FRAMES
+) -> Animation:
     """Every frame of a GIF, WebP or PNG (APNG) file, each as `load_image` returns an image.
 
     Frames come composed onto the full canvas, as players show them (EXIF orientation applied). When any
     frame has transparency every frame gets an alpha, opaque where it had none, so that all save alike.
     `max_pixels` caps the pixels of all frames together (frames x canvas, checked from the header before a
     frame is decoded): an animation may take no more memory than one still image of that many pixels.
+    `max_frames` caps the frames (each costs a network pass however small it is).
     A frame that fails is one ImageLoadError "<path>: frame N: <problem>", frames counted from 0 (as
     Pillow's seek and `Colorizer.colorize_sequence` count them).
     """
@@ -137,15 +140,15 @@ def load_animation(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MA
         # The cap over all frames is the authority on size; Pillow's hard limit still raises.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         with Image.open(path, formats=formats) as img:
-            count = _frame_count(path, img, max_pixels)
+            count = _frame_count(path, img, max_pixels, max_frames)
         # A fresh decoder: a damaged GIF whose count failed is left half-way through its frames.
         with Image.open(path, formats=formats) as img:
             loop, kind, poster = img.info.get("loop"), img.format, bool(img.info.get("default_image"))
-            frames, durations = _decode_frames(path, img, count, max_pixels)
+            frames, durations = _decode_frames(path, img, count, max_pixels, max_frames)
     return Animation(_alike(frames), durations, loop, kind, poster and kind == "PNG")
 
 
-def _frame_count(path: Path, img: Image.Image, max_pixels: int) -> int | None:
+def _frame_count(path: Path, img: Image.Image, max_pixels: int, max_frames: int) -> int | None:
     """How many frames an opened animation has, once they fit the caps on frames, pixels and shape.
 
     None when a damaged GIF cannot be walked to its end without decoding: its frames are then counted as
@@ -159,8 +162,8 @@ def _frame_count(path: Path, img: Image.Image, max_pixels: int) -> int | None:
         count = getattr(img, "n_frames", 1)
     except DECODE_ERRORS:
         return None
-    if count > MAX_FRAMES:
-        raise ImageLoadError(path, f"too many frames ({count} > {MAX_FRAMES})")
+    if count > max_frames:
+        raise ImageLoadError(path, f"too many frames ({count} > {max_frames})")
     if count * width * height > max_pixels:
         pixels = f"{count} frames of {width}x{height} = {count * width * height}"
         raise ImageLoadError(path, f"too many pixels ({pixels} > max_pixels {max_pixels})")
@@ -168,13 +171,13 @@ def _frame_count(path: Path, img: Image.Image, max_pixels: int) -> int | None:
 
 
 def _decode_frames(
-    path: Path, img: Image.Image, count: int | None, max_pixels: int
+    path: Path, img: Image.Image, count: int | None, max_pixels: int, max_frames: int
 ) -> tuple[list[tuple[torch.Tensor, torch.Tensor | None]], list[int]]:
     """The first `count` frames (all of them when None) as (rgb, alpha) tensors, and their durations."""
     frames: list[tuple[torch.Tensor, torch.Tensor | None]] = []
     durations: list[int] = []
     total = 0
-    for index in range(count) if count is not None else range(MAX_FRAMES + 1):
+    for index in range(count) if count is not None else range(max_frames + 1):
         where = f"frame {index}: "
         with decode_errors(path, where):
             try:
@@ -183,8 +186,8 @@ def _decode_frames(
                 if count is None:
                     break  # the end of a file whose frames were not counted beforehand
                 raise
-            if index == MAX_FRAMES:
-                raise ImageLoadError(path, f"too many frames (more than {MAX_FRAMES})")
+            if index == max_frames:
+                raise ImageLoadError(path, f"too many frames (more than {max_frames})")
             img.load()
             # GIF frames may extend past the canvas the header declared.
             total += img.width * img.height
