@@ -285,7 +285,7 @@ def test_a_memory_model_with_the_bins_head_trains_the_memory_and_follows_its_con
     [
         ("model.norm=instance", 'model.norm must be "adain" or "batch", got \'instance\''),
         ("model.head=rgb", 'model.head must be "ab" or "bins", got \'rgb\''),
-        ("model.bins_temperature=0", "model.bins_temperature must be from 0.01 to 1"),
+        ("model.bins_temperature=0", "model.bins_temperature must be >= 0.01"),
         ("loss.rebalance_lambda=0", r"loss.rebalance_lambda must be in \(0, 1\]"),
         ("loss.rebalance_lambda=1.5", r"loss.rebalance_lambda must be in \(0, 1\]"),
     ],

@@ -138,8 +138,7 @@ def test_bad_toml_values_give_a_one_line_error_naming_the_key(tmp_path: Path, to
         ("memory.threshold=inf", "memory.threshold must be a finite number"),
         ("loss.bins_adversarial=nan", "loss.bins_adversarial must be a finite number"),
         ("model.bins_temperature=1e-45", "model.bins_temperature"),
-        ("train.seed=9300000000000", "train.seed must be from 0 to 2**32 - 1"),
-        ("train.seed=-1", "train.seed"),
+        ("train.seed=9300000000000", "train.seed must be between -2**32 and 2**32"),
         ("train.device=cuda:abc", "train.device"),
     ],
 )

@@ -69,3 +69,14 @@ def test_demo_refuses_to_reuse_a_split_of_other_data(tmp_path, sprite_dir, cache
     assert main(["demo", "--out", str(out), "--data", str(sprite_dir)]) == 1
     err = capsys.readouterr().err
     assert f"split from {tmp_path / 'other'}, not {sprite_dir}; use another --out" in err
+
+
+def test_demo_takes_over_the_half_report_an_earlier_version_left(
+    tmp_path, sprite_dir, cache_dir, tiny_settings
+):
+    out = tmp_path / "demo"
+    (out / "report" / "images").mkdir(parents=True)
+    (out / "report" / "images" / "00000-gray.png").write_bytes(b"a thumbnail")
+    result = run_demo(out, sprite_dir, list(tiny_settings), say=lambda _: None, shots=1)
+    assert result.report.is_file()
+    assert (out / "report" / "images" / "00000-gray.png").read_bytes().startswith(b"\x89PNG")  # the new one

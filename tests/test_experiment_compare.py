@@ -143,6 +143,18 @@ def test_a_run_on_other_images_is_never_reused(
     assert "reusing the finished run" not in capsys.readouterr().err
 
 
+def test_an_unreadable_image_that_training_left_out_does_not_prevent_reuse(
+    compared: SimpleNamespace, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    split = tmp_path / "split"
+    shutil.copytree(compared.split, split)
+    (split / "train" / "knight" / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    shutil.copytree(compared.out / "runs" / BASELINE, out / "runs" / BASELINE)
+    assert run_experiment(compare_args(split, out, "--methods", BASELINE)) == 0
+    assert "reusing the finished run" in capsys.readouterr().err
+
+
 def test_other_settings_retrain_and_set_the_old_run_aside(compared: SimpleNamespace, cache_dir: Path) -> None:
     out = compared.root / "retrain"
     assert run_experiment(compare_args(compared.split, out, "--methods", "res-cgan", steps=1)) == 0

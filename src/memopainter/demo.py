@@ -17,7 +17,13 @@ from memopainter.core.runs import finished_with
 from memopainter.data.builders.kenney import build_kenney
 from memopainter.data.builders.split import build_split
 from memopainter.evaluation.evaluate import evaluate
-from memopainter.evaluation.report import INDEX_FILE, ReportImages, require_matplotlib, write_report
+from memopainter.evaluation.report import (
+    IMAGES_DIR,
+    INDEX_FILE,
+    ReportImages,
+    require_matplotlib,
+    write_report,
+)
 from memopainter.files import write_json
 from memopainter.inference import Colorizer
 from memopainter.networks.backbones import fetch_weights, find_weights, get_spec
@@ -92,7 +98,7 @@ def _check_own_folders(run: Path, report: Path, split: Path, dataset: str | Path
     """Refuse, before any work, an OUT whose folders the demo did not write, or wrote for other data: the
     demo rewrites its report and run folders and reuses its split and model."""
     for folder, mark, what in ((report, INDEX_FILE, "a report"), (run, CONFIG_FILE, "a run")):
-        if _holds_files(folder) and not (folder / mark).is_file():
+        if _holds_files(folder) and not (folder / mark).is_file() and not _old_partial_report(folder, mark):
             raise ValueError(f"{folder}: not {what} the demo wrote (no {mark}); choose another --out")
     manifest = split / "dataset.json"
     if manifest.is_file():
@@ -102,6 +108,11 @@ def _check_own_folders(run: Path, report: Path, split: Path, dataset: str | Path
             raise ValueError(
                 f"{split}: split from {source}, not {wanted}; use another --out for another data set"
             )
+
+
+def _old_partial_report(folder: Path, mark: str) -> bool:
+    """A report that earlier versions, which wrote its images in place, left when cut short: images only."""
+    return mark == INDEX_FILE and folder.is_dir() and [p.name for p in folder.iterdir()] == [IMAGES_DIR]
 
 
 def _holds_files(folder: Path) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 from memopainter.config import RunConfig
 from memopainter.core.checkpoint import CheckpointError, load_checkpoint
 from memopainter.core.model import MODEL_FILE
-from memopainter.data.images import list_images
+from memopainter.data.images import ImageLoadError, list_images, load_image
 
 
 def finished_with(run: str | Path, config: RunConfig, data_dir: str | Path) -> bool:
@@ -25,5 +25,17 @@ def finished_with(run: str | Path, config: RunConfig, data_dir: str | Path) -> b
         _, meta = load_checkpoint(run / MODEL_FILE)
     except (OSError, ValueError, CheckpointError):  # ConfigError and JSONDecodeError are ValueErrors
         return False  # unreadable or from another version: not reusable, train again
-    images = sorted(str(path.relative_to(data_dir)) for path in list_images(data_dir))
-    return sorted(meta.get("source_paths") or []) == images
+    trained = set(meta.get("source_paths") or [])
+    images = {str(path.relative_to(data_dir)): path for path in list_images(data_dir)}
+    if not trained <= images.keys():
+        return False
+    # Training leaves out what it cannot read: only such files may be in the data and not in the run.
+    return all(_unreadable(images[name]) for name in images.keys() - trained)
+
+
+def _unreadable(path: Path) -> bool:
+    try:
+        load_image(path)
+    except (ImageLoadError, ValueError):
+        return True
+    return False
