@@ -93,7 +93,8 @@ def fetch_once(download: Download, fetch: Callable[[Path], None], log: Log = qui
     SHA-256 is checked then and on every later use (a cached file can be damaged since)."""
     cached = downloads_dir() / download.file
     if cached.is_file():
-        check_sha256(cached, download.sha256, str(cached), "; delete it to download it again")
+        advice = f"; delete it to download it again{download.offline}"
+        check_sha256(cached, download.sha256, str(cached), advice)
         return cached
     cached.parent.mkdir(parents=True, exist_ok=True)
     log(f"fetching {download.what} with {download.tool} (about {download.size}, once) into {cached.parent}")
