@@ -66,7 +66,7 @@ def run_demo(
     config = load_config(None, [*DEMO_SETTINGS, f"data.input={input_mode}", *(overrides or [])])
     suffix = "" if config.data.input == "gray" else f"-{config.data.input}"
     run, report, split = out / f"run{suffix}", out / f"report{suffix}", out / f"split-{shots}shot"
-    _check_own_folders(run, report, split, dataset, shots)
+    _check_own_folders(run, report, split, dataset)
     if dataset is None:
         dataset = out / "kenney"
         if not (dataset / "dataset.json").is_file():
@@ -94,7 +94,7 @@ def run_demo(
     return DemoResult(index, run / MODEL_FILE, result.summary())
 
 
-def _check_own_folders(run: Path, report: Path, split: Path, dataset: str | Path | None, shots: int) -> None:
+def _check_own_folders(run: Path, report: Path, split: Path, dataset: str | Path | None) -> None:
     """Refuse, before any work, an OUT whose folders the demo did not write, or wrote for other data: the
     demo rewrites its report and run folders and reuses its split and model."""
     for folder, mark, what in ((report, INDEX_FILE, "a report"), (run, CONFIG_FILE, "a run")):

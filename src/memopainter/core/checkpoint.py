@@ -151,7 +151,20 @@ def load_checkpoint(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Read a checkpoint written by save_checkpoint: its tensors moved to `device`, and its meta."""
-    path = Path(path)
+    tensors, meta = _read(Path(path), with_tensors=True)
+    device = torch.device(device)
+    if device.type != "cpu":
+        tensors = {key: tensor.to(device) for key, tensor in tensors.items()}
+    return tensors, meta
+
+
+def load_checkpoint_meta(path: str | os.PathLike[str]) -> dict:
+    """A checkpoint's meta alone, from its header: no tensor is read."""
+    return _read(Path(path), with_tensors=False)[1]
+
+
+def _read(path: Path, with_tensors: bool) -> tuple[dict[str, torch.Tensor], dict]:
+    """The meta, and with `with_tensors` the tensors on the CPU, of a checkpoint; else CheckpointError."""
     if not path.exists():
         raise CheckpointError(f"{path}: no such file")
     if path.is_dir():
@@ -159,15 +172,12 @@ def load_checkpoint(
     try:
         with safe_open(path, framework="pt", device="cpu") as reader:
             meta = _read_meta(path, reader.metadata())
-            tensors = {key: reader.get_tensor(key) for key in reader.keys()}
+            tensors = {key: reader.get_tensor(key) for key in reader.keys()} if with_tensors else {}
     except SafetensorError as error:
         problem = f"not a readable safetensors file (truncated or corrupt?): {error}"
         raise CheckpointError(f"{path}: {problem}") from None
     except OSError as error:
         raise CheckpointError(f"{path}: cannot read checkpoint: {error.strerror or error}") from error
-    device = torch.device(device)
-    if device.type != "cpu":
-        tensors = {key: tensor.to(device) for key, tensor in tensors.items()}
     return tensors, meta
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from memopainter.config import RunConfig
-from memopainter.core.checkpoint import CheckpointError, load_checkpoint
+from memopainter.core.checkpoint import CheckpointError, load_checkpoint_meta
 from memopainter.core.model import MODEL_FILE
 from memopainter.data.images import ImageLoadError, list_images, load_image
 
@@ -22,7 +22,7 @@ def finished_with(run: str | Path, config: RunConfig, data_dir: str | Path) -> b
         values = json.loads(saved.read_text(encoding="utf-8"))
         if RunConfig.from_dict(values, source=str(saved)).to_dict() != config.to_dict():
             return False
-        _, meta = load_checkpoint(run / MODEL_FILE)
+        meta = load_checkpoint_meta(run / MODEL_FILE)  # the header: which images it was trained on
     except (OSError, ValueError, CheckpointError):  # ConfigError and JSONDecodeError are ValueErrors
         return False  # unreadable or from another version: not reusable, train again
     trained = set(meta.get("source_paths") or [])

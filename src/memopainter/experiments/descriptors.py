@@ -78,10 +78,6 @@ def descriptor_trials(
             k = min(TOP_K, memory.num_filled)  # a tiny split may write fewer slots than TOP_K
             evaluation = evaluate(colorizer.with_memopainter(swapped, colorizer.path), test_dir, k)
             summary = evaluation.summary()
-            if summary["retrieval_top1_accuracy"] is None:
-                raise ValueError(
-                    f"{test_dir}: retrieval is scored by class: its test images need class folders"
-                )
             classes = Counter(int(data.labels[s]) for s in memory.sources[memory.filled].tolist())
             trial = Trial(
                 label,

@@ -100,9 +100,9 @@ def run_training_experiment(
     if twice:
         print_error(f"--methods lists {', '.join(twice)} more than once")
         return EXIT_USAGE
-    flagged = [o.split("=", 1)[0].strip() for o in args.overrides if o.split("=", 1)[0].strip() in FLAGGED]
-    if flagged:
-        key = flagged[0]
+    keys = [override.split("=", 1)[0].strip() for override in args.overrides]
+    key = next((key for key in keys if key in FLAGGED), None)
+    if key is not None:
         print_error(f"--set {key}: use {FLAGGED[key]}, which the report shows (a --set would override it)")
         return EXIT_USAGE
     try:
