@@ -2,7 +2,10 @@
 
 import json
 
+import torch
+
 from memopainter.cli.main import main
+from memopainter.core.checkpoint import load_checkpoint
 from memopainter.core.model import MODEL_FILE
 from memopainter.demo import run_demo
 
@@ -26,6 +29,21 @@ def test_demo_runs_end_to_end_and_reuses_its_model(tmp_path, sprite_dir, cache_d
     run_demo(out, sprite_dir, list(tiny_settings), say=messages.append, shots=1)
     assert any("reusing the model" in m for m in messages)
     assert (out / "run" / MODEL_FILE).stat().st_mtime_ns == model_time
+
+
+def test_demo_resumes_its_interrupted_training(tmp_path, sprite_dir, cache_dir, tiny_settings):
+    out = tmp_path / "demo"
+    run_demo(out, sprite_dir, list(tiny_settings), say=lambda _: None, shots=1)
+    finished = load_checkpoint(out / "run" / MODEL_FILE)[0]
+    logged = (out / "run" / "metrics.jsonl").read_text(encoding="utf-8")
+    (out / "run" / MODEL_FILE).unlink()  # killed between its last checkpoint and the final model
+    messages = []
+    run_demo(out, sprite_dir, list(tiny_settings), say=messages.append, shots=1)
+    assert any("resuming the interrupted training" in m for m in messages)
+    assert (out / "run" / "metrics.jsonl").read_text(encoding="utf-8") == logged  # nothing retrained
+    resumed = load_checkpoint(out / "run" / MODEL_FILE)[0]
+    assert sorted(resumed) == sorted(finished)
+    assert all(torch.equal(resumed[key], finished[key]) for key in resumed)
 
 
 def test_demo_in_line_art_mode_writes_its_own_run_and_report(tmp_path, sprite_dir, cache_dir, tiny_settings):

@@ -9,9 +9,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import torch
 from conftest import TINY_NETWORKS, run_experiment, write_split
 from PIL import Image
 
+from memopainter.config import RunConfig
+from memopainter.core.checkpoint import load_checkpoint
 from memopainter.evaluation.evaluate import Evaluation, ImageMetrics, ImageScore
 from memopainter.experiments.compare import (
     BASELINE,
@@ -25,6 +28,7 @@ from memopainter.experiments.compare import (
     method_config,
 )
 from memopainter.training.events import TrainEvent
+from memopainter.training.loop import train
 
 
 def compare_args(split: Path, out: Path, *extra: str, steps: int = 2) -> list[str]:
@@ -153,6 +157,28 @@ def test_an_unreadable_image_that_training_left_out_does_not_prevent_reuse(
     shutil.copytree(compared.out / "runs" / BASELINE, out / "runs" / BASELINE)
     assert run_experiment(compare_args(split, out, "--methods", BASELINE)) == 0
     assert "reusing the finished run" in capsys.readouterr().err
+
+
+def test_an_interrupted_run_resumes_and_ends_as_the_uninterrupted_one(
+    compared: SimpleNamespace, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("--methods", BASELINE, "--set", "train.checkpoint_every=1")
+    assert run_experiment(compare_args(compared.split, tmp_path / "reference", *args)) == 0
+    uninterrupted = json.loads((tmp_path / "reference" / "compare.json").read_text(encoding="utf-8"))
+    run = tmp_path / "out" / "runs" / BASELINE
+    config = RunConfig.from_dict(uninterrupted["methods"][0]["config"])
+    train(config, compared.split / "train", run, stop_after=1, on_event=lambda _: None)  # Ctrl-C at step 1
+    capsys.readouterr()
+    assert run_experiment(compare_args(compared.split, tmp_path / "out", *args)) == 0
+    assert "resuming the interrupted run" in capsys.readouterr().err
+    assert not list(run.parent.glob("*.stale-*"))
+    resumed = load_checkpoint(run / "model.safetensors")[0]
+    reference = load_checkpoint(tmp_path / "reference" / "runs" / BASELINE / "model.safetensors")[0]
+    assert sorted(resumed) == sorted(reference)
+    assert all(torch.equal(resumed[key], reference[key]) for key in resumed)
+    report = json.loads((tmp_path / "out" / "compare.json").read_text(encoding="utf-8"))
+    assert report["methods"][0]["train_seconds"] is None  # the first process's time was never written
+    assert report["methods"][0]["delta_e2000"] == uninterrupted["methods"][0]["delta_e2000"]
 
 
 def test_other_settings_retrain_and_set_the_old_run_aside(compared: SimpleNamespace, cache_dir: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from memopainter.config import RunConfig, load_config
 from memopainter.core.model import MODEL_FILE
-from memopainter.core.runs import finished_with
+from memopainter.core.runs import finished_with, interrupted_with
 from memopainter.data.builders.kenney import build_kenney
 from memopainter.data.builders.split import build_split
 from memopainter.evaluation.evaluate import evaluate
@@ -79,8 +79,11 @@ def run_demo(
     _ensure_backbone(config, say)
     if finished_with(run, config, split / "train"):
         say(f"reusing the model trained earlier in {run}")
+    elif interrupted_with(run, config, split / "train"):
+        say(f"resuming the interrupted training in {run} ({config.train.steps} steps; progress below)")
+        train(config, split / "train", run, on_event=TextProgress(say), resume=True)
     else:
-        # An interrupted or differently configured demo run starts over: only its own files are deleted.
+        # A differently configured demo run starts over: only its own files are deleted.
         say(f"training on {split / 'train'} ({config.train.steps} steps; progress below)")
         train(config, split / "train", run, on_event=TextProgress(say), overwrite=run.exists())
 

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from memopainter.config import PAPER_SETTINGS, RunConfig, load_config
 from memopainter.core.model import MODEL_FILE
-from memopainter.core.runs import finished_with
+from memopainter.core.runs import finished_with, interrupted_with
 from memopainter.data.builders.split import LINEART
 from memopainter.evaluation.evaluate import (
     EvaluatedImages,
@@ -182,6 +182,8 @@ def train_or_reuse(
     seconds training took.
 
     The time is kept in run/training_time.json, so a reused run reports it too (None if it was not kept).
+    An interrupted run of the same settings and images resumes where it stopped; its time is then not
+    known (None), as the earlier process's was never written.
     """
     timing = run / TIMING_FILE
     if finished_with(run, config, train_dir):
@@ -190,6 +192,10 @@ def train_or_reuse(
             return float(json.loads(timing.read_text(encoding="utf-8"))["seconds"])
         except (OSError, ValueError, KeyError, TypeError):
             return None
+    if interrupted_with(run, config, train_dir):
+        say(f"{name}: resuming the interrupted run in {run}")
+        train(config, train_dir, run, resume=True, on_event=_quiet(say))
+        return None
     say(f"{name}: training {config.train.steps} steps into {run}")
     started = time.perf_counter()
     train(config, train_dir, _fresh(run), on_event=_quiet(say))
