@@ -95,7 +95,7 @@ def test_the_generators_gradient_is_the_cross_entropys_plus_the_weighted_adversa
         torch.optim.SGD(params, lr=0.0), torch.optim.SGD(model.discriminator.parameters(), lr=0.0), None
     )
     parts = classification_step(
-        model, optimizers, batch, cond, bin_weights=weights, adversarial=0.25, temperature=0.38
+        model, optimizers, batch, cond, bin_weights=weights, adversarial=0.25, l1=0.0, temperature=0.38
     )
     assert parts["ce"] == pytest.approx(ce.item()) and parts["g_adv"] == pytest.approx(adv.item())
     assert parts["d"] > 0

@@ -124,6 +124,9 @@ class LossConfig:
     # annealed-mean ab judged by the paper's discriminator, which then trains beside the generator; 0 trains
     # by classification alone.
     bins_adversarial: float = 0.0
+    # model.head "bins": weight of an L1 term beside the cross-entropy, on the annealed-mean ab (ab / 110, as
+    # colorize decodes them) against the truth's; 0 trains by classification alone.
+    bins_l1: float = 0.0
 
 
 @dataclass
@@ -211,6 +214,7 @@ class RunConfig:
             ("loss.smooth_l1_delta", self.loss.smooth_l1_delta > 0, "> 0"),
             ("loss.rebalance_lambda", 0 < self.loss.rebalance_lambda <= 1, "in (0, 1]"),
             ("loss.bins_adversarial", self.loss.bins_adversarial >= 0, ">= 0"),
+            ("loss.bins_l1", self.loss.bins_l1 >= 0, ">= 0"),
             ("train.steps", self.train.steps >= 0, ">= 0 (0 means use epochs)"),
             ("train.epochs", self.train.epochs >= 1, ">= 1"),
             ("train.batch_size", self.train.batch_size >= 1, ">= 1"),

@@ -88,6 +88,12 @@ METHODS: dict[str, Method] = {
         ("model.head=bins", "loss.bins_adversarial=0.25"),
         True,
     ),
+    "memopainter-bins-l1": Method(
+        "MemoPainter (dist, bins head + L1)",
+        "the bins head trained by its cross-entropy plus 10 x the L1 distance of its decoded ab to the truth's",
+        ("model.head=bins", "loss.bins_l1=10"),
+        True,
+    ),
     BASELINE: Method(
         "Res-cGAN (no memory)",
         "the paper's ablation: same generator and discriminator, learned constant AdaIN, no condition",

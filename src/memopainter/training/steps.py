@@ -123,6 +123,7 @@ def coloring_step(config: RunConfig, ab: torch.Tensor, device: torch.device) -> 
             classification_step,
             bin_weights=weights.to(device),
             adversarial=config.loss.bins_adversarial,
+            l1=config.loss.bins_l1,
             temperature=config.model.bins_temperature,
         )
     return partial(gan_step, losses=config.loss)
@@ -169,25 +170,32 @@ def classification_step(
     *,
     bin_weights: torch.Tensor,
     adversarial: float,
+    l1: float,
     temperature: float,
 ) -> dict[str, float]:
     """Zhang et al.'s eq. 2 on G, class-rebalanced by bin_weights (313,); cond (B, V), None for CIC.
 
-    A line-art generator also predicts the lightness, under an L1 loss. With an adversarial weight > 0 a
-    D step first judges the ab decoded at the annealed-mean temperature (as colorize decodes them), and G
-    adds that weight times BCE(D(fake) -> 1).
+    A line-art generator also predicts the lightness, under an L1 loss. The ab decoded at the annealed-mean
+    temperature (as colorize decodes them) may add two terms: with l1 > 0, that weight times their L1
+    distance to the truth's; with adversarial > 0, a D step first judges them, and G adds that weight times
+    BCE(D(fake) -> 1).
     """
     logits = net.generator(batch.gray, cond)  # (B, 313, S, S), or (B, 314, S, S) for line art
     parts = {}
     if batch.lightness is not None:  # line-art input: the generator's last channel is the lightness
         logits, lightness = split_lightness(logits)  # (B, 313, S, S), (B, 1, S, S)
-        l1 = (lightness - batch.lightness).abs().mean()
-        parts["lightness_l1"] = l1.item()
+        lightness_l1 = (lightness - batch.lightness).abs().mean()
+        parts["lightness_l1"] = lightness_l1.item()
     ce = classification_loss(logits, batch.ab * AB_SCALE, bin_weights)
     parts["ce"] = ce.item()
-    loss = ce if batch.lightness is None else ce + LIGHTNESS_WEIGHT * l1
-    if adversarial > 0:
+    loss = ce if batch.lightness is None else ce + LIGHTNESS_WEIGHT * lightness_l1
+    if adversarial > 0 or l1 > 0:
         fake = annealed_mean(logits, temperature) / AB_SCALE  # (B, 2, S, S) in network units
+    if l1 > 0:
+        ab_l1 = (fake - batch.ab).abs().mean()
+        parts["ab_l1"] = ab_l1.item()
+        loss = loss + l1 * ab_l1
+    if adversarial > 0:
         parts["d"] = discriminator_step(net, optimizers, batch, fake, cond)
         fooled = adversarial_loss(net.discriminator(batch.gray, fake, cond))
         parts["g_adv"] = fooled.item()
