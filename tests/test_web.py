@@ -222,6 +222,14 @@ def test_missing_image_field_is_a_422_naming_it(client: TestClient) -> None:
     assert "image" in response.json()["error"]
 
 
+def test_an_image_part_without_a_file_name_is_a_422_saying_to_send_a_file(client: TestClient) -> None:
+    response = client.post("/api/colorize", files={"image": ("", png(photo(8, 8)), "image/png")})
+    assert response.status_code == 422
+    assert response.json()["error"] == (
+        "image: not a file: send the image as a file upload, with its file name"
+    )
+
+
 # --- animations -------------------------------------------------------------------------------------------
 
 

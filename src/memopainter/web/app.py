@@ -343,4 +343,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def _describe(problem: dict) -> str:
     """A pydantic validation problem as 'field: message'."""
     where = ".".join(str(part) for part in problem.get("loc", ()) if part not in ("body", "query"))
-    return f"{where}: {problem.get('msg', 'invalid')}" if where else str(problem.get("msg", "invalid"))
+    message = str(problem.get("msg", "invalid"))
+    if "Expected UploadFile" in message:  # a multipart field without a file name reaches us as text
+        message = "not a file: send the image as a file upload, with its file name"
+    return f"{where}: {message}" if where else message
