@@ -109,6 +109,18 @@ python docs/results/lineart-wesnoth/floor.py "$DATA/wesnoth40-5shot" "$DATA/kenn
 # The query's bins on OpenMoji, and time to quality.
 memopainter experiment descriptors "$OUT/compare-openmoji/runs/memopainter-bins" "$DATA/openmoji-lineart" \
     --sets pooled+lightness --lightness-bins 16 32 --out "$OUT/descriptors-openmoji"
+# The L1 term (the default) against the cross-entropy alone and the adversary, paired per image.
+for name in kenney-3shot:kenney wesnoth-5shot:wesnoth emoji-20:emoji openmoji-lineart:openmoji; do
+    memopainter experiment compare "$DATA/${name%%:*}" --steps 800 \
+        --methods memopainter-bins memopainter-bins-ce memopainter-bins-adv --paired-against memopainter-bins-ce \
+        --out "$OUT/bins-l1-${name#*:}"
+done
+for name in kenney wesnoth emoji openmoji; do
+    runs="$OUT/bins-l1-$name/runs"
+    printf '%s: ' "$name"
+    python docs/results/bins-l1/paired.py "$runs/memopainter-bins/evaluation.json" \
+        "$runs/memopainter-bins-adv/evaluation.json"
+done > "$DOCS/bins-l1/paired-l1-minus-adversary.txt"
 memopainter experiment time-to-quality "$DATA/kenney-3shot" --milestones 100 200 400 800 --out "$OUT/ttq-kenney"
 memopainter experiment time-to-quality "$DATA/openmoji-lineart" --milestones 100 200 400 800 --out "$OUT/ttq-openmoji"
 memopainter experiment time-to-quality "$DATA/kenney-3shot" --methods paper memopainter-bins-adv \

@@ -78,20 +78,21 @@ METHODS: dict[str, Method] = {
     ),
     "memopainter-bins": Method(
         "MemoPainter (dist, bins head)",
-        "memory of ab distributions conditioning, through AdaIN, the CIC-style classification U-Net (no GAN)",
+        "memory of ab distributions conditioning, through AdaIN, the CIC-style classification U-Net, trained "
+        "by its rebalanced cross-entropy plus 10 x the L1 distance of its decoded ab to the truth's",
         ("model.head=bins", "loss.bins_adversarial=0"),
+        True,
+    ),
+    "memopainter-bins-ce": Method(
+        "MemoPainter (dist, bins head, cross-entropy alone)",
+        "the bins head trained by its rebalanced cross-entropy alone (the default before the L1 term)",
+        ("model.head=bins", "loss.bins_adversarial=0", "loss.bins_l1=0"),
         True,
     ),
     "memopainter-bins-adv": Method(
         "MemoPainter (dist, bins head + adversary)",
         "the bins head trained by its cross-entropy plus 0.25 x the paper's adversarial term on its ab",
-        ("model.head=bins", "loss.bins_adversarial=0.25"),
-        True,
-    ),
-    "memopainter-bins-l1": Method(
-        "MemoPainter (dist, bins head + L1)",
-        "the bins head trained by its cross-entropy plus 10 x the L1 distance of its decoded ab to the truth's",
-        ("model.head=bins", "loss.bins_l1=10"),
+        ("model.head=bins", "loss.bins_adversarial=0.25", "loss.bins_l1=0"),
         True,
     ),
     BASELINE: Method(
@@ -108,7 +109,8 @@ METHODS: dict[str, Method] = {
     ),
     "cic": Method(
         "CIC-style",
-        "same U-Net, per-pixel classification over the 313 bins, class rebalancing, annealed-mean decoding",
+        "same U-Net, per-pixel classification over the 313 bins, class rebalancing, annealed-mean decoding, "
+        "and the default bins head's L1 term on it: MemoPainter's bins head without the memory",
         ("memory.enabled=false", "model.head=bins"),
         False,
     ),

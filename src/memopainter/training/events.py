@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SHOWN_STATS = ("d", "g_adv", "g_l1", "ce", "triplet", "images_per_s")  # the terms a step's text shows
+# The terms a step's text shows.
+SHOWN_STATS = ("d", "g_adv", "g_l1", "ce", "ab_l1", "triplet", "images_per_s")
 LINE_EVERY = 10  # without a progress bar, a text line for the first step, every 10th and the last
 
 

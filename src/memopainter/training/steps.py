@@ -1,6 +1,7 @@
 """The optimisation steps of one batch, as the paper's Fig. 3: the memory's step (section 3.1), then the
 coloring network's step (section 3.2), a GAN step for head "ab" or Zhang et al.'s classification step for
-head "bins" (their CIC baseline, or MemoPainter's memory with that head), optionally with an adversary.
+head "bins" (their CIC baseline, or MemoPainter's memory with that head), with an L1 term on the colors it
+decodes and optionally an adversary.
 """
 
 from __future__ import annotations
