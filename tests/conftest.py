@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 
 from memopainter.config import RunConfig
 from memopainter.training.loop import train
+from memopainter.training.steps import Batch
 
 # Each class: its flat body and detail colors, its shape, and the (width, height) of its frames. Sizes vary
 # within a class and aspect ratios run from tall to wide, as sprite sheets do.
@@ -201,6 +202,18 @@ def weight_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     heads_path = folder / "random-heads.safetensors"
     save_file(heads, heads_path)
     return alexnet_path, heads_path
+
+
+def bins_batch(seed: int) -> tuple[Batch, torch.Tensor, torch.Tensor]:
+    """A random batch of 4 at 32 px for one bins-head step: the batch, its condition (4, 313) and bin
+    weights (313,)."""
+    draws = torch.Generator().manual_seed(seed)
+    gray = torch.rand(4, 1, 32, 32, generator=draws)  # (B, 1, S, S)
+    ab = torch.rand(4, 2, 32, 32, generator=draws) * 0.6 - 0.3  # (B, 2, S, S) in ab / 110
+    color = torch.rand(4, 313, generator=draws)
+    cond = color / color.sum(1, keepdim=True)  # (B, 313)
+    batch = Batch(None, color, torch.arange(4), torch.full((4,), -1), gray, ab)
+    return batch, cond, torch.rand(313, generator=draws) + 0.5
 
 
 def metric_lines(run_dir: Path) -> list[dict]:

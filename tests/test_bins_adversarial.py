@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import metric_lines
+from conftest import bins_batch, metric_lines
 
 from memopainter.config import ConfigError, RunConfig
 from memopainter.core.checkpoint import load_checkpoint
@@ -17,7 +17,7 @@ from memopainter.data.preprocess import AB_SCALE
 from memopainter.networks.classification import annealed_mean, classification_loss
 from memopainter.networks.losses import adversarial_loss
 from memopainter.training.loop import train
-from memopainter.training.steps import Batch, Optimizers, classification_step
+from memopainter.training.steps import Optimizers, classification_step
 
 pytestmark = pytest.mark.usefixtures("cache_dir", "one_thread")
 
@@ -71,13 +71,8 @@ def test_the_generators_gradient_is_the_cross_entropys_plus_the_weighted_adversa
 ):
     config = tiny_config.override([*ADVERSARIAL, "model.dropout=0"])  # no dropout: the same G twice
     model = build_model(config, 8, None, None, 16)
-    draws = torch.Generator().manual_seed(3)
-    gray = torch.rand(4, 1, 32, 32, generator=draws)  # (B, 1, S, S)
-    ab = torch.rand(4, 2, 32, 32, generator=draws) * 0.6 - 0.3  # (B, 2, S, S) in ab / 110
-    color = torch.rand(4, 313, generator=draws)
-    cond = color / color.sum(1, keepdim=True)  # (B, 313)
-    batch = Batch(None, color, torch.arange(4), torch.full((4,), -1), gray, ab)
-    weights = torch.rand(313, generator=draws) + 0.5
+    batch, cond, weights = bins_batch(3)
+    gray, ab = batch.gray, batch.ab  # (B, 1, S, S), (B, 2, S, S) in ab / 110
     params = list(model.generator.parameters())
 
     def terms() -> tuple[torch.Tensor, torch.Tensor]:
