@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from conftest import train_tiny
 
 from memopainter.config import ConfigError, RunConfig, load_config
-from memopainter.core.checkpoint import RESERVED_META_KEYS, load_checkpoint, save_checkpoint
-from memopainter.core.model import MODEL_FILE
 from memopainter.data.dataset import image_lightness_histogram
 from memopainter.data.descriptors import (
     LIGHTNESS_BINS,
@@ -112,20 +109,3 @@ def test_each_kind_of_model_queries_with_its_own_descriptors(tmp_path: Path, tin
     # A run folder written before the key existed still says so: its config.json lacks it.
     saved = json.loads((old / "config.json").read_text(encoding="utf-8"))
     assert saved["memory"]["descriptors"] == "pooled"
-
-
-def test_a_checkpoint_saved_before_the_bins_were_stored_queries_with_16(
-    tmp_path: Path, tiny_settings
-) -> None:
-    run = train_tiny(tmp_path / "run", [*tiny_settings, "memory.lightness_bins=16"])
-    image = next((tmp_path / "run" / "data").rglob("*.png"))
-    before = Colorizer.from_pretrained(run)(image, top_k=2)
-    tensors, meta = load_checkpoint(run / MODEL_FILE)
-    del meta["config"]["memory"]["lightness_bins"]  # as a model saved before the key existed
-    meta = {key: value for key, value in meta.items() if key not in RESERVED_META_KEYS}
-    save_checkpoint(tmp_path / "old.safetensors", tensors, meta)
-    colorizer = Colorizer.from_pretrained(tmp_path / "old.safetensors")
-    assert colorizer.memopainter.config.memory.lightness_bins == 16
-    assert colorizer.memopainter.query_head.linear.in_features == 32 + 16
-    after = colorizer(image, top_k=2)
-    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(after, before, strict=True))

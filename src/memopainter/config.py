@@ -36,11 +36,12 @@ REMOVED_KEYS = frozenset({"train.retrieved_condition", "train.hue_rotation"})
 
 # Keys whose default changed by measurement after they were saved: a saved config without one was trained
 # with the value here (the pooled query feature alone; the paper's GAN generator; the bins head's
-# cross-entropy alone).
+# cross-entropy alone; the color feature as it is, not normalised).
 LEGACY_VALUES = {
     "memory.descriptors": LEGACY_DESCRIPTORS,
     "memory.lightness_bins": LEGACY_LIGHTNESS_BINS,
     "model.head": "ab",
+    "model.cond_norm": False,
     "loss.bins_l1": 0.0,
 }
 
