@@ -50,11 +50,6 @@ def natural_key(name: str) -> tuple:
     return tuple(int(part) if part.isdigit() else part.lower() for part in _NUMBERS.split(name))
 
 
-def natural_sorted(paths: Iterable[Path]) -> list[Path]:
-    """Paths in natural order of their names (then of their full path, for equal names)."""
-    return sorted(paths, key=lambda p: (natural_key(p.name), natural_key(str(p))))
-
-
 def animation_name(path: Path) -> tuple[str, int] | None:
     """(animation stem, frame number) of a numbered frame file, or None for a file without a frame number."""
     match = _FRAME_NUMBER.match(path.stem)

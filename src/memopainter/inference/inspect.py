@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from memopainter.color import ab_bins, lab_to_rgb
+from memopainter.color import ab_bins
+from memopainter.color.lab import lab_to_rgb_colors
 from memopainter.core.model import MemoPainter
 from memopainter.data.images import tensors_to_pil
 from memopainter.inference.colorizer import Colorizer
@@ -91,7 +92,7 @@ def slot_swatch(model: MemoPainter, slot: int) -> list[tuple[tuple[int, int, int
     mass, bins = value.topk(DIST_SWATCH_BINS)
     ab = ab_bins()[bins]  # (n, 2)
     lab = torch.cat([torch.full((len(bins), 1), SWATCH_L), ab], dim=1)  # (n, 3)
-    colors = lab_to_rgb(lab.T[:, :, None])[:, :, 0].T  # (n, 3)
+    colors = lab_to_rgb_colors(lab)  # (n, 3)
     share = mass / mass.sum().clamp(min=1e-12)
     return [(_rgb8(c), float(s)) for c, s in zip(colors, share, strict=True)]
 
