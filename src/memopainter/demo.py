@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memopainter.config import RunConfig, load_config
-from memopainter.core.model import MODEL_FILE
+from memopainter.core.model import CONFIG_FILE, MODEL_FILE
 from memopainter.core.runs import finished_with, interrupted_with
 from memopainter.data.builders.kenney import build_kenney
 from memopainter.data.builders.split import build_split
@@ -29,7 +29,6 @@ from memopainter.inference import Colorizer
 from memopainter.networks.backbones import fetch_weights, find_weights, get_spec
 from memopainter.training.events import TextProgress
 from memopainter.training.loop import train
-from memopainter.training.run_folder import CONFIG_FILE
 
 SHOTS = 3  # three training frames per class: every Kenney class has at least four
 TOP_K = 3

@@ -11,6 +11,7 @@ from pathlib import Path
 from memopainter.cli.common import EXIT_FAILED, EXIT_USAGE
 from memopainter.config import INPUTS, PAPER_SETTINGS, ConfigError, RunConfig, load_config
 from memopainter.core.checkpoint import CheckpointError
+from memopainter.core.model import CONFIG_FILE
 from memopainter.data.images import ImageLoadError
 from memopainter.networks.backbones import WeightsError
 from memopainter.training import distributed
@@ -112,7 +113,7 @@ def resolve(args: argparse.Namespace) -> RunConfig:
     if args.paper:
         overrides += list(PAPER_SETTINGS)
     overrides += args.set
-    saved = args.out / "config.json"
+    saved = args.out / CONFIG_FILE
     if args.resume and args.config is None and saved.is_file():
         # A resumed run keeps its own settings; flags may still lengthen it.
         values = json.loads(saved.read_text(encoding="utf-8"))

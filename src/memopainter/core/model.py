@@ -36,6 +36,7 @@ from memopainter.networks.generator import Generator
 
 MODEL_FILE = "model.safetensors"  # the final model in a run folder
 CHECKPOINT_FILE = "checkpoint.safetensors"  # the latest resumable state in a run folder
+CONFIG_FILE = "config.json"  # the run's settings, readable without loading a model
 KIND = "memopainter-model"
 # Constructor arguments that set how much a network allocates: checked against the config on loading.
 _SIZE_KEYS = ("image_size", "cond_dim", "base_channels", "mlp_hidden", "feature_dim", "key_dim")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from memopainter.config import RunConfig
 from memopainter.core.checkpoint import CheckpointError, load_checkpoint_meta
-from memopainter.core.model import CHECKPOINT_FILE, MODEL_FILE
+from memopainter.core.model import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE
 from memopainter.data.images import ImageLoadError, list_images, load_image
 
 
@@ -27,7 +27,7 @@ def interrupted_with(run: str | Path, config: RunConfig, data_dir: str | Path) -
 
 def _trained_with(file: Path, config: RunConfig, data_dir: str | Path) -> bool:
     """Whether `file`, a model or checkpoint in a run folder, was written by `config` on data_dir's images."""
-    saved = file.parent / "config.json"
+    saved = file.parent / CONFIG_FILE
     if not file.is_file() or not saved.is_file():
         return False
     try:

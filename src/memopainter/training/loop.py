@@ -24,7 +24,7 @@ from memopainter.core.checkpoint import (
     rng_from_tensors,
     rng_to_tensors,
 )
-from memopainter.core.model import CHECKPOINT_FILE, MODEL_FILE, MemoPainter, build_model
+from memopainter.core.model import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE, MemoPainter, build_model
 from memopainter.data.cache import FeatureCache
 from memopainter.data.dataset import TrainingData, load_training_data
 from memopainter.data.images import ImageLoadError
@@ -33,7 +33,6 @@ from memopainter.networks.backbones import Backbone, load_backbone
 from memopainter.training.distributed import Group, is_communication_error
 from memopainter.training.events import EventHandler, TextProgress, TrainEvent
 from memopainter.training.run_folder import (
-    CONFIG_FILE,
     METRICS_FILE,
     SAMPLES_DIR,
     check_run_folder,

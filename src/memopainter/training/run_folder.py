@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from memopainter.core.model import CHECKPOINT_FILE, MODEL_FILE
+from memopainter.core.model import CHECKPOINT_FILE, CONFIG_FILE, MODEL_FILE
 from memopainter.files import is_leftover, probe_writable, remove
 
-CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SAMPLES_DIR = "samples"
 RUN_FILES = (MODEL_FILE, CHECKPOINT_FILE, CONFIG_FILE, METRICS_FILE, SAMPLES_DIR)  # what a run writes
