@@ -16,9 +16,9 @@ class MemorySettings:
 
 # Thresholds calibrated on class-labelled sprites (README, "Memory thresholds"): 1.0 puts 86% of Kenney's
 # and 93% of Wesnoth's same-class pairs below it and 3% and 6% of other-class pairs; 8.0 does the same for
-# palettes (96% / 5% on Kenney). Our symmetric_kl (natural log, both directions, eps-smoothed) is not the public
-# reimplementation's one-sided log10 KL, so its 0.5-0.8 does not transfer; palette_distance is a Chamfer mean
-# of CIEDE2000, below an index-paired mean.
+# palettes (96% / 5% on Kenney). Our symmetric_kl (natural log, both directions, eps-smoothed) is not the
+# public reimplementation's one-sided log10 KL, so its 0.5-0.8 does not transfer; palette_distance is a
+# Chamfer mean of CIEDE2000, below an index-paired mean.
 _DEFAULTS = {
     "dist": MemorySettings(top_k=256, threshold=1.0, margin=0.1),
     "rgb": MemorySettings(top_k=32, threshold=8.0, margin=0.1),
