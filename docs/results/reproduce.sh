@@ -47,11 +47,17 @@ for name in emoji-20:emoji openmoji-lineart:openmoji; do
         --methods paper memopainter-bins memopainter-bins-adv --paired-against memopainter-bins \
         --out "$OUT/compare-${name#*:}"
 done
-for name in kenney-3shot:kenney wesnoth-5shot:wesnoth emoji-20:emoji openmoji-lineart:openmoji; do
+for name in kenney-3shot:kenney wesnoth-5shot:wesnoth emoji-20:emoji openmoji-lineart:openmoji; do  # a second seed
     memopainter experiment compare "$DATA/${name%%:*}" --steps 800 --seed 1 \
-        --methods memopainter-bins memopainter-bins-adv --paired-against memopainter-bins \
+        --methods memopainter-bins memopainter-bins-ce memopainter-bins-adv --paired-against memopainter-bins-ce \
         --out "$OUT/compare-${name#*:}-seed1"
 done
+for name in kenney wesnoth emoji openmoji; do
+    runs="$OUT/compare-$name-seed1/runs"
+    printf '%s: ' "$name"
+    python docs/results/bins-l1/paired.py "$runs/memopainter-bins/evaluation.json" \
+        "$runs/memopainter-bins-adv/evaluation.json"
+done > "$DOCS/bins-l1/paired-l1-minus-adversary-seed1.txt"
 
 # Full-resolution color: each set's default model (the compare runs), its colors upsampled three ways.
 upsample() {  # upsample NAME SPLIT [--upscale N...]
