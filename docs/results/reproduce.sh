@@ -58,6 +58,14 @@ for name in kenney wesnoth emoji openmoji; do
     python docs/results/bins-l1/paired.py "$runs/memopainter-bins/evaluation.json" \
         "$runs/memopainter-bins-adv/evaluation.json"
 done > "$DOCS/bins-l1/paired-l1-minus-adversary-seed1.txt"
+# A candidate: the L1 term and the adversary together, on Kenney's second seed so far.
+memopainter experiment compare "$DATA/kenney-3shot" --steps 800 --seed 1 --methods memopainter-bins \
+    --set loss.bins_adversarial=0.25 --out "$OUT/l1-adversary-kenney-seed1"
+for method in memopainter-bins-adv memopainter-bins memopainter-bins-ce; do
+    printf '%s: ' "$method"
+    python docs/results/bins-l1/paired.py "$OUT/l1-adversary-kenney-seed1/runs/memopainter-bins/evaluation.json" \
+        "$OUT/compare-kenney-seed1/runs/$method/evaluation.json"
+done > "$DOCS/l1-adversary-kenney-seed1/paired.txt"
 
 # Full-resolution color: each set's default model (the compare runs), its colors upsampled three ways.
 upsample() {  # upsample NAME SPLIT [--upscale N...]
