@@ -52,12 +52,15 @@ for name in kenney-3shot:kenney wesnoth-5shot:wesnoth emoji-20:emoji openmoji-li
         --methods memopainter-bins memopainter-bins-ce memopainter-bins-adv --paired-against memopainter-bins-ce \
         --out "$OUT/compare-${name#*:}-seed1"
 done
-for name in kenney wesnoth emoji openmoji; do
-    runs="$OUT/compare-$name-seed1/runs"
-    printf '%s: ' "$name"
-    python docs/results/bins-l1/paired.py "$runs/memopainter-bins/evaluation.json" \
-        "$runs/memopainter-bins-adv/evaluation.json"
-done > "$DOCS/bins-l1/paired-l1-minus-adversary-seed1.txt"
+l1_minus_adversary() {  # l1_minus_adversary PREFIX SUFFIX: default minus adversary, runs in $OUT/PREFIXNAMESUFFIX
+    for name in kenney wesnoth emoji openmoji; do
+        runs="$OUT/$1$name$2/runs"
+        printf '%s: ' "$name"
+        python docs/results/bins-l1/paired.py "$runs/memopainter-bins/evaluation.json" \
+            "$runs/memopainter-bins-adv/evaluation.json"
+    done
+}
+l1_minus_adversary compare- -seed1 > "$DOCS/bins-l1/paired-l1-minus-adversary-seed1.txt"
 # A candidate: the L1 term and the adversary together, on Kenney's second seed so far.
 memopainter experiment compare "$DATA/kenney-3shot" --steps 800 --seed 1 --methods memopainter-bins \
     --set loss.bins_adversarial=0.25 --out "$OUT/l1-adversary-kenney-seed1"
@@ -129,12 +132,7 @@ for name in kenney-3shot:kenney wesnoth-5shot:wesnoth emoji-20:emoji openmoji-li
         --methods memopainter-bins memopainter-bins-ce memopainter-bins-adv --paired-against memopainter-bins-ce \
         --out "$OUT/bins-l1-${name#*:}"
 done
-for name in kenney wesnoth emoji openmoji; do
-    runs="$OUT/bins-l1-$name/runs"
-    printf '%s: ' "$name"
-    python docs/results/bins-l1/paired.py "$runs/memopainter-bins/evaluation.json" \
-        "$runs/memopainter-bins-adv/evaluation.json"
-done > "$DOCS/bins-l1/paired-l1-minus-adversary.txt"
+l1_minus_adversary bins-l1- "" > "$DOCS/bins-l1/paired-l1-minus-adversary.txt"
 memopainter experiment time-to-quality "$DATA/kenney-3shot" --milestones 100 200 400 800 --out "$OUT/ttq-kenney"
 memopainter experiment time-to-quality "$DATA/openmoji-lineart" --milestones 100 200 400 800 --out "$OUT/ttq-openmoji"
 memopainter experiment time-to-quality "$DATA/kenney-3shot" --methods paper memopainter-bins-adv \
