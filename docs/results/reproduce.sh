@@ -61,7 +61,7 @@ l1_minus_adversary() {  # l1_minus_adversary PREFIX SUFFIX: default minus advers
     done
 }
 l1_minus_adversary compare- -seed1 > "$DOCS/bins-l1/paired-l1-minus-adversary-seed1.txt"
-# A candidate: the L1 term and the adversary together, on Kenney's second seed so far.
+# A candidate: the L1 term and the adversary together, on Kenney's second seed and emoji's first so far.
 memopainter experiment compare "$DATA/kenney-3shot" --steps 800 --seed 1 --methods memopainter-bins \
     --set loss.bins_adversarial=0.25 --out "$OUT/l1-adversary-kenney-seed1"
 for method in memopainter-bins-adv memopainter-bins memopainter-bins-ce; do
@@ -69,6 +69,13 @@ for method in memopainter-bins-adv memopainter-bins memopainter-bins-ce; do
     python docs/results/bins-l1/paired.py "$OUT/l1-adversary-kenney-seed1/runs/memopainter-bins/evaluation.json" \
         "$OUT/compare-kenney-seed1/runs/$method/evaluation.json"
 done > "$DOCS/l1-adversary-kenney-seed1/paired.txt"
+memopainter experiment compare "$DATA/emoji-20" --steps 800 --methods memopainter-bins \
+    --set loss.bins_adversarial=0.25 --out "$OUT/l1-adversary-emoji"
+for method in memopainter-bins-adv memopainter-bins memopainter-bins-ce; do
+    printf '%s: ' "$method"
+    python docs/results/bins-l1/paired.py "$OUT/l1-adversary-emoji/runs/memopainter-bins/evaluation.json" \
+        "$OUT/bins-l1-emoji/runs/$method/evaluation.json"
+done > "$DOCS/l1-adversary-emoji/paired.txt"
 
 # Full-resolution color: each set's default model (the compare runs), its colors upsampled three ways.
 upsample() {  # upsample NAME SPLIT [--upscale N...]
