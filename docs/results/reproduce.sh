@@ -61,21 +61,6 @@ l1_minus_adversary() {  # l1_minus_adversary PREFIX SUFFIX: default minus advers
     done
 }
 l1_minus_adversary compare- -seed1 > "$DOCS/bins-l1/paired-l1-minus-adversary-seed1.txt"
-# A candidate: the L1 term and the adversary together, on Kenney's second seed and emoji's first so far.
-memopainter experiment compare "$DATA/kenney-3shot" --steps 800 --seed 1 --methods memopainter-bins \
-    --set loss.bins_adversarial=0.25 --out "$OUT/l1-adversary-kenney-seed1"
-for method in memopainter-bins-adv memopainter-bins memopainter-bins-ce; do
-    printf '%s: ' "$method"
-    python docs/results/bins-l1/paired.py "$OUT/l1-adversary-kenney-seed1/runs/memopainter-bins/evaluation.json" \
-        "$OUT/compare-kenney-seed1/runs/$method/evaluation.json"
-done > "$DOCS/l1-adversary-kenney-seed1/paired.txt"
-memopainter experiment compare "$DATA/emoji-20" --steps 800 --methods memopainter-bins \
-    --set loss.bins_adversarial=0.25 --out "$OUT/l1-adversary-emoji"
-for method in memopainter-bins-adv memopainter-bins memopainter-bins-ce; do
-    printf '%s: ' "$method"
-    python docs/results/bins-l1/paired.py "$OUT/l1-adversary-emoji/runs/memopainter-bins/evaluation.json" \
-        "$OUT/bins-l1-emoji/runs/$method/evaluation.json"
-done > "$DOCS/l1-adversary-emoji/paired.txt"
 
 # Full-resolution color: each set's default model (the compare runs), its colors upsampled three ways.
 upsample() {  # upsample NAME SPLIT [--upscale N...]
@@ -140,6 +125,21 @@ for name in kenney-3shot:kenney wesnoth-5shot:wesnoth emoji-20:emoji openmoji-li
         --out "$OUT/bins-l1-${name#*:}"
 done
 l1_minus_adversary bins-l1- "" > "$DOCS/bins-l1/paired-l1-minus-adversary.txt"
+# A candidate: the L1 term and the adversary together, on Kenney's second seed and emoji's first so far, paired
+# per image with each method of the same split and seed (runs above).
+l1_adversary() {  # l1_adversary OUT_NAME SPLIT RUNS_TO_PAIR [--seed S]
+    local name=$1 split=$2 against=$3
+    shift 3
+    memopainter experiment compare "$DATA/$split" --steps 800 "$@" --methods memopainter-bins \
+        --set loss.bins_adversarial=0.25 --out "$OUT/$name"
+    for method in memopainter-bins-adv memopainter-bins memopainter-bins-ce; do
+        printf '%s: ' "$method"
+        python docs/results/bins-l1/paired.py "$OUT/$name/runs/memopainter-bins/evaluation.json" \
+            "$OUT/$against/runs/$method/evaluation.json"
+    done > "$DOCS/$name/paired.txt"
+}
+l1_adversary l1-adversary-kenney-seed1 kenney-3shot compare-kenney-seed1 --seed 1
+l1_adversary l1-adversary-emoji emoji-20 bins-l1-emoji
 memopainter experiment time-to-quality "$DATA/kenney-3shot" --milestones 100 200 400 800 --out "$OUT/ttq-kenney"
 memopainter experiment time-to-quality "$DATA/openmoji-lineart" --milestones 100 200 400 800 --out "$OUT/ttq-openmoji"
 memopainter experiment time-to-quality "$DATA/kenney-3shot" --methods paper memopainter-bins-adv \
