@@ -242,21 +242,21 @@ def _averages_table(evaluation: Evaluation) -> str:
     if evaluation.lpips_unavailable is not None:
         lpips_note = evaluation.lpips_unavailable
     rows = [
-        ("CIEDE2000 (top-1)", _num(summary["delta_e2000"]), count("delta_e2000"), "lower is better; primary"),
+        ("CIEDE2000 (top-1)", cell(summary["delta_e2000"]), count("delta_e2000"), "lower is better; primary"),
         (
             f"CIEDE2000 best of top-{evaluation.top_k}",
-            _num(summary["delta_e2000_best_of_k"]),
+            cell(summary["delta_e2000_best_of_k"]),
             count("delta_e2000"),
             "lower is better; equals top-1 when k = 1",
         ),
-        ("PSNR (dB)", _num(summary["psnr"]), count("psnr"), f"higher is better; capped at {PSNR_CAP:g} dB"),
-        ("SSIM", _num(summary["ssim"], 4), count("ssim"), "higher is better; images of 11 px a side or more"),
-        ("LPIPS", _num(summary["lpips"], 4), count("lpips"), lpips_note),
-        ("colorfulness (output)", _num(summary["colorfulness"]), count("colorfulness"), "Hasler, Suesstrunk"),
-        ("colorfulness (ground truth)", _num(summary["colorfulness_gt"]), count("colorfulness_gt"), ""),
+        ("PSNR (dB)", cell(summary["psnr"]), count("psnr"), f"higher is better; capped at {PSNR_CAP:g} dB"),
+        ("SSIM", cell(summary["ssim"], 4), count("ssim"), "higher is better; images of 11 px a side or more"),
+        ("LPIPS", cell(summary["lpips"], 4), count("lpips"), lpips_note),
+        ("colorfulness (output)", cell(summary["colorfulness"]), count("colorfulness"), "Hasler, Suesstrunk"),
+        ("colorfulness (ground truth)", cell(summary["colorfulness_gt"]), count("colorfulness_gt"), ""),
         (
             "retrieval top-1 accuracy",
-            _num(summary["retrieval_top1_accuracy"], 3),
+            cell(summary["retrieval_top1_accuracy"], 3),
             summary["retrieval_images"],
             "share of images whose top-1 slot was written by an image of their class (paper 4.1.3)",
         ),
@@ -266,12 +266,12 @@ def _averages_table(evaluation: Evaluation) -> str:
         rows += [
             (
                 "flicker",
-                _num(summary["flicker"]),
+                cell(summary["flicker"]),
                 frames,
                 "mean CIEDE2000 between consecutive outputs where "
                 f"the truth is still; lower is better; {summary['sequences']} animations",
             ),
-            ("slot switches per 100 frames", _num(summary["switches_per_100_frames"], 1), frames, "top-1"),
+            ("slot switches per 100 frames", cell(summary["switches_per_100_frames"], 1), frames, "top-1"),
         ]
     body = "".join(
         f'<tr><td>{html.escape(name)}</td><td class="num">{value}</td><td class="num">{n}</td>'
@@ -294,10 +294,10 @@ def _class_table(evaluation: Evaluation) -> str:
     for name, scores in sorted(groups.items(), key=lambda item: -_mean_delta(item[1])):
         accuracy = "–"
         if name in known:
-            accuracy = _num(sum(s.retrieved_class == name for s in scores) / len(scores), 3)
+            accuracy = cell(sum(s.retrieved_class == name for s in scores) / len(scores), 3)
         rows.append(
             f'<tr><td>{html.escape(name)}</td><td class="num">{len(scores)}</td>'
-            f'<td class="num">{_num(_mean_delta(scores))}</td><td class="num">{accuracy}</td></tr>'
+            f'<td class="num">{cell(_mean_delta(scores))}</td><td class="num">{accuracy}</td></tr>'
         )
     head = "<tr><th>class</th><th>images</th><th>CIEDE2000</th><th>retrieval top-1</th></tr>"
     return f"<h2>Per class</h2><table>{head}{''.join(rows)}</table>"
@@ -349,19 +349,19 @@ def _image_item(rank: int, score: ImageScore, thumbs: list[Thumbnail] | None) ->
         source = f" ({e(score.retrieved_source)})" if score.retrieved_source is not None else ""
         facts.append(f"top-1 slot {score.slots[0]} written by {writer}{source}")
     facts += [
-        f"CIEDE2000 {_num(m.delta_e2000)}",
-        f"best of k {_num(m.delta_e2000_best_of_k)}",
-        f"PSNR {_num(m.psnr)} dB",
-        f"SSIM {_num(m.ssim, 4)}",
-        f"LPIPS {_num(m.lpips, 4)}",
-        f"colorfulness {_num(m.colorfulness, 1)} (truth {_num(m.colorfulness_gt, 1)})",
+        f"CIEDE2000 {cell(m.delta_e2000)}",
+        f"best of k {cell(m.delta_e2000_best_of_k)}",
+        f"PSNR {cell(m.psnr)} dB",
+        f"SSIM {cell(m.ssim, 4)}",
+        f"LPIPS {cell(m.lpips, 4)}",
+        f"colorfulness {cell(m.colorfulness, 1)} (truth {cell(m.colorfulness_gt, 1)})",
     ]
     parts = [f'<div class="item"><h3>{rank}. {e(score.path)}</h3><p class="meta">{" · ".join(facts)}</p>']
     if thumbs:
         captions = ["gray input"]
         best = m.delta_e2000_per_k.index(m.delta_e2000_best_of_k) if len(m.delta_e2000_per_k) > 1 else -1
         for k, delta in enumerate(m.delta_e2000_per_k):
-            captions.append(f"top-{k + 1} · {_num(delta)}" + (" (best)" if k == best else ""))
+            captions.append(f"top-{k + 1} · {cell(delta)}" + (" (best)" if k == best else ""))
         captions.append("ground truth")
         figures = "".join(_cell(t, c) for t, c in zip(thumbs, captions, strict=True))
         parts.append(f'<div class="strip">{figures}</div>')
@@ -381,7 +381,8 @@ def _cell(thumb: Thumbnail, caption: str) -> str:
     )
 
 
-def _num(value: float | None, digits: int = 2) -> str:
+def cell(value: float | None, digits: int = 2) -> str:
+    """A table cell: the value to `digits` decimals, or a dash when there is none."""
     return "–" if value is None else f"{value:.{digits}f}"
 
 

@@ -28,6 +28,7 @@ from memopainter.evaluation.evaluate import (
     list_test_images,
 )
 from memopainter.evaluation.outputs import figure_png, image_png
+from memopainter.evaluation.report import cell
 from memopainter.experiments.statistics import t_interval
 from memopainter.files import write_bytes, write_json, write_text
 from memopainter.inference import Colorizer
@@ -374,7 +375,7 @@ def comparison_markdown(result: ComparisonResult, command: str) -> str:
         "",
         *_averages_table(result),
         "",
-        f"Ground-truth colorfulness: {_num(first.average('colorfulness_gt'), 1)}. delta_e2000 is the mean "
+        f"Ground-truth colorfulness: {cell(first.average('colorfulness_gt'), 1)}. delta_e2000 is the mean "
         "CIEDE2000 over opaque pixels at full resolution (lower is better); best of "
         f"{shared.top_k} takes, per image, the best of the colorings from the top-{shared.top_k} memory "
         "slots; true feature conditions every test image on its own color feature instead of a memory "
@@ -409,12 +410,12 @@ def _averages_table(result: ComparisonResult) -> list[str]:
         accuracy = s["retrieval_top1_accuracy"]
         cells = [
             s["label"],
-            _num(s["delta_e2000"]),
-            _num(s["delta_e2000_best_of_k"]),
-            _num(s["delta_e2000_true_feature"]),
-            _num(s["psnr"]),
-            _num(s["ssim"], 3),
-            _num(s["colorfulness"], 1),
+            cell(s["delta_e2000"]),
+            cell(s["delta_e2000_best_of_k"]),
+            cell(s["delta_e2000_true_feature"]),
+            cell(s["psnr"]),
+            cell(s["ssim"], 3),
+            cell(s["colorfulness"], 1),
             "–" if accuracy is None else f"{100 * accuracy:.0f}%",
             "–" if s["train_seconds"] is None else f"{s['train_seconds']:.0f}",
         ]
@@ -543,7 +544,3 @@ def _bar_plot(result: ComparisonResult) -> bytes:
     axes.set_ylabel("mean CIEDE2000 (lower is better)")
     axes.legend(frameon=False, fontsize=8)
     return figure_png(figure)
-
-
-def _num(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"

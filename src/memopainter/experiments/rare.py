@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import random
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from memopainter.data.images import list_images
 from memopainter.evaluation.evaluate import EvaluatedImages, Evaluation, ImageScore
 from memopainter.evaluation.outputs import figure_png, image_png
+from memopainter.evaluation.report import cell
 from memopainter.experiments.compare import (
     METHODS,
     ComparisonResult,
     MethodResult,
+    Say,
     SharedSettings,
     comparison_grid,
     evaluate_run,
@@ -33,7 +34,6 @@ from memopainter.experiments.compare import (
 from memopainter.experiments.statistics import format_interval, t_interval
 from memopainter.files import atomic_folder, write_bytes, write_json, write_text
 
-Say = Callable[[str], None]
 DEFAULT_METHODS = ("memopainter-dist", "res-cgan")
 SUBSETS = ("rare", "common")
 
@@ -232,8 +232,8 @@ def rare_markdown(result: RareResult, command: str) -> str:
     for m in result.methods:
         rare, common = result.summary(m, "rare"), result.summary(m, "common")
         lines.append(
-            f"| {METHODS[m].label} | {_num(rare['delta_e2000'])} | {_num(rare['delta_e2000_best_of_k'])} | "
-            f"{_percent(rare['retrieval_top1_accuracy'])} | {_num(common['delta_e2000'])} | "
+            f"| {METHODS[m].label} | {cell(rare['delta_e2000'])} | {cell(rare['delta_e2000_best_of_k'])} | "
+            f"{_percent(rare['retrieval_top1_accuracy'])} | {cell(common['delta_e2000'])} | "
             f"{_percent(common['retrieval_top1_accuracy'])} |"
         )
     pairs = result.paired()
@@ -279,10 +279,6 @@ def _plot(result: RareResult) -> bytes:
 
 def _interval(values: dict) -> str:
     return format_interval(values["mean"], values["low"], values["high"])
-
-
-def _num(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
 
 
 def _percent(value: float | None) -> str:

@@ -35,6 +35,7 @@ from memopainter.evaluation.evaluate import list_test_images
 from memopainter.evaluation.flicker import mean_defined, pair_flicker, slot_switches, still_pixels
 from memopainter.evaluation.metrics import delta_e2000
 from memopainter.evaluation.outputs import figure_png
+from memopainter.evaluation.report import cell
 from memopainter.experiments.statistics import format_interval, t_interval
 from memopainter.files import write_bytes, write_json, write_text
 from memopainter.inference import Colored, Colorizer
@@ -356,8 +357,8 @@ def _markdown(result: SequenceResult, command: str) -> str:
     ]
     for r in result.rows:
         lines.append(
-            f"| {r.method} | {r.delta_e2000:.3f} | {_num(r.flicker)} | {_num(r.unheld_flicker)} | "
-            f"{_num(r.switches_per_100, 1)} | {_num(r.same_class_top1)} | {r.frames} |"
+            f"| {r.method} | {r.delta_e2000:.3f} | {cell(r.flicker)} | {cell(r.unheld_flicker)} | "
+            f"{cell(r.switches_per_100, 1)} | {cell(r.same_class_top1)} | {r.frames} |"
         )
     lines.append("")
     units = {"delta_e2000": "frames", "flicker": "steps", "unheld_flicker": "steps"}
@@ -468,7 +469,3 @@ def _interval(d: Difference) -> str:
 
 def _finite(value: float) -> float | None:
     return None if math.isnan(value) else value
-
-
-def _num(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"

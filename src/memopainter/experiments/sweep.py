@@ -10,7 +10,6 @@ settings would give (the tests check both claims bitwise), at a few percent of t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,14 +20,12 @@ from memopainter.core.model import build_model, memory_arguments
 from memopainter.data.dataset import TrainingData, load_training_data
 from memopainter.evaluation.evaluate import evaluate
 from memopainter.evaluation.outputs import figure_png
-from memopainter.experiments.compare import SharedSettings, method_config, split_dirs, train_and_evaluate
+from memopainter.experiments.compare import Say, SharedSettings, method_config, split_dirs, train_and_evaluate
 from memopainter.files import write_bytes, write_json, write_text
 from memopainter.inference import Colorizer
 from memopainter.memory import ColorMemory, QueryHead
 from memopainter.training.loop import batch_rows, total_steps
 from memopainter.training.steps import MemoryBatch, memory_step
-
-Say = Callable[[str], None]
 
 
 @dataclass(frozen=True)

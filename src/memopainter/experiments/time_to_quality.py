@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from memopainter.core.model import MODEL_FILE
 from memopainter.evaluation.evaluate import evaluate
-from memopainter.experiments.compare import METHODS, SharedSettings, method_config, split_dirs
+from memopainter.experiments.compare import METHODS, Say, SharedSettings, method_config, split_dirs
 from memopainter.files import write_bytes, write_json, write_text
 from memopainter.inference import Colorizer
 from memopainter.training.loop import train
 from memopainter.training.run_folder import METRICS_FILE
-
-Say = Callable[[str], None]
 
 
 @dataclass
