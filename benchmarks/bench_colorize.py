@@ -24,12 +24,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from memopainter.cli.colorize import Job, colorize_jobs
 from memopainter.config import RunConfig
 from memopainter.core.checkpoint import save_checkpoint
 from memopainter.core.model import build_model
 from memopainter.data.images import load_image, save_png
 from memopainter.inference import Colorizer
+from memopainter.inference.batch import Job, colorize_jobs
 from memopainter.inference.fullres import recombine
 from memopainter.inference.upsample import UPSAMPLERS
 from memopainter.networks.backbones import DEFAULT_BACKBONE, WeightsError, load_backbone
@@ -143,7 +143,7 @@ sys.path.insert(0, sys.argv[7])
 from peak_memory import reset_peak, status
 from pathlib import Path
 from memopainter.inference import Colorizer
-from memopainter.cli.colorize import Job, colorize_jobs
+from memopainter.inference.batch import Job, colorize_jobs
 torch.set_num_threads(int(sys.argv[4]))
 model = Colorizer.from_pretrained(sys.argv[1])
 source, small, out = Path(sys.argv[2]), Path(sys.argv[5]), Path(sys.argv[3])

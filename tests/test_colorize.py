@@ -22,7 +22,7 @@ from memopainter.color import lab_to_rgb, rgb_to_gray, rgb_to_lab, soft_encode
 from memopainter.color.features import palette_condition
 from memopainter.core.checkpoint import RESERVED_META_KEYS, load_checkpoint, save_checkpoint
 from memopainter.data.images import pil_to_tensors
-from memopainter.inference import Colorizer, parse_palette
+from memopainter.inference import Colorizer, batch, parse_palette
 from memopainter.inference.fullres import into_gamut, prepare_image, recombine, region_weights
 from memopainter.networks.backbones import WeightsError
 
@@ -534,7 +534,7 @@ def test_an_unwritable_out_dir_is_refused_before_the_model_loads(
     def read_only(*args: object, **kwargs: object) -> None:
         raise OSError(30, "Read-only file system")
 
-    monkeypatch.setattr(colorize_cli.tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(batch.tempfile, "TemporaryFile", read_only)
     # No model exists at all: the refusal must come first, before any loading.
     assert cli(tmp_path / "no-model", tmp_path / "frame.png", "-o", tmp_path / "out") == 2
     err = capsys.readouterr().err.strip()
