@@ -50,8 +50,8 @@ from memopainter.evaluation.flicker import mean_defined, pair_flicker, slot_swit
 from memopainter.evaluation.lpips import LPIPS, MIN_SIDE, lpips_distance, lpips_status
 from memopainter.evaluation.metrics import colorfulness, delta_e2000, psnr, ssim
 from memopainter.inference import Colored, Colorizer, Failed
-from memopainter.inference.colorizer import IMAGE_ERRORS
 from memopainter.inference.fullres import recombine
+from memopainter.inference.results import IMAGE_ERRORS
 from memopainter.inference.upsample import DEFAULT_UPSAMPLE
 
 # dB, what identical images score instead of infinity. Colorings are far below it: even a single 8-bit level

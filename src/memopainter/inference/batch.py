@@ -26,7 +26,8 @@ from memopainter.data.sequences import (
     natural_key,
     save_animations,
 )
-from memopainter.inference.colorizer import IMAGE_ERRORS, Colorizer, Failed
+from memopainter.inference.colorizer import Colorizer
+from memopainter.inference.results import IMAGE_ERRORS, Failed
 from memopainter.inference.upsample import DEFAULT_UPSAMPLE
 
 _SHOWN = 3  # example paths quoted in an error about many files

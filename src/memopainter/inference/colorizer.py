@@ -15,7 +15,7 @@ from __future__ import annotations
 import numbers
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import islice, pairwise
 from pathlib import Path
 
@@ -28,53 +28,13 @@ from memopainter.color.features import palette_condition
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.core.model import MemoPainter, load_memopainter, predict_color, resolve_model_path
 from memopainter.data.descriptors import lightness_histogram, parse_descriptors, query_features
-from memopainter.data.images import ImageLoadError
 from memopainter.data.lineart import lineart_input
-from memopainter.inference.fullres import PreparedImage, prepare_image, recombine
+from memopainter.inference import sequence
+from memopainter.inference.fullres import PreparedImage, prepare_image
 from memopainter.inference.inputs import ImageLike, PaletteLike, image_tensors, parse_palette
+from memopainter.inference.results import IMAGE_ERRORS, INPUT_ERRORS, Colored, Failed, Prediction
 from memopainter.inference.upsample import DEFAULT_UPSAMPLE, UPSAMPLERS
 from memopainter.networks.backbones import Backbone, WeightsError, load_backbone
-
-# What one bad image can raise on its way through: it fails alone, the batch goes on.
-IMAGE_ERRORS = (ImageLoadError, OSError, MemoryError, RuntimeError, ValueError)
-# ...and what one bad input can raise as it is read: an array or tensor of a type we do not take, too.
-INPUT_ERRORS = (*IMAGE_ERRORS, TypeError)
-
-
-@dataclass
-class Prediction:
-    """The network-sized result of a batch: ab per image and per memory slot, and which slots were used."""
-
-    ab: torch.Tensor  # (B, k, 2, S, S) in Lab units
-    slots: torch.Tensor | None  # (B, k) memory slots, best first; None with a palette or without memory
-    scores: torch.Tensor | None  # (B, k) cosine similarity of each slot's key to the image's query
-    lightness: torch.Tensor | None = None  # (B, k, 1, S, S) L / 100 of a line-art model; None: the input's
-
-    def images(self, i: int, prepared: PreparedImage, upsample: str) -> list[Image.Image]:
-        """Image i's colorings at its full size, best first."""
-        lightness = [None] * self.ab.shape[1] if self.lightness is None else self.lightness[i]
-        return [recombine(prepared, ab, upsample, L) for ab, L in zip(self.ab[i], lightness, strict=True)]
-
-
-@dataclass
-class Colored:
-    """One image colorized by `colorize_each`: its colorings at its own size, and what conditioned them."""
-
-    source: object  # the input as given (a path, for files)
-    prepared: PreparedImage
-    images: list[Image.Image]  # top-k colorings, best first (one with a palette)
-    slots: list[int] | None  # memory slot per coloring; None with a palette, a condition or no memory
-    scores: list[float] | None  # cosine similarity of each slot's key to the image's query
-    rgb: torch.Tensor | None = None  # (3, H, W) the input, kept only when colorize_each was asked to
-    alpha: torch.Tensor | None = None  # (H, W) or None
-
-
-@dataclass
-class Failed:
-    """One input `colorize_each` could not colorize, and why."""
-
-    source: object
-    error: BaseException
 
 
 class Colorizer:
@@ -239,8 +199,6 @@ class Colorizer:
         that cannot be read or colorized raises ValueError("frame i: ...") with i counted from 0, and
         nothing is returned.
         """
-        from memopainter.inference import sequence  # imported here: it builds on this module
-
         batch_size = _positive_int("batch_size", batch_size)
         palette = self.check_request(top_k, palette, upsample)
         top_k, frames = int(top_k), list(frames)

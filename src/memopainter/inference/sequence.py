@@ -53,15 +53,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
-from memopainter.inference.colorizer import IMAGE_ERRORS, INPUT_ERRORS, Colored, Colorizer, Failed
 from memopainter.inference.fullres import PreparedImage
 from memopainter.inference.inputs import ImageLike, image_tensors
+from memopainter.inference.results import IMAGE_ERRORS, INPUT_ERRORS, Colored, Failed
 from memopainter.memory.memory import ColorMemory
+
+if TYPE_CHECKING:  # the Colorizer calls into this module; here it is only the type of an argument
+    from memopainter.inference.colorizer import Colorizer
 
 # Slots per frame the path may choose from: the frame's own class was among its top 8 for 86% of Wesnoth's
 # and 99% of Kenney's frames (top 1: 69% and 74%); rarer candidates would rarely be worth their switch.

@@ -20,10 +20,10 @@ from memopainter.core.model import CHECKPOINT_FILE
 from memopainter.data.images import PNG_COMPRESS_LEVEL
 from memopainter.data.sequences import Animation, encode_animation
 from memopainter.inference import Colorizer, Failed, parse_palette
-from memopainter.inference.colorizer import Colored
 from memopainter.inference.fullres import recombine
 from memopainter.inference.inspect import slot_swatch
 from memopainter.inference.remember import remember
+from memopainter.inference.results import Colored
 from memopainter.inference.upsample import DEFAULT_UPSAMPLE
 
 CHECKPOINT_SUFFIX = ".safetensors"
