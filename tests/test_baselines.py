@@ -345,7 +345,7 @@ def test_a_pix2pix_run_trains_the_batchnorm_generator_against_an_unconditioned_d
 @pytest.mark.parametrize("size", [(40, 24), (17, 31)])
 def test_a_pix2pix_model_colorizes_an_image_to_its_size(pix2pix: SimpleNamespace, size: tuple[int, int]):
     colorizer = Colorizer.from_pretrained(pix2pix.dir)
-    assert colorizer.memopainter.generator.norm == "batch"
+    assert colorizer.model.generator.norm == "batch"
     image = Image.new("RGB", size, (120, 80, 40))
     (result,) = colorizer(image)
     assert result.size == size

@@ -270,7 +270,7 @@ def test_top_k_returns_the_colorings_of_the_k_best_slots_in_order(colorizer) -> 
 
 
 def test_top_k_past_the_written_slots_is_refused(colorizer) -> None:
-    filled = colorizer.memopainter.memory.num_filled
+    filled = colorizer.model.memory.num_filled
     with pytest.raises(ValueError, match=f"the {filled} written memory slots"):
         colorizer(photo(8, 8), top_k=filled + 1)
 
@@ -316,7 +316,7 @@ def test_the_generator_receives_the_palettes_condition_instead_of_a_memory_value
     colorizer, monkeypatch
 ) -> None:
     received = []
-    generator = colorizer.memopainter.generator
+    generator = colorizer.model.generator
     forward = generator.forward
 
     def spy(gray: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:

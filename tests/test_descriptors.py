@@ -102,7 +102,7 @@ def test_each_kind_of_model_queries_with_its_own_descriptors(tmp_path: Path, tin
     widths = {}
     for name, run in (("old", old), ("new", new)):
         colorizer = Colorizer.from_pretrained(run)
-        widths[name] = colorizer.memopainter.query_head.linear.in_features
+        widths[name] = colorizer.model.query_head.linear.in_features
         image = next((tmp_path / name / "data").rglob("*.png"))
         assert len(colorizer(image, top_k=2)) == 2
     assert widths["new"] == widths["old"] + LIGHTNESS_BINS

@@ -131,9 +131,7 @@ def test_the_paper_around_a_drawing_keeps_its_own_colors_in_the_region_mode() ->
 def test_top_k_and_palettes_work_on_line_art(run_dir: Path) -> None:
     colorizer = Colorizer.from_pretrained(run_dir)
     with torch.no_grad():  # 8 steps leave the condition's last layer near its zero start: make it matter
-        colorizer.memopainter.generator.mlp[-1].weight.normal_(
-            0, 1, generator=torch.Generator().manual_seed(0)
-        )
+        colorizer.model.generator.mlp[-1].weight.normal_(0, 1, generator=torch.Generator().manual_seed(0))
     first, second = colorizer(drawing(), top_k=2)
     assert first.size == second.size == (48, 48)
     (red,) = colorizer(drawing(), palette="#d02020")

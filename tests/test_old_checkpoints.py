@@ -39,8 +39,8 @@ def test_a_checkpoint_saved_before_the_bins_were_stored_queries_with_16(
 ) -> None:
     settings = [*tiny_settings, "memory.lightness_bins=16"]
     colorizer = loaded_as_old(tmp_path, settings, "memory", "lightness_bins")
-    assert colorizer.memopainter.config.memory.lightness_bins == 16
-    assert colorizer.memopainter.query_head.linear.in_features == 32 + 16
+    assert colorizer.model.config.memory.lightness_bins == 16
+    assert colorizer.model.query_head.linear.in_features == 32 + 16
 
 
 def test_a_checkpoint_saved_before_the_condition_was_normalised_loads_without_it(
@@ -48,5 +48,5 @@ def test_a_checkpoint_saved_before_the_condition_was_normalised_loads_without_it
 ) -> None:
     settings = [*tiny_settings, "model.cond_norm=false"]
     colorizer = loaded_as_old(tmp_path, settings, "model", "cond_norm", described="generator")
-    assert not colorizer.memopainter.config.model.cond_norm
-    assert not colorizer.memopainter.generator.cond_norm
+    assert not colorizer.model.config.model.cond_norm
+    assert not colorizer.model.generator.cond_norm

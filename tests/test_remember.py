@@ -84,7 +84,7 @@ def cli(*args: object) -> int:
 def top_slots(model, path: Path, k: int = 1) -> list[int]:
     """The memory slots an image retrieves, best first."""
     keys = model.query_keys([model.prepare(*image_tensors(path))])
-    return model.memopainter.memory.retrieve(keys, k)[1][0].tolist()
+    return model.model.memory.retrieve(keys, k)[1][0].tolist()
 
 
 def color_error(result: Image.Image, truth_path: Path) -> float:
@@ -124,9 +124,7 @@ def test_remembering_one_frame_of_a_new_character_colors_its_other_frames(
     after = Colorizer.from_pretrained(taught_model)
     result = after(taught.root / "c_new_frame.png")[0]
     error_after = color_error(result, taught.root / "c_new_frame.png")
-    assert (
-        int(before.memopainter.memory.sources[first_before]) < 8
-    )  # before: a slot written by an A or B frame
+    assert int(before.model.memory.sources[first_before]) < 8  # before: a slot written by an A or B frame
     assert top_slots(after, taught.root / "c_new_frame.png")[0] == slot
     # Observed 56 before and 28 after; training seeds 0 to 6 of this setup gave 49-62 and 10-28.
     assert error_after < error_before - 10
@@ -150,10 +148,10 @@ def test_the_written_slot_holds_the_references_key_color_and_source(taught) -> N
     model = Colorizer.from_pretrained(taught.model)
     reference = taught.root / "c_reference.png"
     (result,) = remember(model, [reference], [str(reference)])
-    memory = model.memopainter.memory
+    memory = model.model.memory
     key = model.query_keys([model.prepare(*image_tensors(reference))])[0]
     assert result.action == WROTE
-    assert result.index == len(model.memopainter.source_paths) - 1 == 8
+    assert result.index == len(model.model.source_paths) - 1 == 8
     assert torch.allclose(memory.keys[result.slot], key)
     assert torch.equal(memory.values[result.slot], image_color_feature(*image_tensors(reference), "rgb"))
     assert int(memory.sources[result.slot]) == 8
@@ -162,7 +160,7 @@ def test_the_written_slot_holds_the_references_key_color_and_source(taught) -> N
 
 def test_a_reference_whose_colors_its_top1_slot_already_holds_refreshes_that_slot(taught) -> None:
     model = Colorizer.from_pretrained(taught.model)
-    memory = model.memopainter.memory
+    memory = model.model.memory
     frame = taught.root / "data" / "a" / "a_2.png"
     top = top_slots(model, frame)[0]
     value = image_color_feature(*image_tensors(frame), "rgb")
@@ -173,7 +171,7 @@ def test_a_reference_whose_colors_its_top1_slot_already_holds_refreshes_that_slo
     assert memory.num_filled == filled
     assert torch.equal(memory.values, values)
     assert not torch.equal(memory.keys[top], keys[top])  # eq. 8: the key moved toward the query
-    assert model.memopainter.source_paths[-1] == "a_2 again"
+    assert model.model.source_paths[-1] == "a_2 again"
 
 
 def test_a_red_palette_colors_a_new_shape_redder_than_a_green_one(taught) -> None:
@@ -221,7 +219,7 @@ def test_remember_refuses_a_model_without_memory(
 
 def test_memory_prints_slot_count_use_and_ages(taught, capsys) -> None:
     model = Colorizer.from_pretrained(taught.model)
-    memory = model.memopainter.memory
+    memory = model.model.memory
     ages = memory.ages[memory.filled]
     assert cli("memory", taught.model) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -234,7 +232,7 @@ def test_memory_prints_slot_count_use_and_ages(taught, capsys) -> None:
         lines[1] == f"ages of written slots: min {int(ages.min())}, median {median:g}, max {int(ages.max())}"
     )
     assert lines[2].startswith("written slots per class: a ")
-    assert memory_stats(model.memopainter).used == used
+    assert memory_stats(model.model).used == used
 
 
 def test_memory_query_prints_the_top3_slots_with_their_sources(taught, capsys) -> None:
@@ -243,15 +241,15 @@ def test_memory_query_prints_the_top3_slots_with_their_sources(taught, capsys) -
     lines = capsys.readouterr().out.splitlines()
     start = lines.index(f"query {frame}")
     model = Colorizer.from_pretrained(taught.model)
-    k = min(3, model.memopainter.memory.num_filled)  # the top 3, or every written slot when fewer
+    k = min(3, model.model.memory.num_filled)  # the top 3, or every written slot when fewer
     ranked = lines[start + 1 : start + 1 + k]
     assert not lines[start + 1 + k :] or not lines[start + 1 + k].startswith(f"  {k + 1}. ")
     slots = top_slots(model, frame, k=k)
     for rank, (line, slot) in enumerate(zip(ranked, slots, strict=True), start=1):
         assert line.startswith(f"  {rank}. slot {slot}  score ")
-        source = int(model.memopainter.memory.sources[slot])
-        name = model.memopainter.class_names[model.memopainter.source_classes[source]]
-        assert line.endswith(f"{model.memopainter.source_paths[source]} ({name})")
+        source = int(model.model.memory.sources[slot])
+        name = model.model.class_names[model.model.source_classes[source]]
+        assert line.endswith(f"{model.model.source_paths[source]} ({name})")
 
 
 def test_memory_contact_sheet_shows_every_written_slot_and_the_queries(
@@ -264,7 +262,7 @@ def test_memory_contact_sheet_shows_every_written_slot_and_the_queries(
     image = np.asarray(Image.open(sheet).convert("RGB"))
     model = Colorizer.from_pretrained(taught.model)
     slot = top_slots(model, frame)[0]
-    color = np.array(slot_swatch(model.memopainter, slot)[0][0])
+    color = np.array(slot_swatch(model.model, slot)[0][0])
     assert image.shape[1] == 6 + 4 * (220 + 6)
     assert (np.abs(image - color).sum(-1) == 0).any()  # its top-1 slot's first swatch color is drawn
 
@@ -287,7 +285,7 @@ def test_memory_sheet_never_goes_over_a_query_image_the_model_or_a_folder(taught
 
 
 def test_rgb_slot_swatches_are_the_ten_palette_colors(taught) -> None:
-    model = Colorizer.from_pretrained(taught.model).memopainter
+    model = Colorizer.from_pretrained(taught.model).model
     slot = int(model.memory.filled.nonzero()[0, 0])
     swatch = slot_swatch(model, slot)
     palette = (model.memory.values[slot].reshape(10, 3) * 255).round().int().tolist()

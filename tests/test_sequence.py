@@ -210,7 +210,7 @@ def test_smoothed_frames_are_colored_from_the_path_slots(colorizer: Colorizer) -
     frames = walk()
     sequence = colorizer.colorize_sequence(frames, top_k=2, batch_size=4)
     prepared = [colorizer.prepare(*image_tensors(frame)) for frame in frames]
-    path = smoothed_slots(colorizer.memopainter.memory, colorizer.query_keys(prepared), top_k=2)
+    path = smoothed_slots(colorizer.model.memory, colorizer.query_keys(prepared), top_k=2)
     assert [c.slots for c in sequence] == path.slots.tolist()
     assert [x for c in sequence for x in c.scores] == pytest.approx(path.scores.flatten().tolist())
     assert all(c.prepared.backbone_rgb is None for c in sequence)  # dropped once the key is known

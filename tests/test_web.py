@@ -374,8 +374,8 @@ def test_remember_saves_a_new_checkpoint_beside_the_served_one_and_serves_it(own
     assert new.name.startswith("model.taught-") and new.suffix == ".safetensors"
     assert body["checkpoint"] == new.name == client.get("/api/model").json()["checkpoint"]
     taught = Colorizer.from_pretrained(new)
-    assert taught.memopainter.source_paths[-1] == "hero.png"
-    assert taught.memopainter.memory.num_filled == written + (body["action"] == "wrote")
+    assert taught.model.source_paths[-1] == "hero.png"
+    assert taught.model.memory.num_filled == written + (body["action"] == "wrote")
 
 
 def test_remember_twice_keeps_every_checkpoint(own_model: Path) -> None:
@@ -393,7 +393,7 @@ def test_remember_replaces_the_served_file_only_when_confirmed(own_model: Path) 
     assert response.json()["checkpoint"] == "model.safetensors"
     assert [p.name for p in own_model.parent.iterdir()] == ["model.safetensors"]
     assert own_model.read_bytes() != before
-    assert Colorizer.from_pretrained(own_model).memopainter.source_paths[-1] == "hero.png"
+    assert Colorizer.from_pretrained(own_model).model.source_paths[-1] == "hero.png"
 
 
 def test_remember_never_replaces_a_runs_resumable_checkpoint(own_model: Path) -> None:

@@ -16,7 +16,7 @@ run, test_dir, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 results = {}
 for temperature in [float(t) for t in sys.argv[4:]]:
     colorizer = Colorizer.from_pretrained(run / "model.safetensors")
-    colorizer.memopainter.config.model.bins_temperature = temperature
+    colorizer.model.config.model.bins_temperature = temperature
     evaluation = evaluate(colorizer, test_dir, 1)
     summary = {name: evaluation.summary()[name] for name in SHOWN}
     per_image = [score.metrics.delta_e2000 for score in evaluation.per_image]

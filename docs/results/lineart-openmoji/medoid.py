@@ -38,7 +38,7 @@ def medoid_slot(scores: torch.Tensor, distances: torch.Tensor, margin: float) ->
 
 def main(run: Path, test_dir: Path) -> None:
     colorizer = Colorizer.from_pretrained(run)
-    memory = colorizer.memopainter.memory
+    memory = colorizer.model.memory
     drawings = drawn_lineart(test_dir) if colorizer.lineart else None
     errors = {margin: [] for margin in (0.0, *MARGINS)}  # 0.0: the top-1 slot itself
     changed = dict.fromkeys(MARGINS, 0)

@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         path = resolve_model_path(args.model)
         if args.query:
             colorizer = Colorizer.from_pretrained(path, weights=args.weights)
-            model = colorizer.memopainter
+            model = colorizer.model
         else:
             model = load_memopainter(path)
         stats = memory_stats(model)

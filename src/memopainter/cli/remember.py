@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         colorizer = Colorizer.from_pretrained(args.model, device=args.device, weights=args.weights)
         results = remember(colorizer, images, [str(p) for p in args.images], args.class_name)
-        colorizer.memopainter.save(args.out)
+        colorizer.model.save(args.out)
     except (CheckpointError, WeightsError, ValueError, OSError) as error:
         print_error(str(error))
         return 1
@@ -70,6 +70,6 @@ def run(args: argparse.Namespace) -> int:
                 f"{result.source}{label}: refreshed slot {result.slot} (its top-1 slot already held these "
                 "colors: the key moved toward this image, the slot's colors and source were kept)"
             )
-    memory = colorizer.memopainter.memory
+    memory = colorizer.model.memory
     print(f"saved {args.out} ({memory.num_filled} of {memory.size} slots written)")
     return 0

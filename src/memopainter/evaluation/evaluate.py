@@ -484,7 +484,7 @@ def lpips_inputs(
 
 def _model_classes(colorizer: Colorizer) -> list[str]:
     """The model's class names when its memory slots can be traced to classed training images, else []."""
-    memo = colorizer.memopainter
+    memo = colorizer.model
     if memo.memory is None or not any(label >= 0 for label in memo.source_classes):
         return []
     return list(memo.class_names)
@@ -492,7 +492,7 @@ def _model_classes(colorizer: Colorizer) -> list[str]:
 
 def _source(colorizer: Colorizer, slots: list[int] | None) -> tuple[str | None, str | None]:
     """(class, path) of the image that wrote the top-1 slot; None for what is unknown."""
-    memo = colorizer.memopainter
+    memo = colorizer.model
     if not slots or memo.memory is None:
         return None, None
     index = int(memo.memory.sources[slots[0]])

@@ -309,7 +309,7 @@ def _mean_delta(scores: list[ImageScore]) -> float:
 
 def _model_table(colorizer: Colorizer) -> str:
     """The model's settings that matter to its results, then its whole configuration."""
-    memo = colorizer.memopainter
+    memo = colorizer.model
     config = memo.config
     backbone = "none (no memory)"
     if memo.memory is not None:

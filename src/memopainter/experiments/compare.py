@@ -229,7 +229,7 @@ def evaluate_run(
     """
     colorizer = Colorizer.from_pretrained(run / MODEL_FILE, device=device)
     # top_k at most the slots written: a tiny split may write fewer (best of k is then over those)
-    k = 1 if oracle or not colorizer.has_memory else min(top_k, colorizer.memopainter.memory.num_filled)
+    k = 1 if oracle or not colorizer.has_memory else min(top_k, colorizer.model.memory.num_filled)
     say(f"{name}: evaluating on {test_dir} (top-{k}{', true features' if oracle else ''})")
     on_image = None if keep is None else (lambda _, score, images: keep(score, images))
     drawn = drawn_lineart(test_dir) if colorizer.lineart else None

@@ -56,7 +56,7 @@ def descriptor_trials(
     if all(path.parent == test_dir for path in list_test_images(test_dir)):
         raise ValueError(f"{test_dir}: retrieval is scored by class: its test images need class folders")
     colorizer = Colorizer.from_pretrained(model)
-    base = colorizer.memopainter.config
+    base = colorizer.model.config
     trials = []
     for descriptors, bins, label in _variants(sets, lightness_bins):
         data = load_training_data(
@@ -74,9 +74,9 @@ def descriptor_trials(
                 [f"memory.descriptors={descriptors}", f"memory.lightness_bins={bins}", f"train.seed={seed}"]
             )
             head, memory = replay_memory(config, data, colorizer.backbone.feature_dim)
-            swapped = replace(colorizer.memopainter, config=config, query_head=head.eval(), memory=memory)
+            swapped = replace(colorizer.model, config=config, query_head=head.eval(), memory=memory)
             k = min(TOP_K, memory.num_filled)  # a tiny split may write fewer slots than TOP_K
-            evaluation = evaluate(colorizer.with_memopainter(swapped, colorizer.path), test_dir, k)
+            evaluation = evaluate(colorizer.with_model(swapped, colorizer.path), test_dir, k)
             summary = evaluation.summary()
             classes = Counter(int(data.labels[s]) for s in memory.sources[memory.filled].tolist())
             trial = Trial(

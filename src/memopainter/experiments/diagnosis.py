@@ -42,7 +42,7 @@ def diagnose(
 ) -> list[ClassRow]:
     """Every test frame retrieved as colorize does, each miss classified; one row per class."""
     colorizer = Colorizer.from_pretrained(model)
-    memo = colorizer.memopainter
+    memo = colorizer.model
     if memo.memory is None or not memo.class_names:
         raise ValueError(f"{model}: needs a model with a memory trained on class folders")
     grays = _training_grays(memo.source_paths, Path(train_dir), colorizer.image_size)  # (N, S, S)

@@ -107,7 +107,7 @@ def nearest_reference(colorizer: Colorizer, train_dir: Path, test_dir: Path, kee
     when there, else extracted); the reference's lightness and ab at network size take the place of the
     network's, brought to full size over the drawing's regions.
     """
-    config = colorizer.memopainter.config
+    config = colorizer.model.config
     data = load_training_data(
         train_dir,
         colorizer.image_size,

@@ -215,7 +215,7 @@ def _delta_e(output: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor | None
 
 def _same_class(colorizer: Colorizer, colored: Colored) -> bool | None:
     """Whether the top-1 slot was written by a training image of the frame's class folder; None unknown."""
-    memo = colorizer.memopainter
+    memo = colorizer.model
     source = int(memo.memory.sources[colored.slots[0]])
     if not 0 <= source < len(memo.source_classes):
         return None

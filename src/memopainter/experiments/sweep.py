@@ -119,7 +119,7 @@ def sweep_experiment(
         lineart_dir=base.data.lineart or None,
     )
     defaults = memory_arguments(base, len(data))
-    default_threshold = colorizer.memopainter.memory.threshold
+    default_threshold = colorizer.model.memory.threshold
     cells = []
     for (size, threshold), config in zip(points, configs, strict=True):
         head, memory = replay_memory(config, data, colorizer.backbone.feature_dim)
@@ -151,8 +151,8 @@ def _score(
     threshold: float,
 ) -> Cell:
     """Evaluate the trained generator with this head and memory in place of its own."""
-    memopainter = replace(colorizer.memopainter, query_head=head.eval(), memory=memory)
-    swapped = colorizer.with_memopainter(memopainter, colorizer.path)
+    memopainter = replace(colorizer.model, query_head=head.eval(), memory=memory)
+    swapped = colorizer.with_model(memopainter, colorizer.path)
     k = min(top_k, memory.num_filled)
     summary = evaluate(swapped, test_dir, k).summary()
     return Cell(

@@ -41,9 +41,9 @@ class Colorizer:
     """A trained MemoPainter ready for inference, with the frozen query backbone its memory keys came from."""
 
     def __init__(
-        self, memopainter: MemoPainter, backbone: Backbone | None, path: Path, device: torch.device
+        self, model: MemoPainter, backbone: Backbone | None, path: Path, device: torch.device
     ) -> None:
-        self.memopainter = memopainter
+        self.model = model
         self.backbone = backbone  # None for a --no-memory model, which retrieves nothing
         self.path = path  # the checkpoint file it was loaded from
         self.device = device
@@ -65,31 +65,31 @@ class Colorizer:
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for, but torch sees no CUDA device; use device='cpu'")
         file = resolve_model_path(path)
-        memopainter = load_memopainter(file, device=device)
-        memopainter.generator.eval()
+        model = load_memopainter(file, device=device)
+        model.generator.eval()
         backbone = None
-        if memopainter.memory is not None:
-            backbone = _recorded_backbone(memopainter, file, weights, device)
-        return cls(memopainter, backbone, file, device)
+        if model.memory is not None:
+            backbone = _recorded_backbone(model, file, weights, device)
+        return cls(model, backbone, file, device)
 
-    def with_memopainter(self, memopainter: MemoPainter, path: Path) -> Colorizer:
+    def with_model(self, model: MemoPainter, path: Path) -> Colorizer:
         """A colorizer of another bundle trained with the same backbone (e.g. a taught copy), sharing it."""
-        return Colorizer(memopainter, self.backbone, path, self.device)
+        return Colorizer(model, self.backbone, path, self.device)
 
     @property
     def image_size(self) -> int:
         """The square side the generator runs at."""
-        return self.memopainter.generator.image_size
+        return self.model.generator.image_size
 
     @property
     def feature(self) -> str:
         """The color feature of the memory and of palettes: "dist" or "rgb"."""
-        return self.memopainter.config.data.feature
+        return self.model.config.data.feature
 
     @property
     def has_memory(self) -> bool:
         """False for the no-memory ablation, which colorizes unconditioned."""
-        return self.memopainter.memory is not None
+        return self.model.memory is not None
 
     def __call__(
         self,
@@ -210,7 +210,7 @@ class Colorizer:
     @property
     def lineart(self) -> bool:
         """True for a model trained on line art (data.input "lineart")."""
-        return self.memopainter.config.data.input == "lineart"
+        return self.model.config.data.input == "lineart"
 
     def prepare(self, rgb: torch.Tensor, alpha: torch.Tensor | None) -> PreparedImage:
         """An image (rgb (3, H, W), alpha (H, W) or None) reduced to the model's network inputs and its L.
@@ -240,12 +240,12 @@ class Colorizer:
         batch = torch.stack([p.backbone_rgb for p in prepared]).to(self.device)  # (B, 3, s, s)
         batch = batch.contiguous(memory_format=torch.channels_last)  # as the weights, see _speed_up
         pooled = self.backbone(batch)  # (B, F)
-        memory = self.memopainter.config.memory
+        memory = self.model.config.memory
         histograms = torch.stack(
             [_lightness_histogram(p, memory.lightness_bins) for p in prepared]
         )  # (B, bins)
         descriptors = parse_descriptors(memory.descriptors)
-        return self.memopainter.query_head(query_features(pooled, histograms.to(pooled.device), descriptors))
+        return self.model.query_head(query_features(pooled, histograms.to(pooled.device), descriptors))
 
     @torch.no_grad()
     def predict(
@@ -265,7 +265,7 @@ class Colorizer:
         """
         gray = torch.stack([p.net_gray for p in prepared]).to(self.device)  # (B, 1, S, S)
         batch = gray.shape[0]
-        memory = self.memopainter.memory
+        memory = self.model.memory
         scores = cond = None
         if conditions is not None:
             cond = conditions.to(self.device)
@@ -277,7 +277,7 @@ class Colorizer:
             slots = slots.to(memory.values.device)
             cond = memory.values[slots].flatten(0, 1)  # (B * k, V)
             gray = gray.repeat_interleave(slots.shape[1], dim=0)  # (B * k, 1, S, S), image-major like cond
-        ab, lightness = predict_color(self.memopainter, gray, cond)  # (B * k, 2, S, S), (B * k, 1, S, S)
+        ab, lightness = predict_color(self.model, gray, cond)  # (B * k, 2, S, S), (B * k, 1, S, S)
         if lightness is not None:
             lightness = lightness.view(batch, -1, *lightness.shape[1:])
         return Prediction(ab.view(batch, -1, *ab.shape[1:]), slots, scores, lightness)
@@ -298,7 +298,7 @@ class Colorizer:
             return None
         if palette is not None and top_k > 1:
             raise ValueError("a palette gives one coloring; top_k must be 1 with a palette")
-        filled = self.memopainter.memory.num_filled
+        filled = self.model.memory.num_filled
         if palette is None and top_k > filled:
             raise ValueError(f"{self.path}: top_k {top_k} is more than the {filled} written memory slots")
         if palette is None:

@@ -101,7 +101,7 @@ def query_memory(
     colorizer: Colorizer, images: Sequence[ImageLike], names: Sequence[str]
 ) -> list[QueryResult]:
     """The top-3 slots (fewer if fewer are written) that each image retrieves, as colorize would."""
-    memory = _memory(colorizer.memopainter)
+    memory = _memory(colorizer.model)
     k = min(QUERY_TOP_K, memory.num_filled)
     if k == 0:
         raise ValueError(f"{colorizer.path}: no memory slot is written yet; there is nothing to retrieve")

@@ -42,9 +42,9 @@ def remember(
 
     Each image's source name (default "image <n>") is appended to the model's source_paths, with its class
     (`class_name`, added to class_names if new; -1 without one). A supervised memory matches by class, so
-    it needs `class_name`. Save the result with `colorizer.memopainter.save(path)`.
+    it needs `class_name`. Save the result with `colorizer.model.save(path)`.
     """
-    memo = colorizer.memopainter
+    memo = colorizer.model
     if memo.memory is None:
         raise ValueError(f"{colorizer.path}: trained without memory (--no-memory); there is nothing to teach")
     if sources is not None and len(sources) != len(images):

@@ -181,7 +181,7 @@ def colorize_smoothed(
     if not frames:
         return []
     prepared, keys = prepare_with_keys(colorizer, frames, batch_size)  # keys (T, D)
-    path = smoothed_slots(colorizer.memopainter.memory, keys, top_k) if palette is None else None
+    path = smoothed_slots(colorizer.model.memory, keys, top_k) if palette is None else None
     cuts = shot_cuts(keys) if path is None else path.cuts  # (T,)
     results: list[Colored] = []
     anchor = None  # (H, W) per pixel, the input L of the frame its current color was made for

@@ -87,16 +87,16 @@ class ModelSession:
         """A JSON-ready description of the served model."""
         with self._lock:
             colorizer = self.colorizer
-            memory = colorizer.memopainter.memory
+            memory = colorizer.model.memory
             return {
                 "checkpoint": colorizer.path.name,
                 "feature": colorizer.feature,
-                "input": colorizer.memopainter.config.data.input,  # "gray" or "lineart"
+                "input": colorizer.model.config.data.input,  # "gray" or "lineart"
                 "has_memory": colorizer.has_memory,
                 "slots_written": memory.num_filled if memory is not None else 0,
                 "slots": memory.size if memory is not None else 0,
                 "supervised": bool(memory is not None and memory.supervised),
-                "classes": list(colorizer.memopainter.class_names),
+                "classes": list(colorizer.model.class_names),
             }
 
     def colorize(
@@ -144,10 +144,10 @@ class ModelSession:
                     f"{served.path.name} is a run's resumable checkpoint: it is never replaced (the taught "
                     "model would lose the training state); remember without replacing"
                 )
-            taught = served.with_memopainter(copy.deepcopy(served.memopainter), served.path)
+            taught = served.with_model(copy.deepcopy(served.model), served.path)
             (result,) = remember(taught, [(rgb, alpha)], [name], class_name)
             target = served.path if replace else new_checkpoint_path(served.path)
-            taught.memopainter.save(target)
+            taught.model.save(target)
             taught.path = target
             self.colorizer = taught
             removed = [] if replace else prune_taught(target, self.keep_taught, self.loaded)
@@ -205,7 +205,7 @@ def _conditions(
     if result.slots is None:
         return None, None, [[to_hex(c) for c in colors]] if colors is not None else [[]]
     scores = [round(s, 4) for s in result.scores]
-    palettes = [[_hex8(c) for c, _ in slot_swatch(colorizer.memopainter, s)] for s in result.slots]
+    palettes = [[_hex8(c) for c, _ in slot_swatch(colorizer.model, s)] for s in result.slots]
     return result.slots, scores, palettes
 
 
