@@ -281,4 +281,6 @@ def test_methods_can_be_paired_against_any_method(compared: SimpleNamespace) -> 
     scores = [{s["path"]: s["delta_e2000"] for s in e["per_image"]} for e in evaluations]
     differences = [scores[0][p] - scores[1][p] for p in scores[0]]
     assert bins["paired"]["mean"] == pytest.approx(sum(differences) / len(differences))
+    # compare.json keeps each method's per-image errors, so a later run can be paired with this one untrained
+    assert bins["per_image_delta_e2000"] == scores[0] and dist["per_image_delta_e2000"] == scores[1]
     assert "minus MemoPainter (dist)'s" in (compared.out / "compare.md").read_text(encoding="utf-8")

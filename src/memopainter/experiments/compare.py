@@ -306,6 +306,8 @@ class ComparisonResult:
                     "paired_vs_ablation": self.paired(m.name, BASELINE),
                     "paired_against": self.against,
                     "paired": self.paired(m.name),
+                    # kept so a later run of the same split and seed can be paired with this one untrained
+                    "per_image_delta_e2000": {s.path: s.metrics.delta_e2000 for s in m.evaluation.per_image},
                     "config": m.config,
                 }
                 for m in self.methods
