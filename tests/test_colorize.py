@@ -404,6 +404,29 @@ def test_folder_inputs_are_mirrored_with_png_names(colorizer, tmp_path: Path) ->
     assert outputs(tmp_path / "deep") == ["a.png", "b.png", "sub/c.png", "sub/deeper/d.png"]
 
 
+def test_the_batch_library_plans_refuses_and_reports_as_the_readme_shows(colorizer, tmp_path: Path) -> None:
+    make_tree(tmp_path / "in")
+    (tmp_path / "in" / "broken.png").write_bytes(b"not a png")
+    jobs, roots, problems = batch.collect_jobs(
+        [str(tmp_path / "in"), str(tmp_path / "missing")], recursive=False
+    )
+    assert sorted(job.relative.name for job in jobs) == ["a.jpg", "b.PNG", "broken.png"]
+    assert problems == [f"{tmp_path / 'missing'}: no such file or folder"]
+    assert batch.check_outputs(jobs, roots, tmp_path / "in", top_k=1, existing_allowed=False).startswith(
+        "-o "
+    )
+    assert batch.check_outputs(jobs, roots, tmp_path / "out", top_k=1, existing_allowed=False) is None
+    lines: list[str] = []
+    finished: list[int] = []
+    done, failed = batch.colorize_jobs(
+        colorizer, jobs, tmp_path / "out", 1, None, 8, say=lines.append, advance=finished.append
+    )
+    assert (done, failed) == (2, 1) and sum(finished) == 3
+    assert outputs(tmp_path / "out") == ["a.png", "b.png"]  # the broken file is written not at all
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "broken.png" in lines[0]
+    assert "2 outputs exist already" in batch.check_outputs(jobs, roots, tmp_path / "out", 1, False)
+
+
 def test_globs_match_extensions_in_any_case_and_mirror_below_their_folder_part(
     colorizer, tmp_path: Path
 ) -> None:
