@@ -491,6 +491,20 @@ def test_json_and_report_never_go_over_or_among_the_inputs(
     assert {p: p.read_bytes() for p in before} == before and not (test_dir / "report").exists()
 
 
+def test_json_at_or_inside_the_report_folder_is_refused_before_any_work(
+    trained, tmp_path: Path, capsys
+) -> None:
+    report = tmp_path / "report"
+    for json_path in (report, report / "evaluation.json"):
+        assert cli("evaluate", trained.model, trained.test_dir, "--report", report, "--json", json_path) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"error: --json {path}: is inside --report {report}, which is replaced whole when written"
+        for path in (report, report / "evaluation.json")
+    ]
+    assert not report.exists()
+
+
 def test_json_under_a_file_is_refused_before_any_work(trained, tmp_path: Path, capsys) -> None:
     blocker = tmp_path / "red.png"
     blocker.write_bytes(b"a file, not a folder")

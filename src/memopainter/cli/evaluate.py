@@ -161,11 +161,14 @@ def run(args: argparse.Namespace) -> int:
 def _output_refusal(args: argparse.Namespace, colorizer: Colorizer) -> str | None:
     """Why --json or --report cannot be written where asked (one line), or None: before any work."""
     inputs = (colorizer.path, args.test_dir, args.lineart)
+    if args.json is not None and args.report is not None:
+        if args.json.resolve().is_relative_to(args.report.resolve()):
+            return f"--json {args.json}: is inside --report {args.report}, which is replaced whole when written"
     if args.json is not None and (refusal := output_refusal("--json", args.json, inputs)):
         return refusal
-    if args.report is not None:
-        return output_refusal("--report", args.report, inputs, folder=True)
-    return None
+    if args.report is None:
+        return None
+    return output_refusal("--report", args.report, inputs, folder=True)
 
 
 def _refusal(args: argparse.Namespace, colorizer: Colorizer) -> str | None:
