@@ -192,6 +192,27 @@ def test_remember_refuses_an_out_that_is_not_a_checkpoint_file(taught, tmp_path:
     assert "name the new checkpoint file" in capsys.readouterr().err
 
 
+def test_remember_replaces_no_other_existing_file_and_never_a_resumable_checkpoint(
+    taught, tmp_path: Path, capsys
+) -> None:
+    reference = taught.root / "c_reference.png"
+    resumable = tmp_path / "checkpoint.safetensors"
+    other = tmp_path / "other.safetensors"
+    for path in (resumable, other):
+        path.write_bytes(b"precious")
+    assert cli("remember", taught.model, reference, "--out", resumable, "--overwrite") == 2
+    assert cli("remember", taught.model, reference, "--out", other) == 2
+    err = capsys.readouterr().err
+    assert "a run's resumable checkpoint is never replaced" in err
+    assert f"--out {other}: exists; pass --overwrite to replace it" in err
+    assert resumable.read_bytes() == other.read_bytes() == b"precious"
+    assert cli("remember", taught.model, reference, "--out", other, "--overwrite") == 0
+    assert other.read_bytes() != b"precious"
+    own = tmp_path / "own.safetensors"  # MODEL's own file may be named as --out without --overwrite
+    own.write_bytes(taught.model.read_bytes())
+    assert cli("remember", own, reference, "--out", own) == 0
+
+
 def test_remember_writes_nothing_when_an_image_fails_to_load(taught, tmp_path: Path, capsys) -> None:
     (tmp_path / "broken.png").write_bytes(b"not an image")
     out = tmp_path / "new.safetensors"

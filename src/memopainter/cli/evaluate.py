@@ -163,7 +163,9 @@ def _output_refusal(args: argparse.Namespace, colorizer: Colorizer) -> str | Non
     inputs = (colorizer.path, args.test_dir, args.lineart)
     if args.json is not None and args.report is not None:
         if args.json.resolve().is_relative_to(args.report.resolve()):
-            return f"--json {args.json}: is inside --report {args.report}, which is replaced whole when written"
+            return (
+                f"--json {args.json}: is inside --report {args.report}, which is replaced whole when written"
+            )
     if args.json is not None and (refusal := output_refusal("--json", args.json, inputs)):
         return refusal
     if args.report is None:
