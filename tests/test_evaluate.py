@@ -528,3 +528,8 @@ def test_a_report_appears_whole_or_not_at_all(trained, tmp_path: Path) -> None:
     index = write_report(report, result, trained.colorizer, images)
     assert index == report / "index.html" and index.is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["report"]
+
+
+def test_the_library_refuses_drawings_for_a_model_not_trained_on_line_art(trained, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="was not trained on line art"):
+        evaluate(trained.colorizer, trained.test_dir, lineart_dir=tmp_path)

@@ -186,6 +186,30 @@ def test_evaluation_colors_drawings_and_scores_them_against_the_colors(
     assert all(drawn[p] == scores[p] for p in drawn if p != name)
 
 
+def test_evaluated_animations_are_colored_from_their_drawings_too(
+    colorizer: Colorizer, tmp_path: Path, sprite_dir: Path
+) -> None:
+    sprite = sorted(sprite_dir.rglob("*.png"))[0]
+    test_dir, lines = tmp_path / "test", tmp_path / "lines"
+    for folder in (test_dir / "hero", lines / "hero"):
+        folder.mkdir(parents=True)
+    for frame in (1, 2, 3):
+        (test_dir / "hero" / f"walk_{frame}.png").write_bytes(sprite.read_bytes())
+    drawing().resize(Image.open(sprite).size).save(lines / "hero" / "walk_2.png")
+    drawing().resize((50, 50)).save(lines / "hero" / "walk_3.png")
+    plain = evaluate(colorizer, test_dir, sequences=True)
+    drawn = evaluate(colorizer, test_dir, sequences=True, lineart_dir=lines)
+    before = {s.path: s.metrics.delta_e2000 for s in plain.per_image}
+    after = {s.path: s.metrics.delta_e2000 for s in drawn.per_image}
+    assert set(before) == {"hero/walk_1.png", "hero/walk_2.png", "hero/walk_3.png"}
+    assert (
+        after["hero/walk_2.png"] != before["hero/walk_2.png"]
+    )  # from the drawing, scored against the sprite
+    assert [(f.path, f.error.split(" is ")[0]) for f in drawn.failures] == [
+        ("hero/walk_3.png", f"its line art {lines / 'hero' / 'walk_3.png'}")
+    ]
+
+
 def test_a_frame_with_nothing_opaque_keeps_its_alpha(colorizer: Colorizer) -> None:
     blank = np.zeros((20, 16, 4), dtype=np.uint8)  # a blank frame of an animation
     faint = np.full((20, 16, 4), 200, dtype=np.uint8)

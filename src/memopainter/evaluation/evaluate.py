@@ -265,6 +265,8 @@ def evaluate(
         raise ValueError(f"{colorizer.path}: oracle conditions need a model with memory and top_k 1")
     if oracle and sequences:
         raise ValueError("oracle conditions and sequences exclude each other: the oracle retrieves nothing")
+    if lineart_dir is not None and not colorizer.lineart:
+        raise ValueError(f"lineart_dir {lineart_dir}: {colorizer.path} was not trained on line art")
     test_dir = Path(test_dir)
     files = list_test_images(test_dir)
     animations = group_animations(files) if sequences else []
@@ -281,7 +283,8 @@ def evaluate(
     if sequences:
         result.sequences = []
         for animation in animations:
-            items = _colorize_animation(colorizer, animation, top_k, upsample, batch_size)
+            drawn = None if lineart_dir is None else (test_dir, Path(lineart_dir))
+            items = _colorize_animation(colorizer, animation, top_k, upsample, batch_size, drawn)
             scored = [item for item in items if record(item)]
             result.sequences.append(_sequence_score(scored, test_dir))
     return result
@@ -362,35 +365,59 @@ def _against_truth(items: Iterable[Colored | Failed], truths: list[Path]) -> Ite
             yield Failed(truth, error)
             continue
         if item.images[0].size != (item.rgb.shape[2], item.rgb.shape[1]):
-            w, h = item.images[0].size
-            problem = f"its line art {drawing} is {w}x{h}, the image {item.rgb.shape[2]}x{item.rgb.shape[1]}"
-            yield Failed(truth, ValueError(f"{problem}; a drawing must have its frame's size"))
+            yield Failed(truth, ValueError(_size_problem(drawing, *item.images[0].size, item.rgb)))
             continue
         yield item
 
 
 def _colorize_animation(
-    colorizer: Colorizer, frames: list[Path], top_k: int, upsample: str, batch_size: int
+    colorizer: Colorizer,
+    frames: list[Path],
+    top_k: int,
+    upsample: str,
+    batch_size: int,
+    drawn: tuple[Path, Path] | None = None,
 ) -> list[Colored | Failed]:
     """An animation's frames colorized as one sequence, inputs kept; frames that cannot be read drop out
-    first, and when the sequence itself fails every frame fails with it."""
+    first, and when the sequence itself fails every frame fails with it. With `drawn` (test_dir,
+    lineart_dir), a frame whose drawing is there is colorized from it and still scored against itself."""
     items: list[Colored | Failed] = []
     loaded = []
     for path in frames:
         try:
             rgb, alpha = load_image(path)
             _has_opaque_pixel(rgb, alpha)
-            loaded.append((path, rgb, alpha))
+            drawing = path if drawn is None else _drawing(path, *drawn)
+            shown = (rgb, alpha) if drawing == path else _drawing_tensors(drawing, rgb)
+            loaded.append((path, rgb, alpha, shown))
         except IMAGE_ERRORS as error:
             items.append(Failed(path, error))
-    inputs = [(rgb, alpha) for _, rgb, alpha in loaded]
+    inputs = [shown for *_, shown in loaded]
     try:
         colored = colorizer.colorize_sequence(inputs, top_k, upsample=upsample, batch_size=batch_size)
     except ValueError as error:
-        return items + [Failed(path, error) for path, _, _ in loaded]
-    for (path, rgb, alpha), item in zip(loaded, colored, strict=True):
+        return items + [Failed(path, error) for path, *_ in loaded]
+    for (path, rgb, alpha, _), item in zip(loaded, colored, strict=True):
         item.source, item.rgb, item.alpha = path, rgb, alpha
     return items + colored
+
+
+def _drawing_tensors(drawing: Path, truth_rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A frame's drawn line art, loaded; refused unless it has the frame's size."""
+    try:
+        rgb, alpha = load_image(drawing)
+    except IMAGE_ERRORS as error:
+        raise ValueError(f"its line art {drawing}: {_problem(error)}") from error
+    if rgb.shape[1:] != truth_rgb.shape[1:]:
+        raise ValueError(_size_problem(drawing, rgb.shape[2], rgb.shape[1], truth_rgb))
+    return rgb, alpha
+
+
+def _size_problem(drawing: Path, width: int, height: int, truth_rgb: torch.Tensor) -> str:
+    image = f"{truth_rgb.shape[2]}x{truth_rgb.shape[1]}"
+    return (
+        f"its line art {drawing} is {width}x{height}, the image {image}; a drawing must have its frame's size"
+    )
 
 
 def _sequence_score(frames: list[Colored], test_dir: Path) -> SequenceScore:
