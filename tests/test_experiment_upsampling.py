@@ -44,13 +44,17 @@ def test_every_upsampler_is_scored_against_bilinear_at_every_scale(
 
 
 def test_one_test_image_gives_differences_without_an_interval(
-    tmp_path: Path, tiny_settings, cache_dir
+    tmp_path: Path, tiny_settings, cache_dir, capsys
 ) -> None:
     split, run = trained_split(tmp_path, tiny_settings)
     for extra in sorted((split / "test").rglob("*.png"))[1:]:
         extra.unlink()
+    broken = split / "test" / "knight" / "zz_broken.png"
+    broken.write_bytes(b"not a png")  # skipped and said, as evaluate does, not the end of the run
     out = tmp_path / "out"
     assert run_experiment(["experiment", "upsample", str(run), str(split / "test"), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert f"{broken}: skipped" in captured.out + captured.err
     guided = next(
         r for r in json.loads((out / "upsampling.json").read_text())["rows"] if r["upsample"] == "guided"
     )

@@ -24,6 +24,7 @@ from memopainter.data.images import load_image
 from memopainter.data.lineart import lineart_input
 from memopainter.data.preprocess import network_input
 from memopainter.evaluation.evaluate import evaluate
+from memopainter.experiments.upsampling import upsampling_experiment
 from memopainter.inference import Colorizer
 
 pytestmark = pytest.mark.usefixtures("cache_dir", "one_thread")
@@ -311,3 +312,8 @@ def load_image_pair(image: Image.Image) -> tuple[torch.Tensor, torch.Tensor | No
     from memopainter.inference.inputs import image_tensors
 
     return image_tensors(image)
+
+
+def test_the_upsampling_experiment_refuses_a_line_art_model(run_dir: Path, sprite_dir: Path) -> None:
+    with pytest.raises(ValueError, match="a line-art model; the upsampling experiment measures gray-input"):
+        upsampling_experiment(run_dir, sprite_dir, [1], say=lambda _: None)

@@ -27,6 +27,7 @@ from memopainter.experiments.statistics import format_interval, t_interval
 from memopainter.files import write_bytes, write_json, write_text
 from memopainter.inference import Colorizer
 from memopainter.inference.fullres import recombine
+from memopainter.inference.results import IMAGE_ERRORS
 from memopainter.inference.upsample import UPSAMPLERS
 
 BASELINE = "bilinear"
@@ -69,11 +70,16 @@ def upsampling_experiment(
     """Every upsampler at every upscale factor on the images of `test_dir`, and a grid of a few of them
     (gray | each upsampler | truth) at the first factor."""
     colorizer = Colorizer.from_pretrained(model)
+    if colorizer.lineart:
+        # the floor recombines the truth's colors with the input's lightness, which line art does not carry
+        raise ValueError(
+            f"{colorizer.path}: a line-art model; the upsampling experiment measures gray-input models"
+        )
     files = list_test_images(test_dir)
     shown = {files[round(i * (len(files) - 1) / max(GRID_IMAGES - 1, 1))] for i in range(GRID_IMAGES)}
     rows, grid = [], []
     for factor in upscales:
-        scores = _scores(colorizer, files, factor, grid if factor == upscales[0] else None, shown)
+        scores = _scores(colorizer, files, factor, grid if factor == upscales[0] else None, shown, say)
         base = [s.delta_e2000 for s in scores[BASELINE]]
         for name in UPSAMPLERS:
             diff = low = high = None
@@ -88,19 +94,29 @@ def upsampling_experiment(
 
 
 def _scores(
-    colorizer: Colorizer, files: list[Path], factor: int, grid: list | None, shown: set[Path]
+    colorizer: Colorizer,
+    files: list[Path],
+    factor: int,
+    grid: list | None,
+    shown: set[Path],
+    say: Callable[[str], None],
 ) -> dict[str, list[Score]]:
-    """Per upsampler, the Score of every image; the shown images' renders go to grid."""
+    """Per upsampler, the Score of every image; the shown images' renders go to grid. An image that cannot
+    be read is said and skipped, as evaluate skips it."""
     scores: dict[str, list[Score]] = {name: [] for name in UPSAMPLERS}
     size = colorizer.image_size
     for path in files:
-        rgb, alpha = _upscaled(*load_image(path), factor)
+        try:
+            rgb, alpha = _upscaled(*load_image(path), factor)
+        except IMAGE_ERRORS as error:
+            say(f"{path}: skipped ({' '.join(str(error).split())})")
+            continue
         if alpha is not None and not bool((alpha >= 0.5).any()):
             continue
         prepared = colorizer.prepare(rgb, alpha)
         ab = colorizer.predict([prepared]).ab[0, 0]  # (2, S, S), the model's top-1
         truth_ab = network_input(rgb, alpha, size)[1] * AB_SCALE  # (2, S, S)
-        renders = [tensors_to_pil(rgb.mean(0, keepdim=True).expand(3, -1, -1), alpha)]
+        renders = [recombine(prepared, torch.zeros_like(ab), "bilinear")]  # a = b = 0: the gray it sees
         truth_colorfulness = colorfulness(rgb, alpha)
         for name in UPSAMPLERS:
             renders.append(recombine(prepared, ab, name))
