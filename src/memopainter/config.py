@@ -205,8 +205,8 @@ class RunConfig:
             ("memory.size", self.memory.size >= 0, ">= 0 (0 means 1.2 x the images)"),
             ("memory.key_dim", 1 <= self.memory.key_dim <= 4096, "from 1 to 4096"),
             ("memory.top_k", self.memory.top_k >= 0, ">= 0 (0 means the feature's default)"),
-            ("memory.threshold", self.memory.threshold >= 0, ">= 0"),
-            ("memory.margin", self.memory.margin >= 0, ">= 0"),
+            ("memory.threshold", self.memory.threshold >= 0, ">= 0 (0 means the feature's default)"),
+            ("memory.margin", self.memory.margin >= 0, ">= 0 (0 means the feature's default)"),
             ("memory.lr", self.memory.lr > 0, "> 0"),
             ("model.base_channels", 4 <= self.model.base_channels <= 256, "from 4 to 256"),
             ("model.mlp_hidden", 8 <= self.model.mlp_hidden <= 4096, "from 8 to 4096"),
@@ -240,7 +240,7 @@ class RunConfig:
         except ValueError as error:
             raise ConfigError(f"memory.descriptors: {error}") from error
         if self.data.input == "lineart" and self.model.head != "bins":
-            # The GAN's discriminator judges ab beside the input's lightness, which line art does not have.
+            # Line art carries no lightness: only the bins head has the extra channel that predicts it.
             raise ConfigError('data.input = "lineart" trains the bins head: it needs model.head = "bins"')
         if self.data.lineart and self.data.input != "lineart":
             raise ConfigError('data.lineart names line art for data.input = "lineart" only')
