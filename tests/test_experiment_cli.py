@@ -69,6 +69,10 @@ def test_every_sub_command_is_checked_above() -> None:
             "--set train.steps: use --steps, which the report shows",
         ),
         (["lineart", "SPLIT", "--steps", "1", "--set", "data.image_size=32"], "--set data.image_size: use"),
+        (
+            ["time-to-quality", "SPLIT", "--set", "train.steps=3"],
+            "--set train.steps: use --milestones, which the report shows",
+        ),
         (["retrieval", "DATA", "--ways", "1"], "--ways must be at least 2"),
         (["retrieval", "DATA", "--threshold", "inf"], "--threshold must be a number > 0, got inf"),
     ],

@@ -103,7 +103,8 @@ def run_training_experiment(
     keys = [override.split("=", 1)[0].strip() for override in args.overrides]
     key = next((key for key in keys if key in FLAGGED), None)
     if key is not None:
-        print_error(f"--set {key}: use {FLAGGED[key]}, which the report shows (a --set would override it)")
+        option = "--milestones" if key == "train.steps" and hasattr(args, "milestones") else FLAGGED[key]
+        print_error(f"--set {key}: use {option}, which the report shows (a --set would override it)")
         return EXIT_USAGE
     try:
         shared = _shared_settings(args)
