@@ -533,3 +533,15 @@ def test_a_report_appears_whole_or_not_at_all(trained, tmp_path: Path) -> None:
 def test_the_library_refuses_drawings_for_a_model_not_trained_on_line_art(trained, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="was not trained on line art"):
         evaluate(trained.colorizer, trained.test_dir, lineart_dir=tmp_path)
+
+
+def test_lpips_weights_named_on_the_command_line_must_load_before_any_work(
+    trained, tmp_path: Path, capsys
+) -> None:
+    out = tmp_path / "evaluation.json"
+    missing = tmp_path / "nosuch.pth"
+    assert cli("evaluate", trained.model, trained.test_dir, "--lpips-alexnet", missing, "--json", out) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --lpips-alexnet / --lpips-heads: LPIPS unavailable: ")
+    assert str(missing) in err
+    assert not out.exists()

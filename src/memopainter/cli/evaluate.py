@@ -20,6 +20,7 @@ from memopainter.cli.common import (
     print_error,
 )
 from memopainter.evaluation.evaluate import PSNR_CAP, Failure, evaluate, list_test_images
+from memopainter.evaluation.lpips import lpips_status
 from memopainter.evaluation.report import (
     ReportImages,
     ReportUnavailable,
@@ -106,6 +107,11 @@ def run(args: argparse.Namespace) -> int:
             require_matplotlib()
         except (ValueError, ReportUnavailable) as error:
             print_error(f"--report: {error}")
+            return EXIT_USAGE
+    if args.lpips_alexnet is not None or args.lpips_heads is not None:
+        _, unavailable = lpips_status(args.lpips_alexnet, args.lpips_heads)  # weights named: they must work
+        if unavailable is not None:
+            print_error(f"--lpips-alexnet / --lpips-heads: {unavailable}")
             return EXIT_USAGE
     try:
         files = list_test_images(args.test_dir)

@@ -260,8 +260,12 @@ def lpips_status(
     missing = []
     if alexnet is None:
         missing.append(f"AlexNet weights {ALEXNET_FILE} not found in {where}: {_how_to_get_alexnet()}")
+    elif not alexnet.is_file():
+        missing.append(f"AlexNet weights {alexnet}: no such file")
     if heads is None:
         missing.append(f"LPIPS heads {HEADS_FILE} not found in {where}: {_how_to_get_heads()}")
+    elif not heads.is_file():
+        missing.append(f"LPIPS heads {heads}: no such file")
     if missing:
         return None, "LPIPS unavailable: " + "; ".join(missing)
     try:
