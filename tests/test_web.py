@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
+import socket
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -449,14 +450,38 @@ def test_remember_never_deletes_the_loaded_checkpoint_whatever_its_name(own_mode
         create_app(loaded, keep_taught=0)
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def test_serve_passes_its_address_and_checkpoint_limit_to_the_app(model_file: Path, monkeypatch) -> None:
     import uvicorn
 
     served = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **_: served.update(app=app, at=(host, port)))
-    assert run_cli(serve, ["serve", str(model_file), "--port", "8123", "--keep-taught", "3"]) == 0
-    assert served["at"] == ("127.0.0.1", 8123)
+
+    def run(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
+        served.update(app=server.config.app, at=sockets[0].getsockname())
+        sockets[0].close()
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    port = free_port()
+    assert run_cli(serve, ["serve", str(model_file), "--port", str(port), "--keep-taught", "3"]) == 0
+    assert served["at"] == ("127.0.0.1", port)
     assert served["app"].state.session.keep_taught == 3
-    assert TestClient(served["app"], base_url="http://localhost:8123").get("/").status_code == 200
-    assert TestClient(served["app"], base_url="http://localhost:8000").get("/").status_code == 421
+    assert TestClient(served["app"], base_url=f"http://localhost:{port}").get("/").status_code == 200
+    assert TestClient(served["app"], base_url="http://localhost:1").get("/").status_code == 421
     assert serve.DEFAULT_KEEP_TAUGHT == DEFAULT_KEEP_TAUGHT
+
+
+def test_serve_says_a_taken_port_in_one_line_before_announcing_anything(model_file: Path, capsys) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert run_cli(serve, ["serve", str(model_file), "--port", str(port)]) == 1
+    captured = capsys.readouterr()
+    assert "serving" not in captured.out
+    assert captured.err.startswith(f"error: --host 127.0.0.1 --port {port}: cannot listen there (")
+    assert len(captured.err.splitlines()) == 1

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import socket
+import sys
 from pathlib import Path
 
-from memopainter.cli.common import add_model_options, add_upsample_option, positive_int, print_error
+from memopainter.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    add_model_options,
+    add_upsample_option,
+    positive_int,
+    print_error,
+)
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.networks.backbones import WeightsError
 
@@ -63,10 +72,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the model, then serve until interrupted."""
+    """Load the model, take the address, then serve until Ctrl-C (the normal way to stop: status 0)."""
     if args.port > 65535:
         print_error(f"--port {args.port}: must be at most 65535")
-        return 2
+        return EXIT_USAGE
     try:
         import uvicorn
 
@@ -74,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         from memopainter.web.uploads import MIB, Limits
     except ImportError as error:
         print_error(f"serve needs the web extra ({error.name} is missing): pip install 'memopainter[web]'")
-        return 1
+        return EXIT_FAILED
     limits = Limits(max_upload_bytes=args.max_upload_mb * MIB, max_pixels=args.max_pixels)
     try:
         app = create_app(
@@ -89,10 +98,33 @@ def run(args: argparse.Namespace) -> int:
         )
     except (CheckpointError, WeightsError, ValueError, OSError) as error:
         print_error(str(error))
-        return 1
+        return EXIT_FAILED
+    try:
+        listening = _listen(args.host, args.port)
+    except OSError as error:
+        print_error(f"--host {args.host} --port {args.port}: cannot listen there ({error.strerror or error})")
+        return EXIT_FAILED
     if args.host not in LOOPBACK:
-        print_error(f"--host {args.host}: the page is reachable from other machines, and it has no login")
+        print(
+            f"warning: --host {args.host}: the page is reachable from other machines, and it has no login",
+            file=sys.stderr,
+        )
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"serving {args.model} at http://{shown}:{args.port} (Ctrl+C to stop)")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.Server(config).run(sockets=[listening])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, so that a taken port or an unknown host is said before the page is
+    announced; the server then listens on this very socket (no other process can take the port between)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    listening = socket.socket(family, kind, proto)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+    except OSError:
+        listening.close()
+        raise
+    return listening
