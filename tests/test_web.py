@@ -32,7 +32,6 @@ from fastapi.testclient import TestClient  # noqa: E402
 from memopainter.cli import serve  # noqa: E402
 from memopainter.inference import Colorizer  # noqa: E402
 from memopainter.web.app import TOKEN_HEADER, create_app  # noqa: E402
-from memopainter.web.session import DEFAULT_KEEP_TAUGHT  # noqa: E402
 from memopainter.web.uploads import MAX_UPLOAD_FRAMES, Limits, display_name  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("cache_dir", "one_thread")
@@ -472,7 +471,6 @@ def test_serve_passes_its_address_and_checkpoint_limit_to_the_app(model_file: Pa
     assert served["app"].state.session.keep_taught == 3
     assert TestClient(served["app"], base_url=f"http://localhost:{port}").get("/").status_code == 200
     assert TestClient(served["app"], base_url="http://localhost:1").get("/").status_code == 421
-    assert serve.DEFAULT_KEEP_TAUGHT == DEFAULT_KEEP_TAUGHT
 
 
 def test_serve_says_a_taken_port_in_one_line_before_announcing_anything(model_file: Path, capsys) -> None:

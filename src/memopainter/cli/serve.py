@@ -17,9 +17,8 @@ from memopainter.cli.common import (
 )
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.networks.backbones import WeightsError
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-DEFAULT_KEEP_TAUGHT = 20  # as memopainter.web.session's; that module needs the web extra, this one must not
+from memopainter.web.session import DEFAULT_KEEP_TAUGHT, LOOPBACK_HOSTS
+from memopainter.web.uploads import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, MIB, Limits
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,16 +46,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--max-upload-mb",
         type=positive_int,
-        default=20,
+        default=DEFAULT_MAX_UPLOAD_BYTES // MIB,
         metavar="MB",
-        help="largest file accepted (default 20)",
+        help=f"largest file accepted (default {DEFAULT_MAX_UPLOAD_BYTES // MIB})",
     )
     parser.add_argument(
         "--max-pixels",
         type=positive_int,
-        default=16_000_000,
+        default=DEFAULT_MAX_PIXELS,
         metavar="N",
-        help="largest image accepted, in pixels (default 16000000)",
+        help=f"largest image accepted, in pixels (default {DEFAULT_MAX_PIXELS})",
     )
     parser.add_argument(
         "--keep-taught",
@@ -80,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from memopainter.web.app import create_app
-        from memopainter.web.uploads import MIB, Limits
     except ImportError as error:
         print_error(f"serve needs the web extra ({error.name} is missing): pip install 'memopainter[web]'")
         return EXIT_FAILED
@@ -104,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         print_error(f"--host {args.host} --port {args.port}: cannot listen there ({error.strerror or error})")
         return EXIT_FAILED
-    if args.host not in LOOPBACK:
+    if args.host not in LOOPBACK_HOSTS:
         print(
             f"warning: --host {args.host}: the page is reachable from other machines, and it has no login",
             file=sys.stderr,

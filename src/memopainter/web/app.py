@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.data.sequences import Animation
 from memopainter.inference.upsample import DEFAULT_UPSAMPLE
-from memopainter.web.session import DEFAULT_KEEP_TAUGHT, Coloring, ModelSession, data_url
+from memopainter.web.session import DEFAULT_KEEP_TAUGHT, LOOPBACK_HOSTS, Coloring, ModelSession, data_url
 from memopainter.web.uploads import (
     BodyCap,
     Limits,
@@ -54,7 +54,6 @@ _log = logging.getLogger(__name__)
 TOKEN_HEADER = "X-MemoPainter-Token"
 # Where index.html receives the token; the page's script reads it from there.
 _TOKEN_SLOT = '<meta name="memopainter-token" content="">'
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 _ANY_ADDRESS = ("0.0.0.0", "::", "")
 _READ_ONLY_METHODS = ("GET", "HEAD", "OPTIONS")
 

@@ -28,6 +28,7 @@ from memopainter.inference.upsample import DEFAULT_UPSAMPLE
 
 CHECKPOINT_SUFFIX = ".safetensors"
 DEFAULT_KEEP_TAUGHT = 20  # checkpoints of about 1.6 MB each: every remember writes one
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")  # names of this machine the page always answers at
 # The media type of each animation format in a data: URL (browsers play an APNG served as image/png).
 MEDIA_TYPES = {"GIF": "image/gif", "WEBP": "image/webp", "PNG": "image/png"}
 
