@@ -50,7 +50,7 @@ from memopainter.evaluation.flicker import mean_defined, pair_flicker, slot_swit
 from memopainter.evaluation.lpips import LPIPS, MIN_SIDE, lpips_distance, lpips_status
 from memopainter.evaluation.metrics import colorfulness, delta_e2000, psnr, ssim
 from memopainter.inference import Colored, Colorizer, Failed
-from memopainter.inference.fullres import recombine
+from memopainter.inference.fullres import gray_preview
 from memopainter.inference.results import IMAGE_ERRORS
 from memopainter.inference.upsample import DEFAULT_UPSAMPLE
 
@@ -437,9 +437,9 @@ def _score(
     score = ImageScore(*where, metrics, item.slots, *_source(colorizer, item.slots))
     images = None
     if with_images:
-        no_color = torch.zeros(2, *item.prepared.net_gray.shape[1:])  # a = b = 0: the gray input
-        gray = recombine(item.prepared, no_color, "bilinear")
-        images = EvaluatedImages(gray, item.images, tensors_to_pil(item.rgb, item.alpha))
+        images = EvaluatedImages(
+            gray_preview(item.prepared), item.images, tensors_to_pil(item.rgb, item.alpha)
+        )
     return score, images
 
 

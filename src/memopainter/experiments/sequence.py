@@ -39,7 +39,7 @@ from memopainter.evaluation.report import cell
 from memopainter.experiments.statistics import format_interval, t_interval
 from memopainter.files import write_bytes, write_json, write_text
 from memopainter.inference import Colored, Colorizer
-from memopainter.inference.fullres import recombine
+from memopainter.inference.fullres import gray_preview
 from memopainter.inference.sequence import (
     CANDIDATES,
     CUT_SIMILARITY,
@@ -301,8 +301,7 @@ def _shown(animations: list[list[Path]], scored: dict[str, _Scored], truths: lis
         frames = []
         for t in range(spans[i].start, spans[i].stop):
             colored = before.colored[t]
-            no_color = torch.zeros(2, *colored.prepared.net_gray.shape[1:])  # a = b = 0: the gray input
-            gray = recombine(colored.prepared, no_color, "bilinear")
+            gray = gray_preview(colored.prepared)
             methods = [s.colored[t].images[0] for s in scored.values()]
             frames.append([gray, *methods, tensors_to_pil(*truths[t])])
         shown.append(frames)

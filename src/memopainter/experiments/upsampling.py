@@ -26,7 +26,7 @@ from memopainter.evaluation.outputs import image_png
 from memopainter.experiments.statistics import format_interval, t_interval
 from memopainter.files import write_bytes, write_json, write_text
 from memopainter.inference import Colorizer
-from memopainter.inference.fullres import recombine
+from memopainter.inference.fullres import gray_preview, recombine
 from memopainter.inference.results import IMAGE_ERRORS
 from memopainter.inference.upsample import UPSAMPLERS
 
@@ -116,7 +116,7 @@ def _scores(
         prepared = colorizer.prepare(rgb, alpha)
         ab = colorizer.predict([prepared]).ab[0, 0]  # (2, S, S), the model's top-1
         truth_ab = network_input(rgb, alpha, size)[1] * AB_SCALE  # (2, S, S)
-        renders = [recombine(prepared, torch.zeros_like(ab), "bilinear")]  # a = b = 0: the gray it sees
+        renders = [gray_preview(prepared)]
         truth_colorfulness = colorfulness(rgb, alpha)
         for name in UPSAMPLERS:
             renders.append(recombine(prepared, ab, name))

@@ -94,6 +94,11 @@ def prepare_image(
     return PreparedImage(lightness, alpha_u8, net_gray, backbone_rgb)
 
 
+def gray_preview(prepared: PreparedImage) -> Image.Image:
+    """The input as the model sees it (its lightness, or line art), at full size with its alpha: no color."""
+    return recombine(prepared, torch.zeros(2, *prepared.net_gray.shape[1:]), "bilinear")  # a = b = 0
+
+
 def recombine(
     prepared: PreparedImage,
     ab: torch.Tensor,

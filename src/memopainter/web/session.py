@@ -20,7 +20,7 @@ from memopainter.core.model import CHECKPOINT_FILE
 from memopainter.data.images import PNG_COMPRESS_LEVEL
 from memopainter.data.sequences import Animation, encode_animation
 from memopainter.inference import Colorizer, Failed, parse_palette
-from memopainter.inference.fullres import recombine
+from memopainter.inference.fullres import gray_preview
 from memopainter.inference.inspect import slot_swatch
 from memopainter.inference.remember import remember
 from memopainter.inference.results import Colored
@@ -194,9 +194,7 @@ def prune_taught(served: Path, keep_taught: int, loaded: Path) -> list[Path]:
 
 def _gray(result: Colored) -> Image.Image:
     """The gray input of a colorized image, at its size and with its alpha."""
-    prepared = result.prepared
-    no_color = torch.zeros(2, *prepared.net_gray.shape[1:])  # a = b = 0: the gray input
-    return recombine(prepared, no_color, "bilinear")
+    return gray_preview(result.prepared)
 
 
 def _conditions(
