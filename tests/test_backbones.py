@@ -408,7 +408,7 @@ def test_cli_verify_missing_weights_prints_one_error_line_and_exits_1(empty_dirs
     assert args.run(args) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith("memopainter weights: error: efficientnet_lite0 weights not found")
+    assert err.startswith("error: efficientnet_lite0 weights not found")
     assert "memopainter weights fetch efficientnet_lite0" in err
 
 
@@ -441,7 +441,7 @@ def test_cli_fetch_into_a_dest_under_a_file_fails_in_one_line(monkeypatch, empty
     args = _parse(["weights", "fetch", "efficientnet_lite0", "--dest", str(blocker / "weights")])
     assert args.run(args) == 1
     err = capsys.readouterr().err
-    assert err.startswith("memopainter weights: error: ") and err.count("\n") == 1 and str(blocker) in err
+    assert err.startswith("error: ") and err.count("\n") == 1 and str(blocker) in err
 
 
 def test_cli_fetch_resnet18_fails_with_instructions(empty_dirs, capsys):

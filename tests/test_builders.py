@@ -510,7 +510,7 @@ def test_folder_exits_1_after_leaving_out_unreadable_images_unless_skip_bad(
     assert captured.out.startswith("folder: wrote 1 images in 1 classes to ")  # written all the same
     assert captured.err.splitlines() == [
         "skipped unreadable cats/empty.png: empty file (0 bytes)",
-        "memopainter data folder: error: 1 unreadable image left out (listed above); pass --skip-bad to "
+        "error: 1 unreadable image left out (listed above); pass --skip-bad to "
         "accept that with exit status 0",
     ]
     assert _files(tmp_path / "dest") == ["cats/tabby.png", "dataset.json"]
@@ -651,7 +651,7 @@ def test_split_exits_1_naming_each_unreadable_file_unless_skip_bad(
     assert _cli(argv) == 1
     err = capsys.readouterr().err.splitlines()
     assert [line.split(":")[0] for line in err[:3]] == [f"skipped unreadable green/{name}" for name in bad]
-    assert err[3].startswith("memopainter data split: error: 3 unreadable images left out (listed above)")
+    assert err[3].startswith("error: 3 unreadable images left out (listed above)")
     assert (tmp_path / "strict" / "dataset.json").is_file()
     assert _cli([*argv[:3], str(tmp_path / "lenient"), *argv[4:], "--skip-bad"]) == 0
     assert len(capsys.readouterr().err.splitlines()) == 3  # still listed, no error
@@ -735,12 +735,12 @@ def test_cli_errors_are_one_line_on_stderr_with_a_non_zero_exit(
     assert out.startswith("folder: wrote 19 images in 3 classes to ")
     assert _cli(["data", "folder", str(classes_dir), str(dest)]) == 1
     err = capsys.readouterr().err
-    assert err == f"memopainter data folder: error: {dest}: {NOT_EMPTY}\n"
+    assert err == f"error: {dest}: {NOT_EMPTY}\n"
     assert _cli(["data", "kenney", str(tmp_path / "k"), "--source", str(tmp_path / "missing.whl")]) == 1
     assert capsys.readouterr().err.strip().endswith("missing.whl: --source does not exist")
     blocker = tmp_path / "red.png"
     blocker.write_bytes(b"a file")
     assert _cli(["data", "folder", str(classes_dir), str(blocker / "dest")]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("memopainter data folder: error: ") and err.count("\n") == 1
+    assert err.startswith("error: ") and err.count("\n") == 1
     assert str(blocker) in err and not (blocker / "dest").exists()

@@ -280,7 +280,7 @@ def test_a_corrupt_or_foreign_tarball_is_one_line_error(
         bad.write_bytes(content)
     assert _cli(["data", "emoji", str(tmp_path / "emoji"), "--source", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1 and err.startswith("memopainter data emoji: error: ")
+    assert len(err.splitlines()) == 1 and err.startswith("error: ")
     assert problem in err
     assert not (tmp_path / "emoji").exists()
 
@@ -377,7 +377,7 @@ def test_emoji_without_npm_says_how_to_pass_source(
     assert _cli(["data", "emoji", str(tmp_path / "emoji")]) == 1
     fetching, err = capsys.readouterr().err.splitlines()  # the fetch's log line, then the error's one line
     assert fetching.startswith("fetching emoji-datasource-google@16.0.0 with npm pack")
-    assert err.startswith("memopainter data emoji: error: ")
+    assert err.startswith("error: ")
     assert "npm is needed to fetch emoji-datasource-google@16.0.0" in err
     assert "emoji-datasource-google-16.0.0.tgz another way and pass --source FILE.tgz" in err
 
@@ -401,7 +401,7 @@ def test_a_failed_npm_pack_is_one_line_naming_the_problem_and_the_way_offline(
     assert _cli(["data", "emoji", str(tmp_path / "emoji")]) == 1
     fetching, err = capsys.readouterr().err.splitlines()  # the fetch's log line, then the error's one line
     assert fetching.startswith("fetching emoji-datasource-google@16.0.0 with npm pack")
-    assert err.startswith("memopainter data emoji: error: ")
+    assert err.startswith("error: ")
     assert "`npm pack emoji-datasource-google@16.0.0` failed: FetchError: request to" in err
     assert "pass --source FILE.tgz" in err
     assert not (cache_dir / "downloads" / TARBALL).exists()

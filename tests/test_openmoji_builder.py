@@ -332,7 +332,7 @@ def test_a_corrupt_or_foreign_tarball_is_one_line_error(
         bad.write_bytes(content)
     assert _cli(["data", "openmoji", str(tmp_path / "om"), "--source", str(bad)]) == 1
     err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1 and err.startswith("memopainter data openmoji: error: ")
+    assert len(err.splitlines()) == 1 and err.startswith("error: ")
     assert problem in err
     assert not (tmp_path / "om").exists()
 
@@ -381,8 +381,7 @@ def test_without_the_rasterizer_the_error_says_how_to_install_it_before_any_down
     assert _cli(["data", "openmoji", str(tmp_path / "om")]) == 1
     err = capsys.readouterr().err
     assert err == (
-        "memopainter data openmoji: error: rendering SVGs needs the optional rasterizer resvg-py: "
-        "pip install 'memopainter[svg]'\n"
+        "error: rendering SVGs needs the optional rasterizer resvg-py: pip install 'memopainter[svg]'\n"
     )
     assert not (tmp_path / "om").exists() and not (cache_dir / "downloads").exists()
 
@@ -415,7 +414,7 @@ def test_a_downloaded_tarball_with_another_hash_is_refused_and_not_cached(
     assert _cli(["data", "openmoji", str(tmp_path / "om")]) == 1
     fetching, err = capsys.readouterr().err.splitlines()  # the fetch's log line, then the error's one line
     assert fetching.startswith("fetching openmoji@17.0.0 with npm pack")
-    assert err.startswith(f"memopainter data openmoji: error: {TARBALL}: sha256 ")
+    assert err.startswith(f"error: {TARBALL}: sha256 ")
     assert "is not the expected 55ee7d13485dec86..." in err
     assert not (cache_dir / "downloads" / TARBALL).exists() and not (tmp_path / "om").exists()
 
@@ -438,7 +437,7 @@ def test_without_npm_the_error_says_how_to_pass_source(
     monkeypatch.setattr(npm.shutil, "which", lambda name: None)
     assert _cli(["data", "openmoji", str(tmp_path / "om")]) == 1
     err = capsys.readouterr().err.splitlines()[-1]
-    assert err.startswith("memopainter data openmoji: error: npm is needed to fetch openmoji@17.0.0")
+    assert err.startswith("error: npm is needed to fetch openmoji@17.0.0")
     assert "openmoji-17.0.0.tgz another way and pass --source FILE.tgz" in err
 
 

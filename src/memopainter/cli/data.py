@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from memopainter.cli.common import positive_int
+from memopainter.cli.common import EXIT_FAILED, positive_int, print_error
 from memopainter.data.builders import (
     BuildError,
     Manifest,
@@ -36,12 +36,12 @@ def _report(action: str, dest: Path, build: Callable[[], Manifest], skip_bad: bo
     try:
         body = build()
     except BuildError as err:
-        print(f"memopainter data {action}: error: {err}", file=sys.stderr)
-        return 1
+        print_error(str(err))
+        return EXIT_FAILED
     except OSError as err:  # e.g. DEST under a file, read-only or a full disk: nothing was put in place
         problem = f"{err.filename or dest}: {err.strerror or err}"
-        print(f"memopainter data {action}: error: {problem}", file=sys.stderr)
-        return 1
+        print_error(problem)
+        return EXIT_FAILED
     seconds = time.perf_counter() - start
     for entry in body.get("unreadable", []):
         print(f"skipped unreadable {entry['path']}: {entry['problem']}", file=sys.stderr)
@@ -59,12 +59,8 @@ def _report(action: str, dest: Path, build: Callable[[], Manifest], skip_bad: bo
     skipped = len(body.get("unreadable", []))
     if skipped and not skip_bad:
         count = f"{skipped} unreadable image{'' if skipped == 1 else 's'}"
-        print(
-            f"memopainter data {action}: error: {count} left out (listed above); pass --skip-bad to accept "
-            "that with exit status 0",
-            file=sys.stderr,
-        )
-        return 1
+        print_error(f"{count} left out (listed above); pass --skip-bad to accept that with exit status 0")
+        return EXIT_FAILED
     return 0
 
 

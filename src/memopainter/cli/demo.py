@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from memopainter.cli.common import EXIT_FAILED, print_error
 from memopainter.config import INPUTS, ConfigError
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.data.builders.common import BuildError
@@ -57,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
         ValueError,
         OSError,
     ) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        print_error(str(error))
+        return EXIT_FAILED
     summary = result.summary
     print(
         f"{summary['images']} held-out frames: mean CIEDE2000 {summary['delta_e2000']:.2f} from the top-1 "

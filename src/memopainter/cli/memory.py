@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from memopainter.cli.common import output_refusal, print_error
+from memopainter.cli.common import EXIT_FAILED, EXIT_USAGE, output_refusal, print_error
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.core.model import load_memopainter, resolve_model_path
 from memopainter.data.images import ImageLoadError, save_png
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the statistics (and queries), then write the sheet; the backbone is loaded only for --query."""
     if args.out is not None and args.out.suffix.lower() != ".png":
         print_error(f"-o {args.out}: the contact sheet is a PNG; name it SOMETHING.png")
-        return 2
+        return EXIT_USAGE
     try:
         path = resolve_model_path(args.model)
         if args.query:
@@ -55,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
         stats = memory_stats(model)
     except (CheckpointError, WeightsError, ValueError, OSError) as error:
         print_error(str(error))
-        return 1
+        return EXIT_FAILED
     if args.out is not None and (refusal := output_refusal("-o", args.out, [path, *args.query])):
         print_error(refusal)
-        return 2
+        return EXIT_USAGE
     print(
         f"{path}: {stats.size} memory slots, {stats.used} written ({100 * stats.used / stats.size:.0f}%), "
         f"feature {stats.feature}"
@@ -84,6 +84,6 @@ def run(args: argparse.Namespace) -> int:
             save_png(args.out, contact_sheet(model, str(path), queries))
         except OSError as error:
             print_error(f"{args.out}: cannot write the contact sheet ({error.strerror or error})")
-            return 1
+            return EXIT_FAILED
         print(f"contact sheet written to {args.out}")
     return 1 if failed else 0

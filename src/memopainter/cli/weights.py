@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from memopainter.cli.common import EXIT_FAILED, print_error
 from memopainter.networks.backbones import (
     BACKBONES,
     WeightsError,
@@ -18,8 +18,8 @@ from memopainter.networks.backbones import (
 
 
 def _fail(message: str) -> int:
-    print(f"memopainter weights: error: {message}", file=sys.stderr)
-    return 1
+    print_error(message)
+    return EXIT_FAILED
 
 
 def run_list(args: argparse.Namespace) -> int:
