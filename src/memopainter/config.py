@@ -10,7 +10,6 @@ import dataclasses
 import math
 import re
 import sys
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,8 +324,6 @@ def _assign(config: RunConfig, key: str, value, source: str) -> None:
 
 
 def _matches(value, expected) -> bool:
-    if isinstance(expected, types.UnionType):
-        return any(_matches(value, t) for t in typing.get_args(expected))
     if expected is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, expected)

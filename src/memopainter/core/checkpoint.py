@@ -147,15 +147,9 @@ def _read_meta(path: Path, raw: dict[str, str] | None) -> dict:
     return meta
 
 
-def load_checkpoint(
-    path: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read a checkpoint written by save_checkpoint: its tensors moved to `device`, and its meta."""
-    tensors, meta = _read(Path(path), with_tensors=True)
-    device = torch.device(device)
-    if device.type != "cpu":
-        tensors = {key: tensor.to(device) for key, tensor in tensors.items()}
-    return tensors, meta
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a checkpoint written by save_checkpoint: its tensors (on the CPU) and its meta."""
+    return _read(Path(path), with_tensors=True)
 
 
 def load_checkpoint_meta(path: str | os.PathLike[str]) -> dict:

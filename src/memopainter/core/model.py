@@ -202,7 +202,7 @@ def resolve_model_path(path: str | Path) -> Path:
 def load_memopainter(path: str | Path, device: str | torch.device = "cpu") -> MemoPainter:
     """Rebuild a MemoPainter from a checkpoint file or run folder."""
     path = resolve_model_path(path)
-    tensors, meta = load_checkpoint(path, device="cpu")
+    tensors, meta = load_checkpoint(path)
     if meta.get("kind") != KIND:
         raise CheckpointError(f"{path}: not a MemoPainter model checkpoint (kind {meta.get('kind')!r})")
     try:

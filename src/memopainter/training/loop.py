@@ -229,7 +229,7 @@ def restore(
     model: MemoPainter,
     optimizers: Optimizers,
     config: RunConfig,
-    data_dir: str | Path = "DATA_DIR",
+    data_dir: str | Path,
 ) -> int:
     """Load a resumable checkpoint into fresh objects and restore the global RNG states; returns its step.
 
