@@ -22,6 +22,8 @@ else:  # pragma: no cover - Python 3.10
 from memopainter.data.descriptors import DEFAULT as DEFAULT_DESCRIPTORS
 from memopainter.data.descriptors import LEGACY as LEGACY_DESCRIPTORS
 from memopainter.data.descriptors import LEGACY_LIGHTNESS_BINS, LIGHTNESS_BINS, parse_descriptors
+from memopainter.networks.backbones import DEFAULT_BACKBONE
+from memopainter.networks.classification import ANNEALED_TEMPERATURE, REBALANCE_LAMBDA
 from memopainter.networks.generator import HEADS, NORMS  # model.norm and model.head choices
 
 INPUTS = ("gray", "lineart")  # data.input: what the generator and the query see
@@ -71,7 +73,7 @@ class MemoryConfig:
 
     enabled: bool = True  # False: the paper's Res-cGAN ablation (no memory, no color condition)
     supervised: bool = False  # decide matches by class label (the paper's Table 2 upper bound)
-    backbone: str = "mobilenet_v2"
+    backbone: str = DEFAULT_BACKBONE
     # What the query head sees, joined by "+" (memopainter.data.descriptors): the backbone's pooled feature
     # and the histogram of the image's lightness. Saved configs without this key mean "pooled".
     descriptors: str = DEFAULT_DESCRIPTORS
@@ -107,7 +109,7 @@ class ModelConfig:
     head: str = "bins"
     # head "bins": the annealed-mean temperature that decodes the bin distribution into ab (Zhang et al.:
     # 0.38; 1 is the plain mean, towards 0 the mode).
-    bins_temperature: float = 0.38
+    bins_temperature: float = ANNEALED_TEMPERATURE
 
 
 @dataclass
@@ -121,7 +123,7 @@ class LossConfig:
     smooth_l1_delta: float = 1.0 / 110.0  # delta of eq. 10 in the network's ab / 110 units: one ab unit
     # model.head "bins": lambda of Zhang et al.'s class rebalancing, w ~ ((1 - lambda) p + lambda / 313)^-1
     # (0.5 as theirs; 1 gives every bin the weight 1, i.e. no rebalancing).
-    rebalance_lambda: float = 0.5
+    rebalance_lambda: float = REBALANCE_LAMBDA
     # model.head "bins": weight of an adversarial term beside the cross-entropy, BCE(D(fake) -> 1) on the
     # annealed-mean ab judged by the paper's discriminator, which then trains beside the generator; 0 trains
     # by classification alone.
