@@ -213,7 +213,7 @@ class RunOutputs:
 def save_resumable(path: Path, model: MemoPainter, optimizers: Optimizers, step: int) -> Path:
     """Everything needed to continue exactly: weights, memory, optimizers, step and the global RNG states."""
     tensors, meta = {}, {"optimizers": {}}
-    for prefix, optimizer in optimizers.items().items():
+    for prefix, optimizer in optimizers.by_prefix().items():
         opt_tensors, meta["optimizers"][prefix] = optimizer_to_tensors(optimizer, f"optim.{prefix}")
         tensors.update(opt_tensors)
     rng_tensors, meta["rng"] = rng_to_tensors()
@@ -244,7 +244,7 @@ def restore(
     _check_same_images(meta, model, path.parent, data_dir)
     for prefix, module in model.modules().items():
         module_from_tensors(module, tensors, prefix)
-    for prefix, optimizer in optimizers.items().items():
+    for prefix, optimizer in optimizers.by_prefix().items():
         optimizer_from_tensors(optimizer, tensors, meta["optimizers"][prefix], f"optim.{prefix}")
     rng_from_tensors(tensors, meta["rng"])
     model.step = int(meta["step"])

@@ -53,7 +53,7 @@ class Optimizers:
     discriminator: torch.optim.Adam | None  # None for a model trained without an adversary
     query_head: torch.optim.Adam | None  # None without a memory
 
-    def items(self) -> dict[str, torch.optim.Adam]:
+    def by_prefix(self) -> dict[str, torch.optim.Adam]:
         """The optimizers by checkpoint prefix."""
         parts = {
             "generator": self.generator,
