@@ -12,8 +12,8 @@ from conftest import train_tiny
 from memopainter.config import ConfigError, RunConfig, load_config
 from memopainter.data.dataset import image_lightness_histogram
 from memopainter.data.descriptors import (
+    HISTOGRAM_WEIGHT,
     LIGHTNESS_BINS,
-    LIGHTNESS_WEIGHT,
     lightness_histogram,
     parse_descriptors,
     query_features,
@@ -54,7 +54,7 @@ def test_the_lightness_block_is_scaled_to_the_pooled_feature() -> None:
     joined = query_features(pooled, histograms, ("pooled", "lightness"))
     assert joined.shape == (2, 2 + LIGHTNESS_BINS)
     assert torch.equal(joined[:, :2], pooled)
-    assert joined[:, 2:].norm(dim=1).tolist() == pytest.approx([5 * LIGHTNESS_WEIGHT, LIGHTNESS_WEIGHT])
+    assert joined[:, 2:].norm(dim=1).tolist() == pytest.approx([5 * HISTOGRAM_WEIGHT, HISTOGRAM_WEIGHT])
     assert torch.equal(query_features(pooled, histograms, ("pooled",)), pooled)
 
 

@@ -31,7 +31,7 @@ LEGACY_LIGHTNESS_BINS = 16  # what a saved config without memory.lightness_bins 
 # The lightness block's norm as a multiple of the pooled block's, per image, so the weighting does not depend
 # on the backbone. 1 and 2 were measured in a prototype (top-1: Kenney 82% / 83%, Wesnoth 83% / 83%, emoji
 # 60% / 69%).
-LIGHTNESS_WEIGHT = 2.0
+HISTOGRAM_WEIGHT = 2.0
 
 
 def parse_descriptors(text: str) -> tuple[str, ...]:
@@ -64,7 +64,7 @@ def query_features(
     """The query head's input (B, D) from pooled (B, F) backbone features and histograms (B, bins)."""
     blocks = [pooled]
     if "lightness" in descriptors:
-        scale = LIGHTNESS_WEIGHT * pooled.norm(dim=1, keepdim=True)  # (B, 1)
+        scale = HISTOGRAM_WEIGHT * pooled.norm(dim=1, keepdim=True)  # (B, 1)
         blocks.append(scale * histograms.to(pooled))
     return torch.cat(blocks, dim=1)
 

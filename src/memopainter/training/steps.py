@@ -23,7 +23,7 @@ from memopainter.networks.losses import adversarial_loss, discriminator_loss, ge
 Gather = Callable[[torch.Tensor], torch.Tensor]
 # Line-art input: weight of the L1 loss on the predicted L / 100 beside the rebalanced cross-entropy. Not an
 # option: the two terms are of the same order at this weight (cross-entropy ~2, L1 of L / 100 ~0.1 to 0.2).
-LIGHTNESS_WEIGHT = 10.0
+LINEART_LIGHTNESS_WEIGHT = 10.0
 
 
 @dataclass
@@ -189,7 +189,7 @@ def classification_step(
         parts["lightness_l1"] = lightness_l1.item()
     ce = classification_loss(logits, batch.ab * AB_SCALE, bin_weights)
     parts["ce"] = ce.item()
-    loss = ce if batch.lightness is None else ce + LIGHTNESS_WEIGHT * lightness_l1
+    loss = ce if batch.lightness is None else ce + LINEART_LIGHTNESS_WEIGHT * lightness_l1
     if adversarial > 0 or l1 > 0:
         fake = annealed_mean(logits, temperature) / AB_SCALE  # (B, 2, S, S) in network units
     if l1 > 0:
