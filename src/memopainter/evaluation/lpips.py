@@ -24,6 +24,7 @@ from memopainter.evaluation.metrics import check_rgb_pair
 from memopainter.files import write_bytes
 from memopainter.networks.backbones.weights import (
     UnknownPickle,
+    mismatch,
     read_tensors,
     search_dirs,
     sha256_file,
@@ -181,19 +182,9 @@ def _check_keys(
     path: Path, state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], what: str, how: str
 ) -> None:
     """Raise LpipsUnavailable unless `state` has exactly `expected`'s keys and shapes."""
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise LpipsUnavailable(
-            f"{path}: not {what} ({len(missing)} keys missing, e.g. {missing[:2]}; "
-            f"{len(unexpected)} unexpected, e.g. {unexpected[:2]}); {how}"
-        )
-    for key, value in expected.items():
-        if state[key].shape != value.shape:
-            raise LpipsUnavailable(
-                f"{path}: not {what} ({key} is {tuple(state[key].shape)}, "
-                f"expected {tuple(value.shape)}); {how}"
-            )
+    problem = mismatch(state, expected)
+    if problem is not None:
+        raise LpipsUnavailable(f"{path}: not {what} ({problem}); {how}")
 
 
 def load_lpips(alexnet_path: str | Path, heads_path: str | Path, device: str | torch.device = "cpu") -> LPIPS:

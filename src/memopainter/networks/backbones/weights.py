@@ -148,20 +148,23 @@ def read_state_dict(
     for key, value in expected.items():
         if key.endswith("num_batches_tracked") and key not in state:
             state[key] = value.clone()
+    problem = mismatch(state, expected)
+    if problem is not None:
+        raise WeightsError(f"{path}: not {spec.name} weights ({problem}); {how_to_get(spec)}")
+    return state
+
+
+def mismatch(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> str | None:
+    """How a state_dict's keys or shapes differ from `expected`'s, or None when they are the same."""
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise WeightsError(
-            f"{path}: not {spec.name} weights ({len(missing)} keys missing, e.g. {missing[:2]}; "
-            f"{len(unexpected)} unexpected, e.g. {unexpected[:2]}); {how_to_get(spec)}"
-        )
-    wrong = [k for k, v in expected.items() if state[k].shape != v.shape]
-    if wrong:
-        raise WeightsError(
-            f"{path}: not {spec.name} weights ({wrong[0]} is {tuple(state[wrong[0]].shape)}, expected "
-            f"{tuple(expected[wrong[0]].shape)}); {how_to_get(spec)}"
-        )
-    return state
+        extra = f"{len(unexpected)} unexpected, e.g. {unexpected[:2]}"
+        return f"{len(missing)} keys missing, e.g. {missing[:2]}; {extra}"
+    wrong = next((key for key, value in expected.items() if state[key].shape != value.shape), None)
+    if wrong is not None:
+        return f"{wrong} is {tuple(state[wrong].shape)}, expected {tuple(expected[wrong].shape)}"
+    return None
 
 
 def verify_weights(name: str, weights: str | Path | None = None) -> tuple[Path, str]:
