@@ -9,7 +9,7 @@ from memopainter.experiments.retrieval import (
     retrieval_experiment,
     run_episode,
     t_interval,
-    write_report,
+    write_retrieval,
 )
 
 __all__ = [
@@ -21,5 +21,5 @@ __all__ = [
     "retrieval_experiment",
     "run_episode",
     "t_interval",
-    "write_report",
+    "write_retrieval",
 ]

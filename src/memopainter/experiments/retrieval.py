@@ -264,7 +264,7 @@ def _check_request(
                 raise EpisodeError(_too_few_message(labels, w, s, found, class_names))
 
 
-def write_report(result: RetrievalResult, out: str | Path, data: str, command: str) -> list[Path]:
+def write_retrieval(result: RetrievalResult, out: str | Path, data: str, command: str) -> list[Path]:
     """Write out/retrieval.md (Table 2 layout), retrieval.json and retrieval.png; returns the paths."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ from memopainter.experiments.retrieval import (
     EpisodeError,
     RetrievalSettings,
     retrieval_experiment,
-    write_report,
+    write_retrieval,
 )
 from memopainter.networks.backbones import BACKBONES, DEFAULT_BACKBONE, WeightsError, load_backbone
 
@@ -128,6 +128,6 @@ def run_retrieval(args: argparse.Namespace) -> int:
     except EpisodeError as error:
         print_error(f"{args.data}: {error}")
         return EXIT_USAGE
-    for path in write_report(result, args.out, str(args.data), args.command_line):
+    for path in write_retrieval(result, args.out, str(args.data), args.command_line):
         print(path)
     return 0
