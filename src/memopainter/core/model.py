@@ -67,6 +67,17 @@ class MemoPainter:
             parts.update(query_head=self.query_head, memory=self.memory)
         return parts
 
+    def source_class(self, source: int) -> str | None:
+        """The class name of training image `source` (an index into source_paths); None when unknown."""
+        label = self.source_classes[source] if 0 <= source < len(self.source_classes) else -1
+        return self.class_names[label] if 0 <= label < len(self.class_names) else None
+
+    def slot_origin(self, slot: int) -> tuple[str | None, str | None]:
+        """(path, class name) of the training image that last wrote memory slot `slot`; None when unknown."""
+        source = int(self.memory.sources[slot])
+        path = self.source_paths[source] if 0 <= source < len(self.source_paths) else None
+        return path, self.source_class(source)
+
     def to(self, device: str | torch.device) -> MemoPainter:
         """Move every part to `device`."""
         for module in self.modules().values():

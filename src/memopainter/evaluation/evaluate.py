@@ -519,15 +519,10 @@ def _model_classes(colorizer: Colorizer) -> list[str]:
 
 def _source(colorizer: Colorizer, slots: list[int] | None) -> tuple[str | None, str | None]:
     """(class, path) of the image that wrote the top-1 slot; None for what is unknown."""
-    memo = colorizer.model
-    if not slots or memo.memory is None:
+    if not slots or colorizer.model.memory is None:
         return None, None
-    index = int(memo.memory.sources[slots[0]])
-    if not 0 <= index < len(memo.source_paths):
-        return None, None
-    label = memo.source_classes[index] if index < len(memo.source_classes) else -1
-    name = memo.class_names[label] if 0 <= label < len(memo.class_names) else None
-    return name, memo.source_paths[index]
+    path, name = colorizer.model.slot_origin(slots[0])
+    return name, path
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -57,7 +57,7 @@ def diagnose(
         rgb, alpha = load_image(path)
         _, slots = memo.memory.retrieve(colorizer.query_keys([colorizer.prepare(rgb, alpha)]), TOP)
         sources = memo.memory.sources[slots[0]].tolist()  # training frame that wrote each slot
-        classes = [_class_of(memo, s) for s in sources]
+        classes = [memo.source_class(s) for s in sources]
         row = rows[truth]
         row.frames += 1
         if classes[0] == truth:
@@ -77,13 +77,6 @@ def diagnose(
 def _training_grays(paths: list[str], train_dir: Path, size: int) -> torch.Tensor:
     """The network-size gray (L / 100) of every training frame, in the bundle's order."""
     return torch.stack([network_input(*load_image(train_dir / p), size)[0][0] for p in paths])
-
-
-def _class_of(memo, source: int) -> str | None:
-    if not 0 <= source < len(memo.source_classes):
-        return None
-    label = memo.source_classes[source]
-    return memo.class_names[label] if 0 <= label < len(memo.class_names) else None
 
 
 def _kind(memo, grays: torch.Tensor, source: int, truth: str, classes: list[str | None]) -> str:

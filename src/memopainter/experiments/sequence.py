@@ -215,12 +215,7 @@ def _delta_e(output: torch.Tensor, rgb: torch.Tensor, alpha: torch.Tensor | None
 
 def _same_class(colorizer: Colorizer, colored: Colored) -> bool | None:
     """Whether the top-1 slot was written by a training image of the frame's class folder; None unknown."""
-    memo = colorizer.model
-    source = int(memo.memory.sources[colored.slots[0]])
-    if not 0 <= source < len(memo.source_classes):
-        return None
-    label = memo.source_classes[source]
-    slot_class = memo.class_names[label] if 0 <= label < len(memo.class_names) else None
+    _, slot_class = colorizer.model.slot_origin(colored.slots[0])
     return None if slot_class is None else slot_class == Path(colored.source).parent.name
 
 

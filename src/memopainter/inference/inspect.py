@@ -62,12 +62,11 @@ def memory_stats(model: MemoPainter) -> MemoryStats:
 
 def slot_source(model: MemoPainter, slot: int) -> str:
     """'path (class)' of the image that last wrote `slot`, or 'unknown source'."""
-    index = int(_memory(model).sources[slot])
-    if not 0 <= index < len(model.source_paths):
+    _memory(model)
+    path, name = model.slot_origin(slot)
+    if path is None:
         return "unknown source"
-    path = model.source_paths[index]
-    label = model.source_classes[index] if index < len(model.source_classes) else -1
-    return f"{path} ({model.class_names[label]})" if 0 <= label < len(model.class_names) else path
+    return path if name is None else f"{path} ({name})"
 
 
 def slot_classes(model: MemoPainter) -> dict[str, int]:
@@ -75,9 +74,7 @@ def slot_classes(model: MemoPainter) -> dict[str, int]:
     memory = _memory(model)
     counts: dict[str, int] = {}
     for slot in memory.filled.nonzero().flatten().tolist():
-        index = int(memory.sources[slot])
-        label = model.source_classes[index] if 0 <= index < len(model.source_classes) else -1
-        name = model.class_names[label] if 0 <= label < len(model.class_names) else "none"
+        name = model.source_class(int(memory.sources[slot])) or "none"
         counts[name] = counts.get(name, 0) + 1
     return counts
 
