@@ -16,15 +16,13 @@ from PIL import Image
 from memopainter.config import RunConfig
 from memopainter.core.checkpoint import load_checkpoint
 from memopainter.evaluation.evaluate import Evaluation, ImageMetrics, ImageScore
-from memopainter.experiments.compare import (
+from memopainter.experiments.compare import GRID_CELL, ComparisonResult, _wrap
+from memopainter.experiments.methods import (
     BASELINE,
-    GRID_CELL,
     METHODS,
-    ComparisonResult,
     MethodResult,
     SharedSettings,
     _quiet,
-    _wrap,
     method_config,
 )
 from memopainter.training.events import TrainEvent

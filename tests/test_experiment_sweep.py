@@ -12,7 +12,7 @@ from conftest import TINY_NETWORKS, run_experiment, write_split
 from memopainter.config import ConfigError, RunConfig
 from memopainter.core.checkpoint import load_checkpoint
 from memopainter.data.dataset import load_training_data
-from memopainter.experiments.compare import SharedSettings
+from memopainter.experiments.methods import SharedSettings
 from memopainter.experiments.sweep import replay_memory, sweep_experiment
 from memopainter.networks.backbones import load_backbone
 from memopainter.training.loop import train

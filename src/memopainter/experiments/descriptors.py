@@ -20,7 +20,7 @@ from memopainter.config import RunConfig
 from memopainter.data.dataset import load_training_data
 from memopainter.data.descriptors import LIGHTNESS_BINS, parse_descriptors
 from memopainter.evaluation.evaluate import evaluate, list_test_images
-from memopainter.experiments.compare import split_dirs
+from memopainter.experiments.methods import split_dirs
 from memopainter.experiments.statistics import format_interval, t_interval
 from memopainter.experiments.sweep import replay_memory
 from memopainter.files import write_json, write_text

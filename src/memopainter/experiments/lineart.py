@@ -23,16 +23,8 @@ from memopainter.data.images import load_image, pil_to_tensors
 from memopainter.data.preprocess import AB_SCALE
 from memopainter.evaluation.evaluate import Evaluation, ImageScore, list_test_images, measure
 from memopainter.evaluation.outputs import image_png
-from memopainter.experiments.compare import (
-    METHODS,
-    ComparisonResult,
-    Say,
-    SharedSettings,
-    compare_experiment,
-    comparison_grid,
-    drawn_lineart,
-    split_dirs,
-)
+from memopainter.experiments.compare import ComparisonResult, compare_experiment, comparison_grid
+from memopainter.experiments.methods import METHODS, Say, SharedSettings, drawn_lineart, split_dirs
 from memopainter.experiments.statistics import t_interval
 from memopainter.files import write_bytes, write_json, write_text
 from memopainter.inference import Colorizer

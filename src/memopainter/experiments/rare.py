@@ -20,13 +20,12 @@ from memopainter.data.images import list_images
 from memopainter.evaluation.evaluate import EvaluatedImages, Evaluation, ImageScore
 from memopainter.evaluation.outputs import figure_png, image_png
 from memopainter.evaluation.report import cell
-from memopainter.experiments.compare import (
+from memopainter.experiments.compare import ComparisonResult, comparison_grid
+from memopainter.experiments.methods import (
     METHODS,
-    ComparisonResult,
     MethodResult,
     Say,
     SharedSettings,
-    comparison_grid,
     evaluate_run,
     method_config,
     train_or_reuse,

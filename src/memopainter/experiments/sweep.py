@@ -20,7 +20,7 @@ from memopainter.core.model import build_model, memory_arguments
 from memopainter.data.dataset import TrainingData, load_training_data
 from memopainter.evaluation.evaluate import evaluate
 from memopainter.evaluation.outputs import figure_png
-from memopainter.experiments.compare import Say, SharedSettings, method_config, split_dirs, train_and_evaluate
+from memopainter.experiments.methods import Say, SharedSettings, method_config, split_dirs, train_and_evaluate
 from memopainter.files import write_bytes, write_json, write_text
 from memopainter.inference import Colorizer
 from memopainter.memory import ColorMemory, QueryHead

@@ -1,6 +1,6 @@
 """Time to quality: delta_e2000 on the test images against the minutes spent training, per method.
 
-Each method (a configuration of `compare.METHODS`) trains once, in chunks that end at the milestones: each
+Each method (a configuration of `methods.METHODS`) trains once, in chunks that end at the milestones: each
 chunk resumes the checkpoint of the one before, which continues exactly (same batches, same random state), so
 the model at a milestone is the one a single run of that many steps would give. After each chunk the model
 is scored top-1 on the test folder. Minutes are the sum of the steps' own times logged in metrics.jsonl:
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from memopainter.core.model import MODEL_FILE
 from memopainter.evaluation.evaluate import evaluate
-from memopainter.experiments.compare import METHODS, Say, SharedSettings, method_config, split_dirs
+from memopainter.experiments.methods import METHODS, Say, SharedSettings, method_config, split_dirs
 from memopainter.files import write_bytes, write_json, write_text
 from memopainter.inference import Colorizer
 from memopainter.training.loop import train

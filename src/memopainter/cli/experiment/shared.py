@@ -11,7 +11,7 @@ from memopainter.cli.common import EXIT_FAILED, EXIT_USAGE, positive_int, print_
 from memopainter.config import ConfigError
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.evaluation.report import ReportUnavailable, require_matplotlib
-from memopainter.experiments.compare import METHODS, SharedSettings, method_config
+from memopainter.experiments.methods import METHODS, SharedSettings, method_config
 from memopainter.networks.backbones import WeightsError
 
 

@@ -13,8 +13,9 @@ from memopainter.cli.experiment.shared import (
     say,
     shared_training_arguments,
 )
-from memopainter.experiments.compare import BASELINE, METHODS, compare_experiment, write_comparison
+from memopainter.experiments.compare import compare_experiment, write_comparison
 from memopainter.experiments.lineart import MEMORY, NO_MEMORY, lineart_experiment, write_lineart
+from memopainter.experiments.methods import BASELINE, METHODS
 from memopainter.experiments.rare import DEFAULT_METHODS as RARE_METHODS
 from memopainter.experiments.rare import rare_experiment, write_rare
 from memopainter.experiments.sweep import sweep_experiment, write_sweep
