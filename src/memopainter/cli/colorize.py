@@ -7,14 +7,12 @@ The arguments, the progress bar and the exit status; planning the outputs and wr
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
-from tqdm import tqdm
 
 from memopainter.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    Progress,
     add_model_options,
     add_upsample_option,
     load_checked_model,
@@ -128,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         colorizer, status = load_checked_model(args.model, args.device, args.weights, args.top_k, palette)
         if colorizer is None:
             return status
-        with _Progress(len(jobs)) as bar:
+        with Progress(len(jobs)) as bar:
             colorized, batch_failed = colorize_jobs(
                 colorizer,
                 jobs,
@@ -144,29 +142,3 @@ def run(args: argparse.Namespace) -> int:
     summary = f"{colorized} colorized, {failed} failed"
     print(summary + (f", {skipped} skipped (outputs exist)" if skipped else ""))
     return EXIT_FAILED if failed else 0
-
-
-class _Progress:
-    """A tqdm bar on a terminal (messages written through it, which they would tear otherwise), else plain
-    lines on stderr."""
-
-    def __init__(self, total: int) -> None:
-        tty = sys.stderr.isatty()
-        self._bar = tqdm(total=total, unit="image", dynamic_ncols=True) if tty else None
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-    def write(self, line: str) -> None:
-        if self._bar is None:
-            print(line, file=sys.stderr)
-        else:
-            self._bar.write(line, file=sys.stderr)
-
-    def update(self, files: int) -> None:
-        if self._bar is not None:
-            self._bar.update(files)

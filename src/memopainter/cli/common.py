@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from memopainter.core.checkpoint import CheckpointError
 from memopainter.files import probe_writable
@@ -103,3 +104,29 @@ def output_refusal(
     except OSError as error:
         return f"{option} {path}: cannot write there ({error.strerror or error})"
     return None
+
+
+class Progress:
+    """Files done as a tqdm bar on a terminal (messages written through it, which they would tear otherwise),
+    else plain lines on stderr."""
+
+    def __init__(self, total: int) -> None:
+        tty = sys.stderr.isatty()
+        self._bar = tqdm(total=total, unit="image", dynamic_ncols=True) if tty else None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def write(self, line: str) -> None:
+        if self._bar is None:
+            print(line, file=sys.stderr)
+        else:
+            self._bar.write(line, file=sys.stderr)
+
+    def update(self, files: int) -> None:
+        if self._bar is not None:
+            self._bar.update(files)

@@ -7,11 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from memopainter.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
+    Progress,
     add_model_options,
     add_upsample_option,
     load_checked_model,
@@ -19,7 +18,7 @@ from memopainter.cli.common import (
     positive_int,
     print_error,
 )
-from memopainter.evaluation.evaluate import PSNR_CAP, Failure, evaluate, list_test_images
+from memopainter.evaluation.evaluate import PSNR_CAP, evaluate, list_test_images
 from memopainter.evaluation.lpips import lpips_status
 from memopainter.evaluation.report import (
     ReportImages,
@@ -126,17 +125,8 @@ def run(args: argparse.Namespace) -> int:
         print_error(refusal)
         return EXIT_USAGE
 
-    bar = tqdm(total=len(files), unit="image", dynamic_ncols=True) if sys.stderr.isatty() else None
-
-    def report_failure(failure: Failure) -> None:
-        message = f"error: {args.test_dir / failure.path}: {failure.error}"
-        if bar is None:
-            print(message, file=sys.stderr)
-        else:
-            bar.write(message, file=sys.stderr)  # through the bar, which it would tear otherwise
-
     images = ReportImages(args.report) if args.report is not None else None
-    try:
+    with Progress(len(files)) as bar:
         result = evaluate(
             colorizer,
             args.test_dir,
@@ -149,12 +139,9 @@ def run(args: argparse.Namespace) -> int:
             sequences=args.sequences,
             lineart_dir=args.lineart,
             on_image=images.add if images is not None else None,
-            on_failure=report_failure,
-            progress=bar.update if bar is not None else None,
+            on_failure=lambda failure: bar.write(f"error: {args.test_dir / failure.path}: {failure.error}"),
+            progress=bar.update,
         )
-    finally:
-        if bar is not None:
-            bar.close()
     if args.json is not None:
         write_json(args.json, result.to_json())
     if args.report is not None:
