@@ -19,7 +19,7 @@ from memopainter.core.model import build_model, load_memopainter
 def saved(tmp_path: Path, tiny_settings: tuple[str, ...]) -> tuple[dict, dict]:
     """The tensors and meta of a freshly built tiny model, as a checkpoint file holds them."""
     config = RunConfig().override(list(tiny_settings))
-    model = build_model(config, num_images=9, backbone_name="tiny", backbone_sha256=None, feature_dim=32)
+    model = build_model(config, num_images=9, backbone_name="tiny", backbone_sha256=None, backbone_dim=32)
     path = tmp_path / "model.safetensors"
     model.save(path)
     return load_checkpoint(path)

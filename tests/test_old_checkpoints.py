@@ -50,3 +50,13 @@ def test_a_checkpoint_saved_before_the_condition_was_normalised_loads_without_it
     colorizer = loaded_as_old(tmp_path, settings, "model", "cond_norm", described="generator")
     assert not colorizer.model.config.model.cond_norm
     assert not colorizer.model.generator.cond_norm
+
+
+def test_a_checkpoint_whose_query_head_recorded_feature_dim_loads(tmp_path: Path, tiny_settings) -> None:
+    run = train_tiny(tmp_path / "run", tiny_settings)
+    tensors, meta = load_checkpoint(run / MODEL_FILE)
+    meta["query_head"] = {"feature_dim": meta["query_head"].pop("descriptor_dim"), **meta["query_head"]}
+    meta = {name: value for name, value in meta.items() if name not in RESERVED_META_KEYS}
+    save_checkpoint(tmp_path / "old.safetensors", tensors, meta)
+    colorizer = Colorizer.from_pretrained(tmp_path / "old.safetensors")
+    assert colorizer.model.query_head.linear.in_features == meta["query_head"]["feature_dim"]

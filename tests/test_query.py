@@ -9,7 +9,7 @@ from memopainter.networks.backbones import load_backbone
 
 def test_query_keys_are_unit_rows_of_the_linear_map():
     torch.manual_seed(0)
-    head = QueryHead(feature_dim=6, key_dim=4)
+    head = QueryHead(descriptor_dim=6, key_dim=4)
     features = torch.randn(5, 6)
     q = head(features)
     assert q.shape == (5, 4)

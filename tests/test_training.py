@@ -216,7 +216,7 @@ def test_the_checkpoint_describes_the_run(run: SimpleNamespace) -> None:
     assert meta["source_classes"] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert meta["source_paths"][:2] == ["knight/knight_0.png", "knight/knight_1.png"]
     assert meta["generator"]["image_size"] == SIZE and meta["generator"]["base_channels"] == 8
-    assert meta["query_head"] == {"feature_dim": 32 + LIGHTNESS_BINS, "key_dim": 16}
+    assert meta["query_head"] == {"descriptor_dim": 32 + LIGHTNESS_BINS, "key_dim": 16}
 
 
 def test_a_checkpoint_from_another_major_version_is_refused(run: SimpleNamespace, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from memopainter.core.checkpoint import (
     module_to_tensors,
     save_checkpoint,
 )
-from memopainter.data.descriptors import feature_dim as descriptor_dim
+from memopainter.data.descriptors import descriptor_dim
 from memopainter.data.descriptors import parse_descriptors
 from memopainter.data.preprocess import AB_SCALE
 from memopainter.memory import ColorMemory, QueryHead, default_memory_size
@@ -39,7 +39,9 @@ CHECKPOINT_FILE = "checkpoint.safetensors"  # the latest resumable state in a ru
 CONFIG_FILE = "config.json"  # the run's settings, readable without loading a model
 KIND = "memopainter-model"
 # Constructor arguments that set how much a network allocates: checked against the config on loading.
-_SIZE_KEYS = ("image_size", "cond_dim", "base_channels", "mlp_hidden", "feature_dim", "key_dim")
+_SIZE_KEYS = ("image_size", "cond_dim", "base_channels", "mlp_hidden", "descriptor_dim", "key_dim")
+# Constructor arguments renamed after models were saved with them: old files load under the new name.
+_RENAMED = {"query_head": {"feature_dim": "descriptor_dim"}}
 
 
 @dataclass
@@ -110,7 +112,7 @@ class MemoPainter:
             "query_head": None
             if self.query_head is None
             else {
-                "feature_dim": self.query_head.linear.in_features,
+                "descriptor_dim": self.query_head.linear.in_features,
                 "key_dim": self.query_head.linear.out_features,
             },
             "backbone": self.backbone,
@@ -121,7 +123,7 @@ class MemoPainter:
         }
 
 
-def query_dim(config: RunConfig, backbone_dim: int) -> int:
+def _descriptor_dim(config: RunConfig, backbone_dim: int) -> int:
     """The query head's input width: the descriptors of config.memory over a backbone's pooled features."""
     memory = config.memory
     return descriptor_dim(backbone_dim, parse_descriptors(memory.descriptors), memory.lightness_bins)
@@ -132,11 +134,11 @@ def build_model(
     num_images: int,
     backbone_name: str | None,
     backbone_sha256: str | None,
-    feature_dim: int,
+    backbone_dim: int,
 ) -> MemoPainter:
     """Fresh networks for a run over `num_images` training images, seeded from config.train.seed.
 
-    `feature_dim` is the backbone's pooled feature size; the query head reads memory.descriptors of it.
+    `backbone_dim` is the backbone's pooled feature size; the query head reads memory.descriptors of it.
     """
     torch.manual_seed(config.train.seed)
     generator = Generator(**generator_arguments(config))
@@ -145,7 +147,7 @@ def build_model(
         discriminator = Discriminator(**discriminator_arguments(config))
     query_head = memory = None
     if config.memory.enabled:
-        query_head = QueryHead(query_dim(config, feature_dim), config.memory.key_dim)
+        query_head = QueryHead(_descriptor_dim(config, backbone_dim), config.memory.key_dim)
         memory = ColorMemory(**memory_arguments(config, num_images), seed=config.train.seed)
     backbone = {"name": backbone_name, "sha256": backbone_sha256} if config.memory.enabled else {}
     return MemoPainter(config, generator, discriminator, query_head, memory, backbone)
@@ -265,14 +267,15 @@ def _from_meta(meta: dict, source: str) -> MemoPainter:
     if meta.get("discriminator") is not None and has_adversary(config):
         discriminator = Discriminator(**_described(meta, "discriminator", discriminator_arguments(config)))
     if has_memory:
-        feature_dim = query_dim(config, get_spec(config.memory.backbone).feature_dim)
-        _described(meta, "query_head", {"feature_dim": feature_dim, "key_dim": config.memory.key_dim})
+        width = _descriptor_dim(config, get_spec(config.memory.backbone).feature_dim)
+        expected = {"descriptor_dim": width, "key_dim": config.memory.key_dim}
+        query_head = _described(meta, "query_head", expected)
         _check_memory(meta["memory"], config)
     return MemoPainter(
         config,
         Generator(**generator),
         discriminator,
-        QueryHead(**meta["query_head"]) if has_memory else None,
+        QueryHead(**query_head) if has_memory else None,
         ColorMemory(**meta["memory"], seed=0) if has_memory else None,
         meta.get("backbone", {}),
         meta.get("class_names", []),
@@ -330,6 +333,9 @@ def _described(meta: dict, part: str, expected: dict) -> dict:
     win otherwise, so old checkpoints rebuild exactly the networks they were trained with.
     """
     recorded = meta[part]
+    if isinstance(recorded, dict):
+        renamed = _RENAMED.get(part, {})
+        recorded = {renamed.get(key, key): value for key, value in recorded.items()}
     sizes = [key for key in _SIZE_KEYS if key in expected]
     if not isinstance(recorded, dict) or any(recorded.get(key) != expected[key] for key in sizes):
         raise ValueError(f"its {part} description {recorded} does not match its config")

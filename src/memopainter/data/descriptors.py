@@ -69,6 +69,6 @@ def query_features(
     return torch.cat(blocks, dim=1)
 
 
-def feature_dim(backbone_dim: int, descriptors: tuple[str, ...], lightness_bins: int) -> int:
+def descriptor_dim(backbone_dim: int, descriptors: tuple[str, ...], lightness_bins: int) -> int:
     """The query head's input width for a backbone of `backbone_dim` pooled features."""
     return backbone_dim + (lightness_bins if "lightness" in descriptors else 0)

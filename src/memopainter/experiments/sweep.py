@@ -68,13 +68,13 @@ class SweepResult:
         }
 
 
-def replay_memory(config: RunConfig, data: TrainingData, feature_dim: int) -> tuple[QueryHead, ColorMemory]:
+def replay_memory(config: RunConfig, data: TrainingData, backbone_dim: int) -> tuple[QueryHead, ColorMemory]:
     """The query head and memory a full training run of `config` on `data` ends with, trained alone.
 
-    `feature_dim` is the backbone's pooled feature size, as for build_model.
+    `backbone_dim` is the backbone's pooled feature size, as for build_model.
     """
     # build_model seeds and initialises exactly as train() does, so the head starts from the same weights.
-    model = build_model(config, len(data), None, None, feature_dim)
+    model = build_model(config, len(data), None, None, backbone_dim)
     optimizer = torch.optim.Adam(model.query_head.parameters(), lr=config.memory.lr)
     batch = min(config.train.batch_size, len(data))
     for step in range(total_steps(config, len(data))):

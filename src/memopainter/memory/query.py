@@ -8,16 +8,17 @@ from torch import nn
 
 
 class QueryHead(nn.Module):
-    """Linear(feature_dim, key_dim) then L2 normalisation; the only part of the query path that learns.
+    """Linear(descriptor_dim, key_dim) then L2 normalisation; the only part of the query path that learns.
 
-    The frozen backbone (memopainter.networks.backbones) runs once per image and its pooled features are
-    cached, so training feeds this head the cached features directly.
+    The frozen backbone (memopainter.networks.backbones) runs once per image and its descriptors (pooled
+    features, lightness histogram: memopainter.data.descriptors) are cached, so training feeds this head the
+    cached descriptors directly.
     """
 
-    def __init__(self, feature_dim: int, key_dim: int = 512) -> None:
+    def __init__(self, descriptor_dim: int, key_dim: int = 512) -> None:
         super().__init__()
-        self.linear = nn.Linear(feature_dim, key_dim)
+        self.linear = nn.Linear(descriptor_dim, key_dim)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Backbone features (B, feature_dim) -> unit query keys (B, key_dim)."""
-        return F.normalize(self.linear(features), dim=1)
+    def forward(self, descriptors: torch.Tensor) -> torch.Tensor:
+        """Descriptors (B, descriptor_dim) -> unit query keys (B, key_dim)."""
+        return F.normalize(self.linear(descriptors), dim=1)
