@@ -25,8 +25,7 @@ from memopainter.core.checkpoint import (
     module_to_tensors,
     save_checkpoint,
 )
-from memopainter.data.descriptors import descriptor_dim
-from memopainter.data.descriptors import parse_descriptors
+from memopainter.data.descriptors import descriptor_dim, parse_descriptors
 from memopainter.data.preprocess import AB_SCALE
 from memopainter.memory import ColorMemory, QueryHead, default_memory_size
 from memopainter.networks.backbones.registry import get_spec
