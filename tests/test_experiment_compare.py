@@ -64,6 +64,12 @@ def test_every_method_is_trained_and_scored_on_the_same_test_images(compared: Si
         assert (compared.out / "runs" / m["method"] / "evaluation.json").is_file()
 
 
+def test_the_report_records_the_cpu_threads_a_run_repeats_with(compared: SimpleNamespace) -> None:
+    threads = torch.get_num_threads()
+    assert compared.report["shared"]["cpu_threads"] == threads
+    assert f"with {threads} CPU threads" in (compared.out / "compare.md").read_text(encoding="utf-8")
+
+
 def test_methods_share_steps_seed_size_and_differ_only_in_their_own_settings(
     compared: SimpleNamespace,
 ) -> None:

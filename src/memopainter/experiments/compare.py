@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from PIL import Image, ImageDraw
 
 from memopainter.evaluation.evaluate import EvaluatedImages, ImageScore, list_test_images
@@ -71,7 +72,7 @@ class ComparisonResult:
         return {
             "experiment": "compare",
             "split": self.split,
-            "shared": {**self.shared.__dict__, "overrides": list(self.shared.overrides)},
+            "shared": self.shared.to_dict(),
             "note": PRETRAINING_NOTE,
             "methods": [
                 {
@@ -162,8 +163,8 @@ def comparison_markdown(result: ComparisonResult, command: str) -> str:
         *_paired_table(result),
         "",
         f"Every method: {shared.steps} steps of batch {shared.batch_size} at {shared.image_size}x"
-        f"{shared.image_size}, seed {shared.seed}, on {shared.device}; the same loop, optimizers and "
-        "augmentation. Methods:",
+        f"{shared.image_size}, seed {shared.seed}, on {shared.device} with {torch.get_num_threads()} CPU "
+        "threads; the same loop, optimizers and augmentation. Methods:",
         "",
         *[f"- {METHODS[m.name].label}: {METHODS[m.name].description}." for m in result.methods],
         "",

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from memopainter.config import PAPER_SETTINGS, RunConfig, load_config
 from memopainter.core.model import MODEL_FILE
 from memopainter.core.runs import finished_with, interrupted_with
@@ -109,6 +111,12 @@ class SharedSettings:
     top_k: int = 3  # colorings scored per image for the memory methods (best-of-k)
     device: str = "cpu"
     overrides: tuple[str, ...] = ()  # extra `--set` assignments for every method
+
+    def to_dict(self) -> dict:
+        """Plain values for JSON, with the CPU threads the runs trained with: a run is bitwise repeatable
+        with the same code, data, settings and thread count, but another thread count rounds sums in
+        another order, and after hundreds of steps that is another model."""
+        return {**self.__dict__, "overrides": list(self.overrides), "cpu_threads": torch.get_num_threads()}
 
     def assignments(self) -> list[str]:
         """The shared settings as `--set` assignments (the user's own last, so they win)."""

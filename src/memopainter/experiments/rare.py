@@ -141,7 +141,7 @@ class RareResult:
             "train_items": len(split.train_items),
             "rare_train_items": split.rare_train_items,
             "test_items": len(split.test_items),
-            "shared": {**self.shared.__dict__, "overrides": list(self.shared.overrides)},
+            "shared": self.shared.to_dict(),
             "methods": {
                 m: {
                     "label": METHODS[m].label,

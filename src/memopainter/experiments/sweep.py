@@ -58,7 +58,7 @@ class SweepResult:
         return {
             "experiment": "sweep",
             "split": self.split,
-            "shared": {**self.shared.__dict__, "overrides": list(self.shared.overrides)},
+            "shared": self.shared.to_dict(),
             "feature": self.feature,
             "train_images": self.train_images,
             "default_size": self.default_size,
