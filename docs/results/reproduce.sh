@@ -136,6 +136,7 @@ l1_adversary() {  # l1_adversary OUT_NAME SPLIT RUNS_TO_PAIR [--seed S]
     memopainter experiment compare "$DATA/$split" --steps 800 "$@" --methods memopainter-bins \
         --set loss.bins_adversarial=0.25 --out "$OUT/$name"
     for method in memopainter-bins-adv memopainter-bins memopainter-bins-ce; do
+        [ -f "$OUT/$against/runs/$method/evaluation.json" ] || continue  # not every run trained all three
         printf '%s: ' "$method"
         python docs/results/bins-l1/paired.py "$OUT/$name/runs/memopainter-bins/evaluation.json" \
             "$OUT/$against/runs/$method/evaluation.json"
@@ -149,6 +150,17 @@ l1_adversary l1-adversary-emoji emoji-20 bins-l1-emoji
 l1_adversary l1-adversary-emoji-seed1 emoji-20 compare-emoji-seed1 --seed 1
 l1_adversary l1-adversary-openmoji openmoji-lineart bins-l1-openmoji
 l1_adversary l1-adversary-openmoji-seed1 openmoji-lineart compare-openmoji-seed1 --seed 1
+# The default re-run on two splits and seeds, and a third seed (2) of the default and the candidate, each
+# paired per image with the other run of its split and seed.
+memopainter experiment compare "$DATA/kenney-3shot" --steps 800 --methods memopainter-bins \
+    --out "$OUT/default-rerun-kenney"
+memopainter experiment compare "$DATA/emoji-20" --steps 800 --seed 1 --methods memopainter-bins \
+    --out "$OUT/default-rerun-emoji-seed1"
+for name in emoji-20:emoji wesnoth-5shot:wesnoth kenney-3shot:kenney; do
+    memopainter experiment compare "$DATA/${name%%:*}" --steps 800 --seed 2 --methods memopainter-bins \
+        --out "$OUT/default-${name#*:}-seed2"
+    l1_adversary "l1-adversary-${name#*:}-seed2" "${name%%:*}" "default-${name#*:}-seed2" --seed 2
+done
 memopainter experiment time-to-quality "$DATA/kenney-3shot" --milestones 100 200 400 800 --out "$OUT/ttq-kenney"
 memopainter experiment time-to-quality "$DATA/openmoji-lineart" --milestones 100 200 400 800 --out "$OUT/ttq-openmoji"
 memopainter experiment time-to-quality "$DATA/kenney-3shot" --methods paper memopainter-bins-adv \
