@@ -40,7 +40,7 @@ def bench(size: int, images: int, batch: int, steps: int) -> None:
         idx = torch.arange(start, min(start + batch, images))
         with torch.no_grad():
             model.memory.update(model.query_head(features[idx]), colors[idx], sources=idx)
-    step = coloring_step(config, ab, torch.device("cpu"))  # the default head's step (bins: rebalanced CE + L1)
+    step = coloring_step(config, ab, torch.device("cpu"))  # the default head's: rebalanced CE + L1
     full, mem = [], []
     for _ in range(steps + 1):
         idx = torch.randint(images, (batch,), generator=g)
