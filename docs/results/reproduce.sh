@@ -164,6 +164,11 @@ for name in emoji-20:emoji wesnoth-5shot:wesnoth kenney-3shot:kenney; do
         --out "$OUT/default-${name#*:}-seed2"
     l1_adversary "l1-adversary-${name#*:}-seed2" "${name%%:*}" "default-${name#*:}-seed2" --seed 2
 done
+# The query's descriptors again under today's default generator (the two re-runs above).
+memopainter experiment descriptors "$OUT/default-rerun-kenney/runs/memopainter-bins" "$DATA/kenney-3shot" \
+    --sets pooled pooled+lightness --lightness-bins 32 --out "$OUT/descriptors-kenney-l1"
+memopainter experiment descriptors "$OUT/default-rerun-emoji-seed1/runs/memopainter-bins" "$DATA/emoji-20" \
+    --sets pooled pooled+lightness --lightness-bins 32 --out "$OUT/descriptors-emoji-l1"
 memopainter experiment time-to-quality "$DATA/kenney-3shot" --milestones 100 200 400 800 --out "$OUT/ttq-kenney"
 memopainter experiment time-to-quality "$DATA/openmoji-lineart" --milestones 100 200 400 800 --out "$OUT/ttq-openmoji"
 memopainter experiment time-to-quality "$DATA/kenney-3shot" --methods paper memopainter-bins-adv \
