@@ -159,6 +159,8 @@ memopainter experiment compare "$DATA/kenney-3shot" --steps 800 --methods memopa
     --out "$OUT/default-rerun-kenney"
 memopainter experiment compare "$DATA/emoji-20" --steps 800 --seed 1 --methods memopainter-bins \
     --out "$OUT/default-rerun-emoji-seed1"
+OMP_NUM_THREADS=1 memopainter experiment compare "$DATA/emoji-20" --steps 800 --seed 1 \
+    --methods memopainter-bins --out "$OUT/default-rerun-emoji-seed1-1thread"  # the same at one CPU thread
 for name in emoji-20:emoji wesnoth-5shot:wesnoth kenney-3shot:kenney; do
     memopainter experiment compare "$DATA/${name%%:*}" --steps 800 --seed 2 --methods memopainter-bins \
         --out "$OUT/default-${name#*:}-seed2"
