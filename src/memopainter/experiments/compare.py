@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from PIL import Image, ImageDraw
 
 from memopainter.evaluation.evaluate import EvaluatedImages, ImageScore, list_test_images
@@ -163,8 +162,9 @@ def comparison_markdown(result: ComparisonResult, command: str) -> str:
         *_paired_table(result),
         "",
         f"Every method: {shared.steps} steps of batch {shared.batch_size} at {shared.image_size}x"
-        f"{shared.image_size}, seed {shared.seed}, on {shared.device} with {torch.get_num_threads()} CPU "
-        "threads; the same loop, optimizers and augmentation. Methods:",
+        f"{shared.image_size}, seed {shared.seed}, on {shared.device} with "
+        f"{shared.to_dict()['cpu_threads']} CPU threads; the same loop, optimizers and augmentation. "
+        "Methods:",
         "",
         *[f"- {METHODS[m.name].label}: {METHODS[m.name].description}." for m in result.methods],
         "",

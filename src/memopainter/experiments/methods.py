@@ -113,9 +113,10 @@ class SharedSettings:
     overrides: tuple[str, ...] = ()  # extra `--set` assignments for every method
 
     def to_dict(self) -> dict:
-        """Plain values for JSON, with the CPU threads the runs trained with: a run is bitwise repeatable
-        with the same code, data, settings and thread count, but another thread count rounds sums in
-        another order, and after hundreds of steps that is another model."""
+        """Plain values for JSON, with this process's CPU threads, which its trainings use (a reused run
+        keeps the count it was trained with): a run is bitwise repeatable with the same code, data,
+        settings and thread count, but another count rounds sums in another order, and after hundreds of
+        steps that is another model."""
         return {**self.__dict__, "overrides": list(self.overrides), "cpu_threads": torch.get_num_threads()}
 
     def assignments(self) -> list[str]:
