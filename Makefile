@@ -24,7 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
-# Every table and plot under docs/results, data sets included (several hours on 2 cores: about forty models).
+# Every table and plot under docs/results, data sets included (several hours on 2 cores: about fifty models).
 experiments: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH bash docs/results/reproduce.sh
 

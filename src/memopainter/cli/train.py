@@ -36,6 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("data_dir", type=Path, metavar="DATA_DIR")
     parser.add_argument("--out", type=Path, required=True, metavar="RUN_DIR", help="run folder to write")
+    _add_model_options(parser)
+    _add_run_options(parser)
+    parser.set_defaults(run=run)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    """What is trained: the flags that shape the model (each one a config key; see resolve)."""
     parser.add_argument("--image-size", type=int, help="training image side, a power of two (default 64)")
     parser.add_argument("--feature", choices=("dist", "rgb"), help="color feature in memory (default dist)")
     parser.add_argument(
@@ -62,6 +69,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the paper's configuration: GAN generator (model.head=ab) and the pooled backbone feature as "
         "the query (memory.descriptors=pooled), instead of the measured defaults",
     )
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """How it is trained: length, seed, device, the run folder's handling and the settings file."""
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, help="passes over the data, at least 1 (default 30)")
     length.add_argument("--steps", type=int, help="batches to train, at least 1; overrides --epochs")
@@ -87,7 +98,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. --set train.lr=1e-4"
     )
     parser.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    parser.set_defaults(run=run)
 
 
 def resolve(args: argparse.Namespace) -> RunConfig:

@@ -175,34 +175,51 @@ def build_split(
             raise BuildError(f"{src}: {err}{left_out}") from err
         lists = _copy_split(drawn, src, temp)
         drawings = _copy_lineart(lists, Path(lineart), temp) if lineart is not None else None
-        parent = read_manifest(src)
-        origin = {k: parent.get(k) for k in ("dataset", "source", "version", "license")} if parent else None
-        body = manifest(
-            "split",
-            {"src": str(src), "shots": shots, "ways": ways, "test_per_class": test_per_class, "seed": seed},
-            {name: len(train) + len(test) for name, (train, test) in drawn.items()},
-            source=str(src.resolve()),
-            origin=origin,
-            license=origin["license"] if origin and origin.get("license") else "unknown (that of SRC)",
-            protocol={
-                "shots": shots,
-                "ways": len(drawn),
-                "ways_option": ways,
-                "test_per_class": test_per_class,
-                "seed": seed,
-                "classes_in_src": len(classes),
-            },
-            how="each class's images shuffled with random.Random(f'{seed}/{class}'); the first `shots` "
-            "to train/, the next `test_per_class` (default: all) to test/; classes drawn with "
-            "random.Random(seed) when `ways` is given; files copied unchanged; files that do not load as "
-            "images left out before the draw and listed under `unreadable`",
-            num_train=sum(len(v) for v in lists["train"].values()),
-            num_test=sum(len(v) for v in lists["test"].values()),
-            train=lists["train"],
-            test=lists["test"],
-            unreadable=unreadable,
-        )
+        draw = {"shots": shots, "ways": ways, "test_per_class": test_per_class, "seed": seed}
+        body = _split_manifest(src, drawn, lists, len(classes), unreadable, **draw)
         if drawings is not None:
             body["lineart"] = drawings
         write_manifest(temp, body)
     return body
+
+
+def _split_manifest(
+    src: Path,
+    drawn: dict[str, tuple[list[Path], list[Path]]],
+    lists: dict[str, dict[str, list[str]]],
+    classes_in_src: int,
+    unreadable: list[dict[str, str]],
+    *,
+    shots: int,
+    ways: int | None,
+    test_per_class: int | None,
+    seed: int,
+) -> Manifest:
+    """dataset.json of a split: how it was drawn, from what (SRC's own origin and license), and its files."""
+    parent = read_manifest(src)
+    origin = {k: parent.get(k) for k in ("dataset", "source", "version", "license")} if parent else None
+    return manifest(
+        "split",
+        {"src": str(src), "shots": shots, "ways": ways, "test_per_class": test_per_class, "seed": seed},
+        {name: len(train) + len(test) for name, (train, test) in drawn.items()},
+        source=str(src.resolve()),
+        origin=origin,
+        license=origin["license"] if origin and origin.get("license") else "unknown (that of SRC)",
+        protocol={
+            "shots": shots,
+            "ways": len(drawn),
+            "ways_option": ways,
+            "test_per_class": test_per_class,
+            "seed": seed,
+            "classes_in_src": classes_in_src,
+        },
+        how="each class's images shuffled with random.Random(f'{seed}/{class}'); the first `shots` "
+        "to train/, the next `test_per_class` (default: all) to test/; classes drawn with "
+        "random.Random(seed) when `ways` is given; files copied unchanged; files that do not load as "
+        "images left out before the draw and listed under `unreadable`",
+        num_train=sum(len(v) for v in lists["train"].values()),
+        num_test=sum(len(v) for v in lists["test"].values()),
+        train=lists["train"],
+        test=lists["test"],
+        unreadable=unreadable,
+    )
