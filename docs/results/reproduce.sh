@@ -119,6 +119,12 @@ python docs/results/lineart-openmoji/twins.py "$DATA/openmoji-lineart" "$OUT/lin
     > "$DOCS/lineart-openmoji/twins.txt"
 python docs/results/lineart-wesnoth/floor.py "$DATA/wesnoth40-5shot" "$DATA/kenney-3shot" \
     > "$DOCS/lineart-wesnoth/floor.txt"
+for mode in region bilinear guided; do  # MemoPainter and the nearest reference through one upsampler
+    memopainter evaluate "$OUT/lineart-wesnoth/runs/memopainter-bins" "$DATA/wesnoth40-5shot/test" \
+        --upsample "$mode" --json "$OUT/lineart-wesnoth-$mode.json" > /dev/null
+    python docs/results/lineart-wesnoth/upsamplers.py "$OUT/lineart-wesnoth/runs/memopainter-bins" \
+        "$DATA/wesnoth40-5shot" "$mode" "$OUT/lineart-wesnoth-$mode.json"
+done > "$DOCS/lineart-wesnoth/upsamplers.txt"
 
 # The query's bins on OpenMoji, and time to quality.
 memopainter experiment descriptors "$OUT/compare-openmoji/runs/memopainter-bins" "$DATA/openmoji-lineart" \
@@ -161,7 +167,7 @@ memopainter experiment compare "$DATA/emoji-20" --steps 800 --seed 1 --methods m
     --out "$OUT/default-rerun-emoji-seed1"
 OMP_NUM_THREADS=1 memopainter experiment compare "$DATA/emoji-20" --steps 800 --seed 1 \
     --methods memopainter-bins --out "$OUT/default-rerun-emoji-seed1-1thread"  # the same at one CPU thread
-for name in emoji-20:emoji wesnoth-5shot:wesnoth kenney-3shot:kenney; do
+for name in emoji-20:emoji wesnoth-5shot:wesnoth kenney-3shot:kenney openmoji-lineart:openmoji; do
     memopainter experiment compare "$DATA/${name%%:*}" --steps 800 --seed 2 --methods memopainter-bins \
         --out "$OUT/default-${name#*:}-seed2"
     l1_adversary "l1-adversary-${name#*:}-seed2" "${name%%:*}" "default-${name#*:}-seed2" --seed 2
@@ -171,6 +177,13 @@ memopainter experiment descriptors "$OUT/default-rerun-kenney/runs/memopainter-b
     --sets pooled pooled+lightness --lightness-bins 32 --out "$OUT/descriptors-kenney-l1"
 memopainter experiment descriptors "$OUT/default-rerun-emoji-seed1/runs/memopainter-bins" "$DATA/emoji-20" \
     --sets pooled pooled+lightness --lightness-bins 32 --out "$OUT/descriptors-emoji-l1"
+memopainter experiment descriptors "$OUT/default-wesnoth-seed2/runs/memopainter-bins" "$DATA/wesnoth-5shot" \
+    --sets pooled pooled+lightness --lightness-bins 32 --out "$OUT/descriptors-wesnoth-l1"
+memopainter experiment descriptors "$OUT/default-openmoji-seed2/runs/memopainter-bins" "$DATA/openmoji-lineart" \
+    --sets pooled pooled+lightness --lightness-bins 32 --out "$OUT/descriptors-openmoji-l1"
+# Line art with the palette feature (it carries lightness, which line art lacks): measured, not kept.
+memopainter experiment lineart "$DATA/wesnoth40-5shot" --steps 800 --set data.feature=rgb \
+    --out "$OUT/lineart-rgb-wesnoth"
 memopainter experiment time-to-quality "$DATA/kenney-3shot" --milestones 100 200 400 800 --out "$OUT/ttq-kenney"
 memopainter experiment time-to-quality "$DATA/openmoji-lineart" --milestones 100 200 400 800 --out "$OUT/ttq-openmoji"
 memopainter experiment time-to-quality "$DATA/kenney-3shot" --methods paper memopainter-bins-adv \
