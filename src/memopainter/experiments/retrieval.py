@@ -17,10 +17,12 @@ from pathlib import Path
 
 import torch
 
+from memopainter.data.dataset import TrainingData, load_training_data
 from memopainter.evaluation.outputs import figure_png
 from memopainter.experiments.statistics import t_interval
 from memopainter.files import write_bytes, write_json, write_text
 from memopainter.memory import ColorMemory, QueryHead, default_memory_size
+from memopainter.networks.backbones import load_backbone
 from memopainter.training.steps import MemoryBatch, memory_step
 
 MODES = ("unsupervised", "supervised")
@@ -29,6 +31,7 @@ PAPER_TABLE2 = {
     "unsupervised": {(5, 5): 87.50, (5, 10): 87.50, (15, 5): 69.44, (15, 10): 70.83},
     "supervised": {(5, 5): 91.66, (5, 10): 87.50, (15, 5): 72.22, (15, 10): 75.00},
 }
+FEATURE_IMAGE_SIZE = 32  # episodes read only the cached features; the unused image tensors stay small
 INTERVAL = "95% Student t-interval over episodes: mean +- t(0.975, E - 1) x sd / sqrt(E), clipped to [0, 100]"
 
 
@@ -116,6 +119,28 @@ class RetrievalResult:
                 for mode, table in PAPER_TABLE2.items()
             },
         }
+
+
+def retrieval_features(
+    data_dir: str | Path,
+    feature: str,
+    backbone: str,
+    descriptors: str,
+    lightness_bins: int,
+    weights: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TrainingData:
+    """DATA's query descriptors, color features and labels, all that the episodes read; cached on disk, so
+    a later run on the same data starts at once. Raises WeightsError, ValueError or OSError."""
+    return load_training_data(
+        data_dir,
+        FEATURE_IMAGE_SIZE,
+        feature,
+        load_backbone(backbone, weights=weights),
+        progress=progress,
+        descriptors=descriptors,
+        lightness_bins=lightness_bins,
+    )
 
 
 def eligible_classes(labels: torch.Tensor, shots: int) -> list[int]:

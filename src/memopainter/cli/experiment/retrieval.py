@@ -9,16 +9,14 @@ from pathlib import Path
 from memopainter.cli.common import EXIT_FAILED, EXIT_USAGE, positive_int, print_error
 from memopainter.cli.experiment.shared import refused_output, say
 from memopainter.config import RunConfig
-from memopainter.data.dataset import load_training_data
 from memopainter.experiments.retrieval import (
     EpisodeError,
     RetrievalSettings,
     retrieval_experiment,
+    retrieval_features,
     write_retrieval,
 )
-from memopainter.networks.backbones import BACKBONES, DEFAULT_BACKBONE, WeightsError, load_backbone
-
-RETRIEVAL_IMAGE_SIZE = 32  # only the cached features are used; the unused network tensors stay small
+from memopainter.networks.backbones import BACKBONES, DEFAULT_BACKBONE, WeightsError
 
 
 def register(experiments: argparse._SubParsersAction) -> None:
@@ -96,15 +94,14 @@ def run_retrieval(args: argparse.Namespace) -> int:
         test_per_class=args.test_per_class,
     )
     try:
-        backbone = load_backbone(args.backbone, weights=args.weights)
-        data = load_training_data(
+        data = retrieval_features(
             args.data,
-            RETRIEVAL_IMAGE_SIZE,
             args.feature,
-            backbone,
+            args.backbone,
+            args.descriptors,
+            args.lightness_bins,
+            weights=args.weights,
             progress=say,
-            descriptors=args.descriptors,
-            lightness_bins=args.lightness_bins,
         )
     except (WeightsError, ValueError, OSError) as error:
         print_error(str(error))
