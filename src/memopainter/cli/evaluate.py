@@ -73,6 +73,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="B",
         help="images per network batch (default 8)",
     )
+    _add_input_options(parser)
+    parser.set_defaults(run=run)
+
+
+def _add_input_options(parser: argparse.ArgumentParser) -> None:
+    """What each test image is colored from: a memory slot or its own feature, alone or in a sequence,
+    gray or line art."""
     parser.add_argument(
         "--oracle",
         action="store_true",
@@ -95,7 +102,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "path in LINES_DIR (as `data split --lineart` writes it), scored against the test image; test "
         "images without one, and all without this option, are colorized from their extracted lines",
     )
-    parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
