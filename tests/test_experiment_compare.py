@@ -20,6 +20,7 @@ from memopainter.experiments.compare import GRID_CELL, ComparisonResult, _wrap
 from memopainter.experiments.methods import (
     BASELINE,
     METHODS,
+    TIMING_FILE,
     MethodResult,
     SharedSettings,
     _quiet,
@@ -137,6 +138,27 @@ def test_a_second_run_with_the_same_settings_reuses_the_trained_models(
     first = next(m for m in trained if m["method"] == BASELINE)
     assert report["methods"][0]["train_seconds"] == first["train_seconds"]  # reused: its recorded time
     assert "reusing the finished run" in capsys.readouterr().err
+
+
+def test_a_reused_run_reports_the_thread_count_it_trained_with(
+    compared: SimpleNamespace, cache_dir: Path, tmp_path: Path
+) -> None:
+    threads = torch.get_num_threads()
+    assert all(m["cpu_threads"] == threads for m in compared.report["methods"])
+    out = tmp_path / "out"
+    run = out / "runs" / BASELINE
+    shutil.copytree(compared.out / "runs" / BASELINE, run)
+    timing = run / TIMING_FILE
+    record = json.loads(timing.read_text(encoding="utf-8"))
+    timing.write_text(json.dumps({**record, "cpu_threads": threads + 3}), encoding="utf-8")
+    assert run_experiment(compare_args(compared.split, out, "--methods", BASELINE)) == 0
+    report = json.loads((out / "compare.json").read_text(encoding="utf-8"))
+    assert report["methods"][0]["cpu_threads"] == threads + 3
+    footer = f"with {threads} CPU threads (reused runs: {METHODS[BASELINE].label} {threads + 3})"
+    assert footer in (out / "compare.md").read_text(encoding="utf-8")
+    timing.write_text(json.dumps({"seconds": record["seconds"]}), encoding="utf-8")  # an older run's record
+    assert run_experiment(compare_args(compared.split, out, "--methods", BASELINE)) == 0
+    assert f"{METHODS[BASELINE].label} not recorded)" in (out / "compare.md").read_text(encoding="utf-8")
 
 
 def test_a_run_on_other_images_is_never_reused(

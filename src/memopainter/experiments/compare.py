@@ -162,9 +162,8 @@ def comparison_markdown(result: ComparisonResult, command: str) -> str:
         *_paired_table(result),
         "",
         f"Every method: {shared.steps} steps of batch {shared.batch_size} at {shared.image_size}x"
-        f"{shared.image_size}, seed {shared.seed}, on {shared.device} with "
-        f"{shared.to_dict()['cpu_threads']} CPU threads; the same loop, optimizers and augmentation. "
-        "Methods:",
+        f"{shared.image_size}, seed {shared.seed}, on {shared.device} with {_threads(result)}; the same "
+        "loop, optimizers and augmentation. Methods:",
         "",
         *[f"- {METHODS[m.name].label}: {METHODS[m.name].description}." for m in result.methods],
         "",
@@ -212,6 +211,17 @@ def _paired_table(result: ComparisonResult) -> list[str]:
             f"{100 * paired['share_better']:.0f}% |"
         )
     return lines
+
+
+def _threads(result: ComparisonResult) -> str:
+    """'2 CPU threads', naming any reused run that trained with another count or kept none."""
+    threads = result.shared.to_dict()["cpu_threads"]
+    exceptions = [
+        f"{METHODS[m.name].label} {'not recorded' if m.cpu_threads is None else m.cpu_threads}"
+        for m in result.methods
+        if m.cpu_threads != threads
+    ]
+    return f"{threads} CPU threads" + (f" (reused runs: {'; '.join(exceptions)})" if exceptions else "")
 
 
 def comparison_grid(result: ComparisonResult, extra: dict[str, str] | None = None) -> Image.Image:

@@ -150,6 +150,7 @@ class MethodResult:
     evaluation: Evaluation
     config: dict
     oracle: Evaluation | None = None  # memory methods: each test image conditioned on its own true feature
+    cpu_threads: int | None = None  # what its training used; None for a run older than the record
 
     def summary(self) -> dict:
         """The averaged metrics and where they came from."""
@@ -168,6 +169,7 @@ class MethodResult:
             "failed": summary["failed"],
             "top_k": self.evaluation.top_k,
             "train_seconds": self.train_seconds,
+            "cpu_threads": self.cpu_threads,
             "run": str(self.run),
             **values,
         }
@@ -179,17 +181,14 @@ def train_or_reuse(
     """Train `config` on train_dir into `run`, or reuse a finished run of the same settings and images; the
     seconds training took.
 
-    The time is kept in run/training_time.json, so a reused run reports it too (None if it was not kept).
-    An interrupted run of the same settings and images resumes where it stopped; its time is then not
-    known (None), as the earlier process's was never written.
+    The time is kept in run/training_time.json with the CPU thread count it trained with, so a reused run
+    reports both (training_record). An interrupted run of the same settings and images resumes where it
+    stopped; its time is then not known (None), as the earlier process's was never written.
     """
-    timing = run / TIMING_FILE
     if finished_with(run, config, train_dir):
         say(f"{name}: reusing the finished run in {run}")
-        try:
-            return float(json.loads(timing.read_text(encoding="utf-8"))["seconds"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        seconds = training_record(run).get("seconds")
+        return float(seconds) if isinstance(seconds, (int, float)) else None
     if interrupted_with(run, config, train_dir):
         say(f"{name}: resuming the interrupted run in {run}")
         train(config, train_dir, run, resume=True, on_event=_quiet(say))
@@ -198,8 +197,18 @@ def train_or_reuse(
     started = time.perf_counter()
     train(config, train_dir, _fresh(run), on_event=_quiet(say))
     seconds = time.perf_counter() - started
-    write_json(timing, {"seconds": seconds})
+    write_json(run / TIMING_FILE, {"seconds": seconds, "cpu_threads": torch.get_num_threads()})
     return seconds
+
+
+def training_record(run: Path) -> dict:
+    """run/training_time.json: "seconds", and "cpu_threads" where it was written since they were recorded;
+    {} when there is none."""
+    try:
+        record = json.loads((run / TIMING_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def evaluate_run(
@@ -252,7 +261,8 @@ def train_and_evaluate(
     if METHODS[name].alternatives:
         oracle = evaluate_run(name, run, test_dir, 1, device, say=say, oracle=True)
         write_json(run / "evaluation-true-feature.json", oracle.to_json())
-    return MethodResult(name, run, seconds, evaluation, config.to_dict(), oracle)
+    threads = training_record(run).get("cpu_threads")
+    return MethodResult(name, run, seconds, evaluation, config.to_dict(), oracle, threads)
 
 
 def split_dirs(split: Path) -> tuple[Path, Path]:
