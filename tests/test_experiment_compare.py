@@ -25,6 +25,7 @@ from memopainter.experiments.methods import (
     SharedSettings,
     _quiet,
     method_config,
+    training_record,
 )
 from memopainter.training.events import TrainEvent
 from memopainter.training.loop import train
@@ -154,11 +155,33 @@ def test_a_reused_run_reports_the_thread_count_it_trained_with(
     assert run_experiment(compare_args(compared.split, out, "--methods", BASELINE)) == 0
     report = json.loads((out / "compare.json").read_text(encoding="utf-8"))
     assert report["methods"][0]["cpu_threads"] == threads + 3
-    footer = f"with {threads} CPU threads (reused runs: {METHODS[BASELINE].label} {threads + 3})"
+    footer = f"with {threads} CPU threads (other runs: {METHODS[BASELINE].label} {threads + 3})"
     assert footer in (out / "compare.md").read_text(encoding="utf-8")
     timing.write_text(json.dumps({"seconds": record["seconds"]}), encoding="utf-8")  # an older run's record
     assert run_experiment(compare_args(compared.split, out, "--methods", BASELINE)) == 0
     assert f"{METHODS[BASELINE].label} not recorded)" in (out / "compare.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"seconds": 12.5, "cpu_threads": 2}', {"seconds": 12.5, "cpu_threads": 2}),
+        ('{"seconds": 3}', {"seconds": 3.0}),  # written before the thread count was
+        ('{"seconds": "12", "cpu_threads": "2"}', {}),
+        ('{"seconds": NaN, "cpu_threads": 0}', {}),
+        ('{"seconds": true, "cpu_threads": true}', {}),
+        ('{"seconds": -1, "cpu_threads": 2.0}', {}),
+        ("[12.5]", {}),
+        ("not json", {}),
+    ],
+)
+def test_a_timing_record_keeps_only_well_formed_values(tmp_path: Path, text: str, expected: dict) -> None:
+    (tmp_path / TIMING_FILE).write_text(text, encoding="utf-8")
+    assert training_record(tmp_path) == expected
+
+
+def test_a_run_without_a_timing_record_has_none(tmp_path: Path) -> None:
+    assert training_record(tmp_path) == {}
 
 
 def test_a_run_on_other_images_is_never_reused(

@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    """What is trained: the flags that shape the model (each one a config key; see resolve)."""
+    """What is trained: the flags that shape the model, each setting config keys (see resolve)."""
     parser.add_argument("--image-size", type=int, help="training image side, a power of two (default 64)")
     parser.add_argument("--feature", choices=("dist", "rgb"), help="color feature in memory (default dist)")
     parser.add_argument(
@@ -72,7 +72,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    """How it is trained: length, seed, device, the run folder's handling and the settings file."""
+    """How it is trained: length, batch, seed, device, the run folder's handling, settings and --dry-run."""
     length = parser.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, help="passes over the data, at least 1 (default 30)")
     length.add_argument("--steps", type=int, help="batches to train, at least 1; overrides --epochs")

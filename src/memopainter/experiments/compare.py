@@ -214,14 +214,15 @@ def _paired_table(result: ComparisonResult) -> list[str]:
 
 
 def _threads(result: ComparisonResult) -> str:
-    """'2 CPU threads', naming any reused run that trained with another count or kept none."""
+    """'2 CPU threads', naming any run whose training used another count (a reused run) or recorded none
+    (a run older than the record, or one resumed after an interruption)."""
     threads = result.shared.to_dict()["cpu_threads"]
     exceptions = [
         f"{METHODS[m.name].label} {'not recorded' if m.cpu_threads is None else m.cpu_threads}"
         for m in result.methods
         if m.cpu_threads != threads
     ]
-    return f"{threads} CPU threads" + (f" (reused runs: {'; '.join(exceptions)})" if exceptions else "")
+    return f"{threads} CPU threads" + (f" (other runs: {'; '.join(exceptions)})" if exceptions else "")
 
 
 def comparison_grid(result: ComparisonResult, extra: dict[str, str] | None = None) -> Image.Image:

@@ -92,12 +92,14 @@ def lineart_experiment(split: str | Path, out: str | Path, shared: SharedSetting
     return LineartResult(comparison, nearest)
 
 
-def nearest_reference(colorizer: Colorizer, train_dir: Path, test_dir: Path, keep=None) -> Evaluation:
+def nearest_reference(
+    colorizer: Colorizer, train_dir: Path, test_dir: Path, keep=None, upsample: str = DEFAULT_UPSAMPLE
+) -> Evaluation:
     """Score coloring each test image from the training frame of the nearest line art (L2 at network size).
 
     The test image is prepared as `colorizer` prepares it (its drawn line art from SPLIT/lineart/test
     when there, else extracted); the reference's lightness and ab at network size take the place of the
-    network's, brought to full size over the drawing's regions.
+    network's, brought to full size as `upsample` (one of upsample.UPSAMPLERS) brings a coloring.
     """
     config = colorizer.model.config
     data = load_training_data(
@@ -118,7 +120,7 @@ def nearest_reference(colorizer: Colorizer, train_dir: Path, test_dir: Path, kee
         drawn = drawing is not None and drawing.is_file()
         prepared = colorizer.prepare(*(load_image(drawing) if drawn else truth))
         nearest = int((references - prepared.net_gray.flatten()).square().sum(1).argmin())
-        image = _colored_from(data, nearest, prepared)
+        image = _colored_from(data, nearest, prepared, upsample)
         metrics = measure(*truth, [pil_to_tensors(image)[0]], None)
         record = data.records[nearest]
         name = relative.as_posix()
@@ -130,10 +132,10 @@ def nearest_reference(colorizer: Colorizer, train_dir: Path, test_dir: Path, kee
     return Evaluation(NEAREST, str(test_dir), 1, per_image, [], data.class_names, "not computed")
 
 
-def _colored_from(data: TrainingData, index: int, prepared) -> Image.Image:
+def _colored_from(data: TrainingData, index: int, prepared, upsample: str) -> Image.Image:
     """The prepared drawing colored with training frame `index`'s lightness and ab at network size."""
     ab = data.ab[index] * AB_SCALE  # (2, S, S) in Lab units
-    return recombine(prepared, ab, DEFAULT_UPSAMPLE, data.lightness[index])
+    return recombine(prepared, ab, upsample, data.lightness[index])
 
 
 def write_lineart(result: LineartResult, out: str | Path, command: str) -> list[Path]:

@@ -7,6 +7,7 @@ settings all methods of one experiment share (`SharedSettings`).
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -150,7 +151,7 @@ class MethodResult:
     evaluation: Evaluation
     config: dict
     oracle: Evaluation | None = None  # memory methods: each test image conditioned on its own true feature
-    cpu_threads: int | None = None  # what its training used; None for a run older than the record
+    cpu_threads: int | None = None  # what its training used; None where not recorded (training_record)
 
     def summary(self) -> dict:
         """The averaged metrics and where they came from."""
@@ -187,8 +188,7 @@ def train_or_reuse(
     """
     if finished_with(run, config, train_dir):
         say(f"{name}: reusing the finished run in {run}")
-        seconds = training_record(run).get("seconds")
-        return float(seconds) if isinstance(seconds, (int, float)) else None
+        return training_record(run).get("seconds")
     if interrupted_with(run, config, train_dir):
         say(f"{name}: resuming the interrupted run in {run}")
         train(config, train_dir, run, resume=True, on_event=_quiet(say))
@@ -202,13 +202,22 @@ def train_or_reuse(
 
 
 def training_record(run: Path) -> dict:
-    """run/training_time.json: "seconds", and "cpu_threads" where it was written since they were recorded;
-    {} when there is none."""
+    """run/training_time.json's "seconds" (a finite number >= 0) and "cpu_threads" (an int >= 1), each
+    where it was written and well formed: a run older than the thread record, or resumed after an
+    interruption, has fewer; a file that is not JSON none."""
     try:
         record = json.loads((run / TIMING_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    return record if isinstance(record, dict) else {}
+    if not isinstance(record, dict):
+        return {}
+    kept = {}
+    seconds, threads = record.get("seconds"), record.get("cpu_threads")
+    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and 0 <= seconds < math.inf:
+        kept["seconds"] = float(seconds)
+    if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1:
+        kept["cpu_threads"] = threads
+    return kept
 
 
 def evaluate_run(

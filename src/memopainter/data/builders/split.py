@@ -175,8 +175,17 @@ def build_split(
             raise BuildError(f"{src}: {err}{left_out}") from err
         lists = _copy_split(drawn, src, temp)
         drawings = _copy_lineart(lists, Path(lineart), temp) if lineart is not None else None
-        draw = {"shots": shots, "ways": ways, "test_per_class": test_per_class, "seed": seed}
-        body = _split_manifest(src, drawn, lists, len(classes), unreadable, **draw)
+        body = _split_manifest(
+            src,
+            drawn,
+            lists,
+            len(classes),
+            unreadable,
+            shots=shots,
+            ways=ways,
+            test_per_class=test_per_class,
+            seed=seed,
+        )
         if drawings is not None:
             body["lineart"] = drawings
         write_manifest(temp, body)
