@@ -117,25 +117,40 @@ def load_training_data(
     color = cache.get(f"color-{feature}-v{FEATURE_VERSION}", digests, colors)
     query_features = None
     if backbone is not None:
-
-        def features(indices: list[int]) -> torch.Tensor:
-            say(f"computing {backbone.name} features of {len(indices)} images (cached for later runs)")
-            return backbone_features(backbone, [seen[i] for i in indices])
-
-        weights = (backbone.weights_sha256 or "none")[:16]
-        kind = f"{seen_kind}backbone-{backbone.name}-{weights}-v{FEATURE_VERSION}"
-        pooled = cache.get(kind, seen_digests, features)  # (N, F)
-        histograms = cache.get(
-            f"{seen_kind}lightness-{lightness_bins}-v{FEATURE_VERSION}",
-            seen_digests,
-            lambda indices: torch.stack(
-                [image_lightness_histogram(*seen[i], lightness_bins) for i in indices]
-            ),
-        )  # (N, lightness_bins)
-        query_features = data_query_features(pooled, histograms, parse_descriptors(descriptors))
+        query_features = _query_features(
+            backbone, seen, seen_digests, seen_kind, descriptors, lightness_bins, cache, say
+        )
     return TrainingData(
         records, class_names, labels, torch.stack(gray), torch.stack(ab), color, query_features, lightness
     )
+
+
+def _query_features(
+    backbone: torch.nn.Module,
+    seen: list[tuple[torch.Tensor, torch.Tensor | None]],
+    digests: list[str],
+    kind_prefix: str,
+    descriptors: str,
+    lightness_bins: int,
+    cache: FeatureCache,
+    say: Callable[[str], None],
+) -> torch.Tensor:
+    """The query's descriptors of the images the query sees (frames or their line art), each part cached
+    under its own kind (`kind_prefix` tells line art from frames)."""
+
+    def features(indices: list[int]) -> torch.Tensor:
+        say(f"computing {backbone.name} features of {len(indices)} images (cached for later runs)")
+        return backbone_features(backbone, [seen[i] for i in indices])
+
+    weights = (backbone.weights_sha256 or "none")[:16]
+    kind = f"{kind_prefix}backbone-{backbone.name}-{weights}-v{FEATURE_VERSION}"
+    pooled = cache.get(kind, digests, features)  # (N, F)
+    histograms = cache.get(
+        f"{kind_prefix}lightness-{lightness_bins}-v{FEATURE_VERSION}",
+        digests,
+        lambda indices: torch.stack([image_lightness_histogram(*seen[i], lightness_bins) for i in indices]),
+    )  # (N, lightness_bins)
+    return data_query_features(pooled, histograms, parse_descriptors(descriptors))
 
 
 def _read(

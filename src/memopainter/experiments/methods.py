@@ -176,29 +176,27 @@ class MethodResult:
         }
 
 
-def train_or_reuse(
-    name: str, config: RunConfig, train_dir: Path, run: Path, say: Say = print
-) -> float | None:
-    """Train `config` on train_dir into `run`, or reuse a finished run of the same settings and images; the
-    seconds training took.
+def train_or_reuse(name: str, config: RunConfig, train_dir: Path, run: Path, say: Say = print) -> dict:
+    """Train `config` on train_dir into `run`, or reuse a finished run of the same settings and images; its
+    training record: "seconds" and "cpu_threads" (as training_record reads them).
 
-    The time is kept in run/training_time.json with the CPU thread count it trained with, so a reused run
-    reports both (training_record). An interrupted run of the same settings and images resumes where it
-    stopped; its time is then not known (None), as the earlier process's was never written.
+    The record is kept in run/training_time.json, so a reused run reports it too. An interrupted run of the
+    same settings and images resumes where it stopped; its record is then empty, as the earlier process's
+    time was never written.
     """
     if finished_with(run, config, train_dir):
         say(f"{name}: reusing the finished run in {run}")
-        return training_record(run).get("seconds")
+        return training_record(run)
     if interrupted_with(run, config, train_dir):
         say(f"{name}: resuming the interrupted run in {run}")
         train(config, train_dir, run, resume=True, on_event=_quiet(say))
-        return None
+        return {}
     say(f"{name}: training {config.train.steps} steps into {run}")
     started = time.perf_counter()
     train(config, train_dir, _fresh(run), on_event=_quiet(say))
-    seconds = time.perf_counter() - started
-    write_json(run / TIMING_FILE, {"seconds": seconds, "cpu_threads": torch.get_num_threads()})
-    return seconds
+    record = {"seconds": time.perf_counter() - started, "cpu_threads": torch.get_num_threads()}
+    write_json(run / TIMING_FILE, record)
+    return record
 
 
 def training_record(run: Path) -> dict:
@@ -262,7 +260,7 @@ def train_and_evaluate(
     A memory method is evaluated a second time with every test image conditioned on its own true color
     feature: the gap between the two is what imperfect retrieval costs.
     """
-    seconds = train_or_reuse(name, config, train_dir, run, say)
+    record = train_or_reuse(name, config, train_dir, run, say)
     device = config.train.device
     evaluation = evaluate_run(name, run, test_dir, top_k, device, keep, say)
     write_json(run / "evaluation.json", evaluation.to_json())
@@ -270,7 +268,7 @@ def train_and_evaluate(
     if METHODS[name].alternatives:
         oracle = evaluate_run(name, run, test_dir, 1, device, say=say, oracle=True)
         write_json(run / "evaluation-true-feature.json", oracle.to_json())
-    threads = training_record(run).get("cpu_threads")
+    seconds, threads = record.get("seconds"), record.get("cpu_threads")
     return MethodResult(name, run, seconds, evaluation, config.to_dict(), oracle, threads)
 
 

@@ -178,7 +178,7 @@ def rare_experiment(
     seconds, evaluations = {}, {}
     for name in names:
         run = out / "runs" / name
-        seconds[name] = train_or_reuse(name, configs[name], split.root / "train", run, say)
+        seconds[name] = train_or_reuse(name, configs[name], split.root / "train", run, say).get("seconds")
 
         def keep(score: ImageScore, images: EvaluatedImages, name: str = name) -> None:
             if len(grid.grid) < 8 or score.path in grid.grid:
