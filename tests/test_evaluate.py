@@ -25,9 +25,10 @@ from memopainter.config import RunConfig
 from memopainter.data.dataset import image_color_feature
 from memopainter.data.images import load_image, pil_to_tensors
 from memopainter.evaluation import metrics
-from memopainter.evaluation.evaluate import PSNR_CAP, evaluate, lpips_inputs, measure
+from memopainter.evaluation.evaluate import evaluate
 from memopainter.evaluation.lpips import MIN_SIDE, load_lpips, lpips_distance
 from memopainter.evaluation.report import ReportImages, ReportUnavailable, require_matplotlib, write_report
+from memopainter.evaluation.scores import PSNR_CAP, lpips_inputs, measure
 from memopainter.inference import Colorizer
 from memopainter.inference.fullres import recombine
 from memopainter.training.loop import train

@@ -15,7 +15,7 @@ from PIL import Image
 
 from memopainter.config import RunConfig
 from memopainter.core.checkpoint import load_checkpoint
-from memopainter.evaluation.evaluate import Evaluation, ImageMetrics, ImageScore
+from memopainter.evaluation.scores import Evaluation, ImageMetrics, ImageScore
 from memopainter.experiments.compare import GRID_CELL, ComparisonResult, _wrap
 from memopainter.experiments.methods import (
     BASELINE,

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from memopainter.data.images import load_image, pil_to_tensors
-from memopainter.evaluation.evaluate import list_test_images, measure
+from memopainter.evaluation.evaluate import list_test_images
+from memopainter.evaluation.scores import measure
 from memopainter.experiments.lineart import drawn_lineart
 from memopainter.experiments.statistics import t_interval
 from memopainter.inference import Colorizer

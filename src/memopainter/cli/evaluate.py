@@ -18,7 +18,7 @@ from memopainter.cli.common import (
     positive_int,
     print_error,
 )
-from memopainter.evaluation.evaluate import PSNR_CAP, evaluate, list_test_images
+from memopainter.evaluation.evaluate import evaluate, list_test_images
 from memopainter.evaluation.lpips import lpips_status
 from memopainter.evaluation.report import (
     ReportImages,
@@ -27,6 +27,7 @@ from memopainter.evaluation.report import (
     require_matplotlib,
     write_report,
 )
+from memopainter.evaluation.scores import PSNR_CAP
 from memopainter.files import write_json
 from memopainter.inference import Colorizer
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from memopainter.evaluation.evaluate import PSNR_CAP, EvaluatedImages, Evaluation, ImageScore
 from memopainter.evaluation.outputs import figure_png, image_png
+from memopainter.evaluation.scores import PSNR_CAP, EvaluatedImages, Evaluation, ImageScore
 from memopainter.files import publish_folder, staging_folder, write_bytes, write_text
 from memopainter.inference import Colorizer
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from memopainter.evaluation.evaluate import EvaluatedImages, ImageScore, list_test_images
+from memopainter.evaluation.evaluate import list_test_images
 from memopainter.evaluation.outputs import figure_png, image_png
 from memopainter.evaluation.report import cell
+from memopainter.evaluation.scores import EvaluatedImages, ImageScore
 from memopainter.experiments.methods import (
     BASELINE,
     METHODS,

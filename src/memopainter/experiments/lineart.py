@@ -21,8 +21,9 @@ from memopainter.core.model import MODEL_FILE
 from memopainter.data.dataset import TrainingData, load_training_data
 from memopainter.data.images import load_image, pil_to_tensors
 from memopainter.data.preprocess import AB_SCALE
-from memopainter.evaluation.evaluate import Evaluation, ImageScore, list_test_images, measure
+from memopainter.evaluation.evaluate import list_test_images
 from memopainter.evaluation.outputs import image_png
+from memopainter.evaluation.scores import Evaluation, ImageScore, measure
 from memopainter.experiments.compare import ComparisonResult, compare_experiment, comparison_grid
 from memopainter.experiments.methods import METHODS, Say, SharedSettings, drawn_lineart, split_dirs
 from memopainter.experiments.statistics import t_interval

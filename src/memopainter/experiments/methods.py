@@ -19,7 +19,8 @@ from memopainter.config import PAPER_SETTINGS, RunConfig, load_config
 from memopainter.core.model import MODEL_FILE
 from memopainter.core.runs import finished_with, interrupted_with
 from memopainter.data.builders.split import LINEART
-from memopainter.evaluation.evaluate import EvaluatedImages, Evaluation, ImageScore, evaluate
+from memopainter.evaluation.evaluate import evaluate
+from memopainter.evaluation.scores import EvaluatedImages, Evaluation, ImageScore
 from memopainter.files import write_json
 from memopainter.inference import Colorizer
 from memopainter.training.events import TrainEvent, describe

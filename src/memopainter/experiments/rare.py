@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memopainter.data.images import list_images
-from memopainter.evaluation.evaluate import EvaluatedImages, Evaluation, ImageScore
 from memopainter.evaluation.outputs import figure_png, image_png
 from memopainter.evaluation.report import cell
+from memopainter.evaluation.scores import EvaluatedImages, Evaluation, ImageScore
 from memopainter.experiments.compare import ComparisonResult, comparison_grid
 from memopainter.experiments.methods import (
     METHODS,
